@@ -1,0 +1,414 @@
+//! [`Call`]: one recorded invocation, live (being recorded) or read back from the store.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::{Serialize, Serializer};
+use serde_json::Value;
+
+use super::calls_iter::{CallsIter, CallsQuery};
+use super::exception::Exception;
+use super::WeaveClient;
+use crate::error::Result;
+use crate::refs::CallRef;
+use crate::schema::summary::{op_display_name, sum_dict_leaves, TraceStatus, USAGE_KEY, WEAVE_KEY};
+use crate::schema::{CallSchema, CallsFilter, JsonMap};
+use crate::time::Timestamp;
+
+/// Children summaries are folded into one once this many are waiting, so a call with a
+/// million children holds a bounded amount of memory.
+const FOLD_CHILD_SUMMARIES_AT: usize = 64;
+
+/// A call: the record of one invocation of an op — its inputs, output or exception, timing,
+/// place in the trace tree, and summary.
+///
+/// `Call` is a cheap handle (clones share one record). A call returned by
+/// [`WeaveClient::create_call`] is *live*: [`WeaveClient::finish_call`] fills its output,
+/// exception, end time and summary, and every clone sees them. Calls read back with
+/// [`WeaveClient::get_call`] / [`WeaveClient::get_calls`] carry the server's view, including
+/// the derived `summary.weave`.
+///
+/// The accessors mirror the fields of the Python SDK's `Call`.
+#[derive(Clone)]
+pub struct Call {
+    inner: Arc<CallInner>,
+}
+
+struct CallInner {
+    id: String,
+    trace_id: String,
+    project_id: String,
+    parent_id: Option<String>,
+    op_name: String,
+    inputs: JsonMap,
+    attributes: JsonMap,
+    started_at: Timestamp,
+    thread_id: Option<String>,
+    turn_id: Option<String>,
+    wb_user_id: Option<String>,
+    wb_run_id: Option<String>,
+    wb_run_step: Option<i64>,
+    storage_size_bytes: Option<i64>,
+    total_storage_size_bytes: Option<i64>,
+    client: WeaveClient,
+    /// The live parent, to which this call's summary is reported when it finishes.
+    parent: Option<Call>,
+    state: Mutex<CallState>,
+}
+
+#[derive(Default)]
+pub(crate) struct CallState {
+    pub(crate) display_name: Option<String>,
+    pub(crate) output: Value,
+    pub(crate) exception: Option<String>,
+    pub(crate) summary: Option<JsonMap>,
+    pub(crate) ended_at: Option<Timestamp>,
+    pub(crate) deleted_at: Option<Timestamp>,
+    pub(crate) wb_run_step_end: Option<i64>,
+    /// How many children were created under this call (Python's `len(call._children)`).
+    pub(crate) child_count: usize,
+    /// Summaries of finished children, not yet folded.
+    pub(crate) child_summaries: Vec<JsonMap>,
+}
+
+/// The fields a live call is created with.
+pub(crate) struct NewCall {
+    pub(crate) id: String,
+    pub(crate) trace_id: String,
+    pub(crate) parent: Option<Call>,
+    pub(crate) parent_id: Option<String>,
+    pub(crate) op_name: String,
+    pub(crate) inputs: JsonMap,
+    pub(crate) attributes: JsonMap,
+    pub(crate) started_at: Timestamp,
+    pub(crate) thread_id: Option<String>,
+    pub(crate) turn_id: Option<String>,
+}
+
+impl Call {
+    pub(crate) fn new_live(client: WeaveClient, c: NewCall) -> Call {
+        if let Some(p) = &c.parent {
+            p.state().child_count += 1;
+        }
+        Call {
+            inner: Arc::new(CallInner {
+                project_id: client.project_id().to_string(),
+                id: c.id,
+                trace_id: c.trace_id,
+                parent_id: c.parent_id,
+                op_name: c.op_name,
+                inputs: c.inputs,
+                attributes: c.attributes,
+                started_at: c.started_at,
+                thread_id: c.thread_id,
+                turn_id: c.turn_id,
+                wb_user_id: None,
+                wb_run_id: None,
+                wb_run_step: None,
+                storage_size_bytes: None,
+                total_storage_size_bytes: None,
+                client,
+                parent: c.parent,
+                state: Mutex::new(CallState::default()),
+            }),
+        }
+    }
+
+    pub(crate) fn from_schema(client: WeaveClient, s: CallSchema) -> Call {
+        Call {
+            inner: Arc::new(CallInner {
+                id: s.id,
+                trace_id: s.trace_id,
+                project_id: s.project_id,
+                parent_id: s.parent_id,
+                op_name: s.op_name,
+                inputs: s.inputs,
+                attributes: s.attributes,
+                started_at: s.started_at,
+                thread_id: s.thread_id,
+                turn_id: s.turn_id,
+                wb_user_id: s.wb_user_id,
+                wb_run_id: s.wb_run_id,
+                wb_run_step: s.wb_run_step,
+                storage_size_bytes: s.storage_size_bytes,
+                total_storage_size_bytes: s.total_storage_size_bytes,
+                client,
+                parent: None,
+                state: Mutex::new(CallState {
+                    display_name: s.display_name,
+                    output: s.output,
+                    exception: s.exception,
+                    summary: s.summary,
+                    ended_at: s.ended_at,
+                    deleted_at: s.deleted_at,
+                    wb_run_step_end: s.wb_run_step_end,
+                    child_count: 0,
+                    child_summaries: Vec::new(),
+                }),
+            }),
+        }
+    }
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, CallState> {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn parent(&self) -> Option<&Call> {
+        self.inner.parent.as_ref()
+    }
+
+    /// The client this call belongs to.
+    pub fn client(&self) -> &WeaveClient {
+        &self.inner.client
+    }
+
+    /// Whether two handles are the same record.
+    pub(crate) fn same_call(&self, other: &Call) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// Takes the children's summaries rolled up (Python's `sum_dict_leaves` over
+    /// `call._children`), and whether the call had any children at all.
+    pub(crate) fn take_children_summary(&self) -> (bool, JsonMap) {
+        let mut st = self.state();
+        let summaries = std::mem::take(&mut st.child_summaries);
+        (st.child_count > 0, sum_dict_leaves(summaries.iter()))
+    }
+
+    /// Records a finished child's summary for the roll-up.
+    pub(crate) fn add_child_summary(&self, summary: JsonMap) {
+        let mut st = self.state();
+        st.child_summaries.push(summary);
+        if st.child_summaries.len() >= FOLD_CHILD_SUMMARIES_AT {
+            let folded = sum_dict_leaves(st.child_summaries.iter());
+            st.child_summaries = vec![folded];
+        }
+    }
+
+    /// The call id (UUIDv7).
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+    /// The trace id (the root call's trace).
+    pub fn trace_id(&self) -> &str {
+        &self.inner.trace_id
+    }
+    /// `"entity/project"`.
+    pub fn project_id(&self) -> &str {
+        &self.inner.project_id
+    }
+    /// The parent's id; `None` for a trace root.
+    pub fn parent_id(&self) -> Option<&str> {
+        self.inner.parent_id.as_deref()
+    }
+    /// The op: an op ref URI (`weave:///e/p/op/name:digest`) or a plain name.
+    pub fn op_name(&self) -> &str {
+        &self.inner.op_name
+    }
+    /// The function name: the name inside the op ref, or the plain op name.
+    pub fn func_name(&self) -> &str {
+        op_display_name(&self.inner.op_name)
+    }
+    /// The inputs, argument name → value.
+    pub fn inputs(&self) -> &JsonMap {
+        &self.inner.inputs
+    }
+    /// The attributes (including the SDK's `weave` block).
+    pub fn attributes(&self) -> &JsonMap {
+        &self.inner.attributes
+    }
+    /// When the call started.
+    pub fn started_at(&self) -> Timestamp {
+        self.inner.started_at
+    }
+    /// The thread id, if the call is part of a conversation thread.
+    pub fn thread_id(&self) -> Option<&str> {
+        self.inner.thread_id.as_deref()
+    }
+    /// The turn id within the thread.
+    pub fn turn_id(&self) -> Option<&str> {
+        self.inner.turn_id.as_deref()
+    }
+    /// The W&B user that logged the call (read-side).
+    pub fn wb_user_id(&self) -> Option<&str> {
+        self.inner.wb_user_id.as_deref()
+    }
+    /// The W&B run of the call.
+    pub fn wb_run_id(&self) -> Option<&str> {
+        self.inner.wb_run_id.as_deref()
+    }
+    /// The W&B run step at start.
+    pub fn wb_run_step(&self) -> Option<i64> {
+        self.inner.wb_run_step
+    }
+    /// The W&B run step at end.
+    pub fn wb_run_step_end(&self) -> Option<i64> {
+        self.state().wb_run_step_end
+    }
+    /// Storage size of the call, when queried with `include_storage_size`.
+    pub fn storage_size_bytes(&self) -> Option<i64> {
+        self.inner.storage_size_bytes
+    }
+    /// Storage size of the trace, when queried with `include_total_storage_size`.
+    pub fn total_storage_size_bytes(&self) -> Option<i64> {
+        self.inner.total_storage_size_bytes
+    }
+    /// The display name, if one is set.
+    pub fn display_name(&self) -> Option<String> {
+        self.state().display_name.clone()
+    }
+    /// The output (`null` while running or when the call failed).
+    pub fn output(&self) -> Value {
+        self.state().output.clone()
+    }
+    /// The exception as stored: the Python SDK's JSON string. See [`Call::exception_info`].
+    pub fn exception(&self) -> Option<String> {
+        self.state().exception.clone()
+    }
+    /// The exception, parsed.
+    pub fn exception_info(&self) -> Option<Exception> {
+        self.state().exception.as_deref().map(Exception::parse)
+    }
+    /// The summary: usage, status_counts, user keys and (read-side) the derived `weave` block.
+    pub fn summary(&self) -> Option<JsonMap> {
+        self.state().summary.clone()
+    }
+    /// When the call ended; `None` while running.
+    pub fn ended_at(&self) -> Option<Timestamp> {
+        self.state().ended_at
+    }
+    /// When the call was deleted.
+    pub fn deleted_at(&self) -> Option<Timestamp> {
+        self.state().deleted_at
+    }
+    /// Whether the call has ended.
+    pub fn is_finished(&self) -> bool {
+        self.state().ended_at.is_some()
+    }
+    /// The status, derived as the server does (PROTOCOL §4.5).
+    pub fn status(&self) -> TraceStatus {
+        let st = self.state();
+        TraceStatus::derive(
+            st.exception.as_deref(),
+            st.ended_at.is_some(),
+            st.summary.as_ref(),
+        )
+    }
+    /// Whole milliseconds from start to end; `None` while running.
+    pub fn latency_ms(&self) -> Option<i64> {
+        self.state()
+            .ended_at
+            .map(|e| e.millis_since(self.inner.started_at))
+    }
+    /// Token usage per model (`summary.usage`), empty when there is none.
+    pub fn usage(&self) -> JsonMap {
+        match self.state().summary.as_ref().and_then(|s| s.get(USAGE_KEY)) {
+            Some(Value::Object(m)) => m.clone(),
+            _ => JsonMap::new(),
+        }
+    }
+    /// The server-derived `summary.weave` block (read-side calls).
+    pub fn weave_summary(&self) -> Option<JsonMap> {
+        match self.state().summary.as_ref()?.get(WEAVE_KEY)? {
+            Value::Object(m) => Some(m.clone()),
+            _ => None,
+        }
+    }
+    /// Sets a user key of the summary; finishing the call merges the computed summary over it
+    /// (as the Python SDK does with `call.summary[...] = ...`).
+    pub fn set_summary_value(&self, key: impl Into<String>, value: impl Into<Value>) {
+        self.state()
+            .summary
+            .get_or_insert_with(JsonMap::new)
+            .insert(key.into(), value.into());
+    }
+    /// The call's ref, `weave:///entity/project/call/<id>` (Python's `call.ref`).
+    pub fn call_ref(&self) -> CallRef {
+        let (entity, project) = self
+            .inner
+            .project_id
+            .split_once('/')
+            .unwrap_or((&self.inner.project_id, ""));
+        CallRef {
+            entity: entity.into(),
+            project: project.into(),
+            id: self.inner.id.clone(),
+        }
+    }
+    /// The link to the call in the UI (PROTOCOL §9): the W&B app for a remote server, the
+    /// local viewer's URL for the embedded store.
+    pub fn ui_url(&self) -> String {
+        self.inner.client.call_ui_url(&self.inner.id)
+    }
+    /// The direct children, oldest first, fetched lazily in pages.
+    pub fn children(&self) -> CallsIter {
+        self.inner.client.get_calls(CallsQuery::from(CallsFilter {
+            parent_ids: Some(vec![self.inner.id.clone()]),
+            ..Default::default()
+        }))
+    }
+    /// Deletes the call and all its descendants (soft delete).
+    pub fn delete(&self) -> Result<()> {
+        self.inner.client.delete_call(self)
+    }
+    /// Sets the display name. An empty name is an error; use [`Call::remove_display_name`].
+    pub fn set_display_name(&self, name: impl Into<String>) -> Result<()> {
+        let name = name.into();
+        if name.is_empty() {
+            return Err(crate::WeaveError::invalid_input(
+                "display name cannot be empty; use remove_display_name() to remove it",
+            ));
+        }
+        self.inner.client.set_call_display_name(self, Some(name))
+    }
+    /// Removes the display name.
+    pub fn remove_display_name(&self) -> Result<()> {
+        self.inner.client.set_call_display_name(self, None)
+    }
+
+    /// A snapshot of the call in the protocol's read-side form.
+    pub fn to_schema(&self) -> CallSchema {
+        let st = self.state();
+        CallSchema {
+            id: self.inner.id.clone(),
+            project_id: self.inner.project_id.clone(),
+            op_name: self.inner.op_name.clone(),
+            display_name: st.display_name.clone(),
+            trace_id: self.inner.trace_id.clone(),
+            parent_id: self.inner.parent_id.clone(),
+            thread_id: self.inner.thread_id.clone(),
+            turn_id: self.inner.turn_id.clone(),
+            started_at: self.inner.started_at,
+            attributes: self.inner.attributes.clone(),
+            inputs: self.inner.inputs.clone(),
+            ended_at: st.ended_at,
+            exception: st.exception.clone(),
+            output: st.output.clone(),
+            summary: st.summary.clone(),
+            wb_user_id: self.inner.wb_user_id.clone(),
+            wb_run_id: self.inner.wb_run_id.clone(),
+            wb_run_step: self.inner.wb_run_step,
+            wb_run_step_end: st.wb_run_step_end,
+            deleted_at: st.deleted_at,
+            storage_size_bytes: self.inner.storage_size_bytes,
+            total_storage_size_bytes: self.inner.total_storage_size_bytes,
+        }
+    }
+}
+
+impl std::fmt::Debug for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Call")
+            .field("id", &self.inner.id)
+            .field("op_name", &self.inner.op_name)
+            .field("parent_id", &self.inner.parent_id)
+            .field("status", &self.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Serialize for Call {
+    /// Serialises as the protocol's `CallSchema`.
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.to_schema().serialize(s)
+    }
+}

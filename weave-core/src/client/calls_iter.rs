@@ -1,0 +1,277 @@
+//! [`CallsQuery`] and [`CallsIter`]: querying calls, lazily and in pages.
+
+use std::collections::VecDeque;
+
+use super::call::Call;
+use super::WeaveClient;
+use crate::error::Result;
+use crate::query::Query;
+use crate::schema::{CallSchema, CallsFilter, CallsQueryReq, CallsQueryStatsReq, SortBy};
+
+/// Everything `get_calls` accepts (Python's `get_calls` keyword arguments), as a builder.
+///
+/// # Examples
+///
+/// ```
+/// use weave_core::{query::field, CallsFilter, CallsQuery, SortBy};
+/// let q = CallsQuery::new()
+///     .filter(CallsFilter { trace_roots_only: Some(true), ..Default::default() })
+///     .query(field("summary.weave.status").eq("error"))
+///     .sort_by(SortBy::desc("started_at"))
+///     .limit(20)
+///     .columns(["id", "op_name", "summary"]);
+/// # let _ = q;
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallsQuery {
+    /// The structured filter.
+    pub filter: Option<CallsFilter>,
+    /// The query expression.
+    pub query: Option<Query>,
+    /// Sort keys (`None` = oldest first; an empty list = unordered).
+    pub sort_by: Option<Vec<SortBy>>,
+    /// At most this many calls.
+    pub limit: Option<u64>,
+    /// Skip this many.
+    pub offset: Option<u64>,
+    /// Columns to return (`None` = all).
+    pub columns: Option<Vec<String>>,
+    /// Ref-valued paths to expand.
+    pub expand_columns: Option<Vec<String>>,
+    /// Whether expanded values are returned (default true).
+    pub return_expanded_column_values: Option<bool>,
+    /// Fill `summary.weave.costs`.
+    pub include_costs: bool,
+    /// Fill `summary.weave.feedback`.
+    pub include_feedback: bool,
+    /// Fill `storage_size_bytes`.
+    pub include_storage_size: bool,
+    /// Fill `total_storage_size_bytes`.
+    pub include_total_storage_size: bool,
+    /// Calls fetched per request (default 1000, or `WEAVE_CALLS_PAGE_SIZE`).
+    pub page_size: Option<u64>,
+}
+
+impl CallsQuery {
+    /// Every call of the project, oldest first.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets the filter.
+    pub fn filter(mut self, filter: CallsFilter) -> Self {
+        self.filter = Some(filter);
+        self
+    }
+    /// Sets the query expression.
+    pub fn query(mut self, query: impl Into<Query>) -> Self {
+        self.query = Some(query.into());
+        self
+    }
+    /// Adds a sort key.
+    pub fn sort_by(mut self, key: SortBy) -> Self {
+        self.sort_by.get_or_insert_with(Vec::new).push(key);
+        self
+    }
+    /// Returns calls in no particular order (`sort_by: []`).
+    pub fn unordered(mut self) -> Self {
+        self.sort_by = Some(Vec::new());
+        self
+    }
+    /// At most `n` calls.
+    pub fn limit(mut self, n: u64) -> Self {
+        self.limit = Some(n);
+        self
+    }
+    /// Skips `n` calls.
+    pub fn offset(mut self, n: u64) -> Self {
+        self.offset = Some(n);
+        self
+    }
+    /// Only these columns (see PROTOCOL §6 for what is always returned).
+    pub fn columns<S: Into<String>>(mut self, columns: impl IntoIterator<Item = S>) -> Self {
+        self.columns = Some(columns.into_iter().map(Into::into).collect());
+        self
+    }
+    /// Expands these ref-valued paths.
+    pub fn expand_columns<S: Into<String>>(mut self, columns: impl IntoIterator<Item = S>) -> Self {
+        self.expand_columns = Some(columns.into_iter().map(Into::into).collect());
+        self
+    }
+    /// Whether expanded values are returned.
+    pub fn return_expanded_column_values(mut self, yes: bool) -> Self {
+        self.return_expanded_column_values = Some(yes);
+        self
+    }
+    /// Fill `summary.weave.costs`.
+    pub fn include_costs(mut self, yes: bool) -> Self {
+        self.include_costs = yes;
+        self
+    }
+    /// Fill `summary.weave.feedback`.
+    pub fn include_feedback(mut self, yes: bool) -> Self {
+        self.include_feedback = yes;
+        self
+    }
+    /// Fill `storage_size_bytes`.
+    pub fn include_storage_size(mut self, yes: bool) -> Self {
+        self.include_storage_size = yes;
+        self
+    }
+    /// Fill `total_storage_size_bytes`.
+    pub fn include_total_storage_size(mut self, yes: bool) -> Self {
+        self.include_total_storage_size = yes;
+        self
+    }
+    /// Calls fetched per request.
+    pub fn page_size(mut self, n: u64) -> Self {
+        self.page_size = Some(n.max(1));
+        self
+    }
+
+    pub(crate) fn to_req(&self, project_id: &str) -> CallsQueryReq {
+        CallsQueryReq {
+            project_id: project_id.to_string(),
+            filter: self.filter.clone(),
+            limit: self.limit,
+            offset: self.offset,
+            sort_by: self.sort_by.clone(),
+            query: self.query.clone(),
+            include_costs: self.include_costs,
+            include_feedback: self.include_feedback,
+            include_storage_size: self.include_storage_size,
+            include_total_storage_size: self.include_total_storage_size,
+            columns: self.columns.clone(),
+            expand_columns: self.expand_columns.clone(),
+            return_expanded_column_values: self.return_expanded_column_values.unwrap_or(true),
+        }
+    }
+}
+
+impl From<CallsFilter> for CallsQuery {
+    fn from(filter: CallsFilter) -> Self {
+        CallsQuery::new().filter(filter)
+    }
+}
+
+impl From<Query> for CallsQuery {
+    fn from(query: Query) -> Self {
+        CallsQuery::new().query(query)
+    }
+}
+
+impl From<crate::query::Expr> for CallsQuery {
+    fn from(expr: crate::query::Expr) -> Self {
+        CallsQuery::new().query(expr)
+    }
+}
+
+/// The calls of a query, fetched lazily one page at a time (Python's `PaginatedIterator`).
+///
+/// Iterating yields `Result<Call>`: a page that cannot be fetched yields its error once and
+/// ends the iteration. Only one page is held in memory. [`CallsIter::size`] counts the
+/// matching calls with the stats query, without fetching them.
+///
+/// # Examples
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use serde_json::json;
+/// use weave_core::{query::field, CallsQuery, SqliteServer, WeaveClient};
+/// let client = WeaveClient::new("acme", "demo", Arc::new(SqliteServer::in_memory()?), false)?;
+/// for n in 0..5 {
+///     let call = client.create_call("square", json!({"n": n}))?;
+///     client.finish_call(&call, n * n)?;
+/// }
+/// let big = client.get_calls(CallsQuery::from(field("output").gte(4)).page_size(2));
+/// assert_eq!(big.size()?, 3);
+/// let outputs: Vec<i64> = big.map(|c| c.map(|c| c.output().as_i64().unwrap())).collect::<Result<_, _>>()?;
+/// assert_eq!(outputs, [4, 9, 16]);
+/// # Ok::<(), weave_core::WeaveError>(())
+/// ```
+#[derive(Debug)]
+pub struct CallsIter {
+    client: WeaveClient,
+    query: CallsQuery,
+    page_size: u64,
+    fetched: u64,
+    buffer: VecDeque<CallSchema>,
+    exhausted: bool,
+}
+
+impl CallsIter {
+    pub(crate) fn new(client: WeaveClient, query: CallsQuery) -> Self {
+        let page_size = query.page_size.unwrap_or(client.page_size());
+        CallsIter {
+            client,
+            query,
+            page_size,
+            fetched: 0,
+            buffer: VecDeque::new(),
+            exhausted: false,
+        }
+    }
+
+    /// Sets how many calls each request fetches.
+    pub fn page_size(mut self, n: u64) -> Self {
+        self.page_size = n.max(1);
+        self
+    }
+
+    /// How many calls the query matches (offset and limit applied), from the stats query:
+    /// no call is fetched. Python's `len(calls)`.
+    pub fn size(&self) -> Result<u64> {
+        self.client.flush();
+        let res = self.client.server().calls_query_stats(CallsQueryStatsReq {
+            project_id: self.client.project_id().to_string(),
+            filter: self.query.filter.clone(),
+            query: self.query.query.clone(),
+            limit: None,
+            include_total_storage_size: false,
+            expand_columns: self.query.expand_columns.clone(),
+        })?;
+        let after_offset = res.count.saturating_sub(self.query.offset.unwrap_or(0));
+        Ok(self
+            .query
+            .limit
+            .map_or(after_offset, |l| l.min(after_offset)))
+    }
+
+    fn fetch_page(&mut self) -> Result<()> {
+        let remaining = self.query.limit.map(|l| l.saturating_sub(self.fetched));
+        let want = remaining.map_or(self.page_size, |r| r.min(self.page_size));
+        if want == 0 {
+            self.exhausted = true;
+            return Ok(());
+        }
+        self.client.flush();
+        let mut req = self.query.to_req(self.client.project_id());
+        req.offset = Some(self.query.offset.unwrap_or(0) + self.fetched);
+        req.limit = Some(want);
+        let mut n = 0;
+        for call in self.client.server().calls_query_stream(req)? {
+            self.buffer.push_back(call?);
+            n += 1;
+        }
+        self.fetched += n;
+        if n < want {
+            self.exhausted = true;
+        }
+        Ok(())
+    }
+}
+
+impl Iterator for CallsIter {
+    type Item = Result<Call>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.buffer.is_empty() && !self.exhausted {
+            if let Err(e) = self.fetch_page() {
+                self.exhausted = true;
+                self.buffer.clear();
+                return Some(Err(e));
+            }
+        }
+        let schema = self.buffer.pop_front()?;
+        Some(Ok(Call::from_schema(self.client.clone(), schema)))
+    }
+}

@@ -1,0 +1,777 @@
+//! [`WeaveClient`]: the call API of the Python `WeaveClient`, over any [`TraceServer`].
+//!
+//! Writes (`create_call`, `finish_call`) are queued to a background writer and never wait on
+//! I/O. Reads (`get_call`, `get_calls`, …) first wait for the writer to drain (flush-on-read),
+//! so a read always sees this client's earlier writes.
+
+pub(crate) mod call;
+pub(crate) mod calls_iter;
+pub(crate) mod context;
+pub(crate) mod exception;
+mod writer;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use self::call::{Call, NewCall};
+use self::calls_iter::{CallsIter, CallsQuery};
+use self::exception::{Exception, IntoException};
+use self::writer::Writer;
+use crate::config::Settings;
+use crate::error::{Result, WeaveError};
+use crate::ids::generate_id;
+use crate::schema::summary::{deep_update, usage_from_output, STATUS_COUNTS_KEY};
+use crate::schema::*;
+use crate::server::sqlite::MAX_FILTER_LIST;
+use crate::server::TraceServer;
+use crate::time::Timestamp;
+
+/// Input keys whose values are replaced by [`REDACTED_VALUE`] before anything is recorded, as
+/// the Python SDK does.
+pub const REDACT_KEYS: &[&str] = &["api_key", "auth_headers", "authorization"];
+/// What a redacted value is replaced with.
+pub const REDACTED_VALUE: &str = "REDACTED";
+/// Display names longer than this are truncated (to 1021 characters and `"..."`).
+pub const MAX_DISPLAY_NAME_CHARS: usize = 1024;
+/// How long `flush()` waits at most.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(300);
+
+type InputsFn = dyn Fn(JsonMap) -> JsonMap + Send + Sync;
+type OutputFn = dyn Fn(Value) -> Value + Send + Sync;
+type DisplayNameFn = dyn Fn(&Call) -> String + Send + Sync;
+
+/// What a call is a call *of*: Python's `str | Op` argument of `create_call`.
+///
+/// A plain name (`&str` / `String`) converts into an `Op`. An `Op` may also carry
+/// `postprocess_inputs` / `postprocess_output` functions (e.g. redaction), applied before
+/// anything is recorded.
+///
+/// # Examples
+///
+/// ```
+/// use weave_core::Op;
+/// let op = Op::new("llm").postprocess_inputs(|mut inputs| {
+///     inputs.remove("prompt");
+///     inputs
+/// });
+/// assert_eq!(op.name(), "llm");
+/// ```
+#[derive(Clone)]
+pub struct Op {
+    name: String,
+    postprocess_inputs: Option<Arc<InputsFn>>,
+    postprocess_output: Option<Arc<OutputFn>>,
+}
+
+impl Op {
+    /// An op named `name` (a plain name or an op ref URI).
+    pub fn new(name: impl Into<String>) -> Self {
+        Op {
+            name: name.into(),
+            postprocess_inputs: None,
+            postprocess_output: None,
+        }
+    }
+    /// The op's name or ref.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Transforms the inputs before they are recorded.
+    pub fn postprocess_inputs(
+        mut self,
+        f: impl Fn(JsonMap) -> JsonMap + Send + Sync + 'static,
+    ) -> Self {
+        self.postprocess_inputs = Some(Arc::new(f));
+        self
+    }
+    /// Transforms the output before it is recorded.
+    pub fn postprocess_output(
+        mut self,
+        f: impl Fn(Value) -> Value + Send + Sync + 'static,
+    ) -> Self {
+        self.postprocess_output = Some(Arc::new(f));
+        self
+    }
+}
+
+impl std::fmt::Debug for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Op")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<&str> for Op {
+    fn from(name: &str) -> Self {
+        Op::new(name)
+    }
+}
+impl From<String> for Op {
+    fn from(name: String) -> Self {
+        Op::new(name)
+    }
+}
+impl From<&Op> for Op {
+    fn from(op: &Op) -> Self {
+        op.clone()
+    }
+}
+
+/// A display name: fixed, or computed from the new call.
+#[derive(Clone)]
+pub enum DisplayName {
+    /// A fixed name.
+    Static(String),
+    /// A function of the call (it sees the id, inputs, op, …).
+    Fn(Arc<DisplayNameFn>),
+}
+
+impl std::fmt::Debug for DisplayName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DisplayName::Static(s) => f.debug_tuple("Static").field(s).finish(),
+            DisplayName::Fn(_) => f.write_str("Fn(..)"),
+        }
+    }
+}
+
+/// The optional parameters of [`WeaveClient::create_call_with`]: Python's `parent`,
+/// `attributes`, `display_name` and `use_stack` (default true), plus thread/turn ids and a
+/// start time.
+///
+/// # Examples
+///
+/// ```
+/// # let client = weave_core::WeaveClient::new("e", "p", std::sync::Arc::new(weave_core::SqliteServer::in_memory().unwrap()), false).unwrap();
+/// use weave_core::CallOptions;
+/// use serde_json::json;
+/// let root = client.create_call("agent", json!({"q": "hi"})).unwrap();
+/// let child = client
+///     .create_call_with(
+///         "llm",
+///         json!({"prompt": "hi"}),
+///         CallOptions::new()
+///             .parent(&root)
+///             .attribute("env", "test")
+///             .display_name_fn(|c| format!("llm #{}", &c.id()[..8]))
+///             .use_stack(false),
+///     )
+///     .unwrap();
+/// assert_eq!(child.parent_id(), Some(root.id()));
+/// assert!(child.display_name().unwrap().starts_with("llm #"));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct CallOptions {
+    /// The parent; default: the current call when `use_stack`, else none.
+    pub parent: Option<Call>,
+    /// Per-call attributes, merged over the client's.
+    pub attributes: JsonMap,
+    /// The display name.
+    pub display_name: Option<DisplayName>,
+    /// Whether the call becomes the current call until it finishes (`None` = true).
+    pub use_stack: Option<bool>,
+    /// The conversation thread (default: the parent's).
+    pub thread_id: Option<String>,
+    /// Override the start time (default: now).
+    pub started_at: Option<Timestamp>,
+}
+
+impl CallOptions {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets the parent.
+    pub fn parent(mut self, parent: &Call) -> Self {
+        self.parent = Some(parent.clone());
+        self
+    }
+    /// Adds one attribute.
+    pub fn attribute(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.attributes.insert(key.into(), value.into());
+        self
+    }
+    /// Sets all attributes.
+    pub fn attributes(mut self, attributes: JsonMap) -> Self {
+        self.attributes = attributes;
+        self
+    }
+    /// A fixed display name.
+    pub fn display_name(mut self, name: impl Into<String>) -> Self {
+        self.display_name = Some(DisplayName::Static(name.into()));
+        self
+    }
+    /// A display name computed from the new call.
+    pub fn display_name_fn(mut self, f: impl Fn(&Call) -> String + Send + Sync + 'static) -> Self {
+        self.display_name = Some(DisplayName::Fn(Arc::new(f)));
+        self
+    }
+    /// Whether the call becomes the current call on this thread until it finishes.
+    pub fn use_stack(mut self, yes: bool) -> Self {
+        self.use_stack = Some(yes);
+        self
+    }
+    /// Puts the call in a conversation thread.
+    pub fn thread_id(mut self, id: impl Into<String>) -> Self {
+        self.thread_id = Some(id.into());
+        self
+    }
+    /// Overrides the start time.
+    pub fn started_at(mut self, t: Timestamp) -> Self {
+        self.started_at = Some(t);
+        self
+    }
+}
+
+/// The client: records calls and queries them back, on any [`TraceServer`].
+///
+/// Cheap to clone; clones share the backend and the background writer. The writer is flushed
+/// and stopped when the last clone (and the last [`Call`] made by it) is dropped.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use serde_json::json;
+/// use weave_core::{SqliteServer, WeaveClient};
+///
+/// let client = WeaveClient::new("acme", "demo", Arc::new(SqliteServer::in_memory()?), true)?;
+/// let agent = client.create_call("agent", json!({"question": "2+2?"}))?;
+/// let llm = client.create_call("llm", json!({"prompt": "2+2?"}))?; // child of `agent`
+/// client.finish_call(&llm, json!({"model": "gpt-4o", "usage": {"prompt_tokens": 5, "completion_tokens": 1}}))?;
+/// client.finish_call(&agent, "4")?;
+///
+/// let back = client.get_call(agent.id())?;
+/// assert_eq!(back.output(), json!("4"));
+/// assert_eq!(back.usage()["gpt-4o"]["prompt_tokens"], 5);
+/// assert_eq!(back.children().count(), 1);
+/// # Ok::<(), weave_core::WeaveError>(())
+/// ```
+#[derive(Clone)]
+pub struct WeaveClient {
+    inner: Arc<ClientInner>,
+}
+
+struct ClientInner {
+    entity: String,
+    project: String,
+    project_id: String,
+    server: Arc<dyn TraceServer>,
+    writer: Writer,
+    page_size: u64,
+    attributes: JsonMap,
+    app_url: String,
+}
+
+impl std::fmt::Debug for WeaveClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WeaveClient")
+            .field("project_id", &self.inner.project_id)
+            .field("server", &self.inner.server)
+            .finish_non_exhaustive()
+    }
+}
+
+fn check_name(what: &str, s: &str) -> Result<()> {
+    if s.is_empty() || s.contains('/') || s.chars().any(char::is_whitespace) {
+        return Err(WeaveError::invalid_input(format!(
+            "{what} {s:?} must be non-empty, without '/' or whitespace"
+        )));
+    }
+    Ok(())
+}
+
+fn redact(v: &mut Value) {
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m.iter_mut() {
+                    if REDACT_KEYS.contains(&k.to_ascii_lowercase().as_str()) {
+                        *v = Value::from(REDACTED_VALUE);
+                    } else {
+                        stack.push(v);
+                    }
+                }
+            }
+            Value::Array(items) => stack.extend(items.iter_mut()),
+            _ => {}
+        }
+    }
+}
+
+/// A value as JSON; a value whose `Serialize` fails is recorded as a readable placeholder.
+fn to_json<T: Serialize + ?Sized>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or_else(|e| {
+        Value::String(format!(
+            "<unserializable {}: {e}>",
+            std::any::type_name::<T>()
+        ))
+    })
+}
+
+fn truncate_display_name(name: String) -> String {
+    if name.chars().count() <= MAX_DISPLAY_NAME_CHARS {
+        return name;
+    }
+    let mut s: String = name.chars().take(MAX_DISPLAY_NAME_CHARS - 3).collect();
+    s.push_str("...");
+    s
+}
+
+impl WeaveClient {
+    /// A client for `entity/project` on `server` (Python's `WeaveClient(entity, project,
+    /// server, ensure_project_exists)`). With `ensure_project_exists`, asks the backend to
+    /// create the project first.
+    pub fn new(
+        entity: impl Into<String>,
+        project: impl Into<String>,
+        server: Arc<dyn TraceServer>,
+        ensure_project_exists: bool,
+    ) -> Result<Self> {
+        Self::with_settings(
+            entity,
+            project,
+            server,
+            ensure_project_exists,
+            &Settings::from_env(),
+        )
+    }
+
+    /// Like [`WeaveClient::new`], with explicit [`Settings`] instead of the environment's.
+    pub fn with_settings(
+        entity: impl Into<String>,
+        project: impl Into<String>,
+        server: Arc<dyn TraceServer>,
+        ensure_project_exists: bool,
+        settings: &Settings,
+    ) -> Result<Self> {
+        let (entity, project) = (entity.into(), project.into());
+        check_name("entity", &entity)?;
+        check_name("project", &project)?;
+        if ensure_project_exists {
+            server.ensure_project_exists(&entity, &project)?;
+        }
+        let writer = Writer::new(server.clone(), settings.max_calls_queue_size);
+        let mut weave = JsonMap::new();
+        weave.insert("client_version".into(), json!(env!("CARGO_PKG_VERSION")));
+        weave.insert("source".into(), json!("rust-sdk"));
+        weave.insert("os_name".into(), json!(std::env::consts::OS));
+        weave.insert("arch".into(), json!(std::env::consts::ARCH));
+        let mut attributes = JsonMap::new();
+        attributes.insert("weave".into(), Value::Object(weave));
+        Ok(WeaveClient {
+            inner: Arc::new(ClientInner {
+                project_id: format!("{entity}/{project}"),
+                app_url: server.app_url().trim_end_matches('/').to_string(),
+                entity,
+                project,
+                server,
+                writer,
+                page_size: settings.calls_page_size,
+                attributes,
+            }),
+        })
+    }
+
+    /// A client for `"entity/project"` on the embedded store at its default location
+    /// ([`crate::SqliteServer::default_path`]).
+    pub fn embedded(project_path: &str) -> Result<Self> {
+        let (entity, project) = project_path.split_once('/').ok_or_else(|| {
+            WeaveError::invalid_input(format!(
+                "project {project_path:?} must be \"entity/project\""
+            ))
+        })?;
+        Self::new(
+            entity,
+            project,
+            Arc::new(crate::SqliteServer::open_default()?),
+            true,
+        )
+    }
+
+    /// The entity.
+    pub fn entity(&self) -> &str {
+        &self.inner.entity
+    }
+    /// The project.
+    pub fn project(&self) -> &str {
+        &self.inner.project
+    }
+    /// `"entity/project"`.
+    pub fn project_id(&self) -> &str {
+        &self.inner.project_id
+    }
+    /// The backend.
+    pub fn server(&self) -> &Arc<dyn TraceServer> {
+        &self.inner.server
+    }
+    pub(crate) fn page_size(&self) -> u64 {
+        self.inner.page_size
+    }
+    /// How many call writes were dropped because the queue was full or the backend refused
+    /// them (reported once on stderr when it first happens).
+    pub fn dropped(&self) -> u64 {
+        self.inner.writer.dropped()
+    }
+
+    /// Waits until every call write queued so far is durable in the backend.
+    pub fn flush(&self) {
+        self.inner.writer.flush(FLUSH_TIMEOUT);
+    }
+
+    /// Like [`WeaveClient::flush`], waiting at most `timeout`; returns whether it finished.
+    pub fn flush_timeout(&self, timeout: Duration) -> bool {
+        self.inner.writer.flush(timeout)
+    }
+
+    pub(crate) fn call_ui_url(&self, id: &str) -> String {
+        let mut project = String::new();
+        for b in self.inner.project.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'~' | b'-') {
+                project.push(b as char);
+            } else {
+                project.push_str(&format!("%{b:02X}"));
+            }
+        }
+        format!(
+            "{}/{}/{project}/r/call/{id}",
+            self.inner.app_url, self.inner.entity
+        )
+    }
+
+    /// Starts a call of `op` with `inputs` (anything serialising to a JSON object), as the
+    /// current call's child; it becomes the current call until it finishes. See
+    /// [`WeaveClient::create_call_with`] for the other parameters.
+    pub fn create_call(&self, op: impl Into<Op>, inputs: impl Serialize) -> Result<Call> {
+        self.create_call_with(op, inputs, CallOptions::default())
+    }
+
+    /// Starts a call (Python's `create_call(op, inputs, parent, attributes, display_name,
+    /// use_stack)`). The start is queued for the backend; this never waits on I/O.
+    ///
+    /// Errors when `inputs` does not serialise to a JSON object, when the op name is not a
+    /// plain name of 1 to 128 characters or an op ref, or when `attributes` uses the reserved
+    /// key `weave`.
+    pub fn create_call_with(
+        &self,
+        op: impl Into<Op>,
+        inputs: impl Serialize,
+        opts: CallOptions,
+    ) -> Result<Call> {
+        let op: Op = op.into();
+        let op_name = op.name.clone();
+        if op_name.starts_with(crate::refs::WEAVE_SCHEME) {
+            match op_name.parse::<crate::refs::Ref>()? {
+                crate::refs::Ref::Object(r) if r.kind == crate::refs::ObjectKind::Op => {}
+                _ => {
+                    return Err(WeaveError::invalid_input(format!(
+                        "op {op_name:?} is a ref but not an op ref"
+                    )))
+                }
+            }
+        } else if op_name.is_empty() || op_name.chars().count() > 128 {
+            return Err(WeaveError::invalid_input(format!(
+                "op name must be 1 to 128 characters, got {}",
+                op_name.chars().count()
+            )));
+        }
+        let mut inputs = match to_json(&inputs) {
+            Value::Object(m) => m,
+            Value::String(s) if s.starts_with("<unserializable") => {
+                let mut m = JsonMap::new();
+                m.insert("_unserializable".into(), Value::String(s));
+                m
+            }
+            other => {
+                let kind = match other {
+                    Value::Null => "null",
+                    Value::Bool(_) => "a bool",
+                    Value::Number(_) => "a number",
+                    Value::String(_) => "a string",
+                    Value::Array(_) => "an array",
+                    Value::Object(_) => unreachable!(),
+                };
+                return Err(WeaveError::invalid_input(format!(
+                    "inputs must serialize to a JSON object (argument name → value), got {kind}"
+                )));
+            }
+        };
+        {
+            let mut v = Value::Object(std::mem::take(&mut inputs));
+            redact(&mut v);
+            if let Value::Object(m) = v {
+                inputs = m;
+            }
+        }
+        if let Some(f) = &op.postprocess_inputs {
+            inputs = f(inputs);
+        }
+        if opts.attributes.contains_key("weave") {
+            return Err(WeaveError::invalid_input(
+                "attribute key \"weave\" is reserved for the SDK",
+            ));
+        }
+        let mut attributes = self.inner.attributes.clone();
+        for (k, v) in opts.attributes {
+            attributes.insert(k, v);
+        }
+
+        let use_stack = opts.use_stack.unwrap_or(true);
+        let parent = opts.parent.or_else(|| {
+            if use_stack {
+                context::current_call()
+            } else {
+                None
+            }
+        });
+        let id = generate_id();
+        let (trace_id, parent_id) = match &parent {
+            Some(p) => (p.trace_id().to_string(), Some(p.id().to_string())),
+            None => (generate_id(), None),
+        };
+        let thread_id = opts.thread_id.or_else(|| {
+            parent
+                .as_ref()
+                .and_then(|p| p.thread_id().map(str::to_string))
+        });
+        let turn_id = match (&thread_id, &parent) {
+            (None, _) => None,
+            (Some(t), Some(p)) if p.thread_id() == Some(t.as_str()) => {
+                p.turn_id().map(str::to_string)
+            }
+            (Some(_), _) => Some(id.clone()),
+        };
+        let started_at = opts.started_at.unwrap_or_else(Timestamp::now);
+        let call = Call::new_live(
+            self.clone(),
+            NewCall {
+                id: id.clone(),
+                trace_id: trace_id.clone(),
+                parent,
+                parent_id: parent_id.clone(),
+                op_name: op_name.clone(),
+                inputs,
+                attributes,
+                started_at,
+                thread_id: thread_id.clone(),
+                turn_id: turn_id.clone(),
+            },
+        );
+        let display_name = opts.display_name.map(|d| match d {
+            DisplayName::Static(s) => s,
+            DisplayName::Fn(f) => f(&call),
+        });
+        let display_name = display_name
+            .filter(|d| !d.is_empty())
+            .map(truncate_display_name);
+        call.state().display_name = display_name.clone();
+
+        self.inner
+            .writer
+            .enqueue(CallBatchItem::Start(CallStartReq {
+                start: StartedCallSchemaForInsert {
+                    project_id: self.inner.project_id.clone(),
+                    id: Some(id),
+                    op_name,
+                    display_name,
+                    trace_id: Some(trace_id),
+                    parent_id,
+                    thread_id,
+                    turn_id,
+                    started_at,
+                    attributes: call.attributes().clone(),
+                    inputs: call.inputs().clone(),
+                    otel_dump: None,
+                    wb_user_id: None,
+                    wb_run_id: None,
+                    wb_run_step: None,
+                },
+            }));
+        if use_stack {
+            context::push_call(call.clone());
+        }
+        Ok(call)
+    }
+
+    /// Ends `call` successfully with `output` (Python's `finish_call(call, output)`).
+    pub fn finish_call(&self, call: &Call, output: impl Serialize) -> Result<()> {
+        self.finish_call_with(call, output, None, None)
+    }
+
+    /// Ends `call` as failed with `error`: an [`Exception`], a `String`, or `&e` for any
+    /// `std::error::Error` (Python's `fail_call(call, exception)`).
+    pub fn fail_call(&self, call: &Call, error: impl IntoException) -> Result<()> {
+        self.finish_call_with(call, Value::Null, Some(error.into_exception()), None)
+    }
+
+    /// Ends `call` (Python's `finish_call(call, output, exception, op=op)`): applies the op's
+    /// `postprocess_output`, computes the summary as the Weave client does (children's
+    /// summaries deep-summed; else usage from an output carrying `usage` and `model`; plus
+    /// `status_counts` of the subtree), and queues the end. Never waits on I/O.
+    ///
+    /// Finishing a call twice is an error.
+    pub fn finish_call_with(
+        &self,
+        call: &Call,
+        output: impl Serialize,
+        exception: Option<Exception>,
+        op: Option<&Op>,
+    ) -> Result<()> {
+        if call.is_finished() {
+            return Err(WeaveError::invalid_input(format!(
+                "call {} is already finished",
+                call.id()
+            )));
+        }
+        let ended_at = Timestamp::now();
+        let original = to_json(&output);
+        let output = match op.and_then(|o| o.postprocess_output.as_ref()) {
+            Some(f) => f(original.clone()),
+            None => original.clone(),
+        };
+
+        let (has_children, children_summary) = call.take_children_summary();
+        let mut computed = if has_children {
+            children_summary
+        } else {
+            usage_from_output(&original).unwrap_or_default()
+        };
+        let counts = computed
+            .entry(STATUS_COUNTS_KEY)
+            .or_insert_with(|| json!({"success": 0, "error": 0}));
+        if let Value::Object(c) = counts {
+            let key = if exception.is_some() {
+                "error"
+            } else {
+                "success"
+            };
+            let n = c.get(key).and_then(Value::as_i64).unwrap_or(0) + 1;
+            c.insert(key.into(), json!(n));
+            c.entry("success").or_insert(json!(0));
+            c.entry("error").or_insert(json!(0));
+        }
+        let exception = exception.map(|e| e.to_json_string());
+        let summary = {
+            let mut st = call.state();
+            let mut merged = st.summary.take().unwrap_or_default();
+            deep_update(&mut merged, computed);
+            st.summary = Some(merged.clone());
+            st.output = output.clone();
+            st.exception = exception.clone();
+            st.ended_at = Some(ended_at);
+            merged
+        };
+        if let Some(parent) = call.parent() {
+            parent.add_child_summary(summary.clone());
+        }
+        context::pop_call(call);
+
+        self.inner.writer.enqueue(CallBatchItem::End(CallEndReq {
+            end: EndedCallSchemaForInsert {
+                project_id: call.project_id().to_string(),
+                id: call.id().to_string(),
+                ended_at,
+                exception,
+                output,
+                summary,
+                wb_run_step_end: None,
+            },
+        }));
+        Ok(())
+    }
+
+    /// Deletes `call` and all its descendants (soft delete; Python's `delete_call`).
+    pub fn delete_call(&self, call: &Call) -> Result<()> {
+        self.delete_calls([call.id()])?;
+        call.state().deleted_at = Some(Timestamp::now());
+        Ok(())
+    }
+
+    /// Deletes calls by id, with all their descendants; returns how many calls were deleted.
+    /// Any number of ids is accepted (sent 1000 at a time).
+    pub fn delete_calls<S: AsRef<str>>(&self, ids: impl IntoIterator<Item = S>) -> Result<u64> {
+        self.flush();
+        let ids: Vec<String> = ids.into_iter().map(|s| s.as_ref().to_string()).collect();
+        let mut n = 0;
+        for chunk in ids.chunks(MAX_FILTER_LIST) {
+            n += self
+                .inner
+                .server
+                .calls_delete(CallsDeleteReq {
+                    project_id: self.inner.project_id.clone(),
+                    call_ids: chunk.to_vec(),
+                    wb_user_id: None,
+                })?
+                .num_deleted;
+        }
+        Ok(n)
+    }
+
+    pub(crate) fn set_call_display_name(&self, call: &Call, name: Option<String>) -> Result<()> {
+        let name = name.map(truncate_display_name);
+        if call.display_name() == name {
+            return Ok(());
+        }
+        self.flush();
+        self.inner.server.call_update(CallUpdateReq {
+            project_id: call.project_id().to_string(),
+            call_id: call.id().to_string(),
+            display_name: name.clone().unwrap_or_default(),
+            wb_user_id: None,
+        })?;
+        call.state().display_name = name;
+        Ok(())
+    }
+
+    /// Reads one call by id; a typed [`WeaveError::NotFound`] when it does not exist or was
+    /// deleted.
+    pub fn get_call(&self, id: &str) -> Result<Call> {
+        self.get_call_with(id, false)
+    }
+
+    /// Reads one call, with `summary.weave.costs` when `include_costs`.
+    pub fn get_call_with(&self, id: &str, include_costs: bool) -> Result<Call> {
+        self.flush();
+        let res = self.inner.server.call_read(CallReadReq {
+            project_id: self.inner.project_id.clone(),
+            id: id.to_string(),
+            include_costs,
+            include_storage_size: false,
+            include_total_storage_size: false,
+        })?;
+        match res.call {
+            Some(c) => Ok(Call::from_schema(self.clone(), c)),
+            None => Err(WeaveError::NotFound {
+                kind: "call",
+                id: id.to_string(),
+            }),
+        }
+    }
+
+    /// Alias of [`WeaveClient::get_call`], as in Python.
+    pub fn call(&self, id: &str) -> Result<Call> {
+        self.get_call(id)
+    }
+
+    /// Queries calls: a [`CallsQuery`], a [`CallsFilter`], a [`crate::query::Query`] or a
+    /// query expression. The result is fetched lazily in pages.
+    pub fn get_calls(&self, query: impl Into<CallsQuery>) -> CallsIter {
+        CallsIter::new(self.clone(), query.into())
+    }
+
+    /// Alias of [`WeaveClient::get_calls`], as in Python.
+    pub fn calls(&self, query: impl Into<CallsQuery>) -> CallsIter {
+        self.get_calls(query)
+    }
+}
+
+impl Drop for ClientInner {
+    fn drop(&mut self) {
+        self.writer.shutdown();
+    }
+}

@@ -1,0 +1,95 @@
+//! Settings read from the environment, in one place.
+//!
+//! Names and meanings follow the Python SDK where it has them.
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `WEAVE_DB_PATH` | the embedded store's file (`:memory:` for memory) | see [`Settings::db_path`] |
+//! | `WEAVE_LOCAL_APP_URL` | base URL of call links for the embedded store | `http://127.0.0.1:6346` |
+//! | `WEAVE_MAX_CALLS_QUEUE_SIZE` | bound of the background write queue (`0` = 1,000,000) | `100000` |
+//! | `WEAVE_CALLS_PAGE_SIZE` | page size of [`crate::CallsIter`] | `1000` |
+
+use std::path::PathBuf;
+
+/// Settings from the environment. Build with [`Settings::from_env`]; every field can also be
+/// set directly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// `WEAVE_DB_PATH`.
+    pub db_path: Option<String>,
+    /// `WEAVE_LOCAL_APP_URL`.
+    pub local_app_url: Option<String>,
+    /// `WEAVE_MAX_CALLS_QUEUE_SIZE`.
+    pub max_calls_queue_size: usize,
+    /// `WEAVE_CALLS_PAGE_SIZE`.
+    pub calls_page_size: u64,
+}
+
+/// Default bound of the background write queue.
+pub const DEFAULT_QUEUE_SIZE: usize = 100_000;
+/// Default page size of calls iterators, as in the Python SDK.
+pub const DEFAULT_PAGE_SIZE: u64 = 1000;
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl Settings {
+    /// Reads the environment. Unparsable numbers fall back to the defaults.
+    pub fn from_env() -> Self {
+        Settings {
+            db_path: env("WEAVE_DB_PATH"),
+            local_app_url: env("WEAVE_LOCAL_APP_URL"),
+            max_calls_queue_size: match env("WEAVE_MAX_CALLS_QUEUE_SIZE")
+                .and_then(|v| v.trim().parse::<usize>().ok())
+            {
+                Some(0) => 1_000_000,
+                Some(n) => n,
+                None => DEFAULT_QUEUE_SIZE,
+            },
+            calls_page_size: env("WEAVE_CALLS_PAGE_SIZE")
+                .and_then(|v| v.trim().parse().ok())
+                .filter(|n| *n > 0)
+                .unwrap_or(DEFAULT_PAGE_SIZE),
+        }
+    }
+
+    /// The embedded store's file: `WEAVE_DB_PATH` (`None` for `:memory:`), else
+    /// `$XDG_DATA_HOME/weave/weave.sqlite`, else `$HOME/.local/share/weave/weave.sqlite`
+    /// (`%LOCALAPPDATA%\weave\weave.sqlite` on Windows), else `./.weave/weave.sqlite`.
+    pub fn db_path(&self) -> Option<PathBuf> {
+        if let Some(p) = &self.db_path {
+            return if p == ":memory:" {
+                None
+            } else {
+                Some(PathBuf::from(p))
+            };
+        }
+        let dir = env("XDG_DATA_HOME")
+            .map(PathBuf::from)
+            .or_else(|| {
+                if cfg!(windows) {
+                    env("LOCALAPPDATA").map(PathBuf::from)
+                } else {
+                    None
+                }
+            })
+            .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".local").join("share")))
+            .unwrap_or_else(|| PathBuf::from("."));
+        let folder = if dir == std::path::Path::new(".") {
+            ".weave"
+        } else {
+            "weave"
+        };
+        Some(dir.join(folder).join("weave.sqlite"))
+    }
+
+    /// The base URL of call links for the embedded store.
+    pub fn local_app_url(&self) -> String {
+        self.local_app_url
+            .clone()
+            .unwrap_or_else(|| crate::server::sqlite::DEFAULT_LOCAL_APP_URL.to_string())
+            .trim_end_matches('/')
+            .to_string()
+    }
+}

@@ -1,0 +1,49 @@
+//! The core of weave-rs: the Weave data model, query language, [`WeaveClient`], [`Call`],
+//! [`CallsIter`], and the [`TraceServer`] backends ([`SqliteServer`] embedded by default).
+//!
+//! Most users depend on the `weave` facade crate, which re-exports what is needed here.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use serde_json::json;
+//! use weave_core::{query::field, CallsQuery, SqliteServer, WeaveClient};
+//!
+//! let client = WeaveClient::new("acme", "demo", Arc::new(SqliteServer::in_memory()?), false)?;
+//! let call = client.create_call("tool", json!({"city": "Paris"}))?;
+//! client.fail_call(&call, "timeout".to_string())?;
+//! let failed: Vec<_> = client
+//!     .get_calls(CallsQuery::new().query(field("summary.weave.status").eq("error")))
+//!     .collect::<Result<_, _>>()?;
+//! assert_eq!(failed.len(), 1);
+//! # Ok::<(), weave_core::WeaveError>(())
+//! ```
+
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
+mod client;
+pub mod config;
+mod error;
+mod ids;
+pub mod limits;
+pub mod query;
+pub mod refs;
+pub mod schema;
+pub mod server;
+mod time;
+
+pub use client::call::Call;
+pub use client::calls_iter::{CallsIter, CallsQuery};
+pub use client::context::{
+    current_call, is_internal_thread, mark_internal_thread, pop_call, push_call, with_call,
+};
+pub use client::exception::{Exception, IntoException, StackFrame};
+pub use client::{
+    CallOptions, DisplayName, Op, WeaveClient, MAX_DISPLAY_NAME_CHARS, REDACTED_VALUE, REDACT_KEYS,
+};
+pub use error::{Result, WeaveError};
+pub use ids::{generate_id, is_valid_call_id, is_valid_trace_id};
+pub use query::Query;
+pub use schema::summary::TraceStatus;
+pub use schema::{CallSchema, CallsFilter, JsonMap, SortBy, SortDirection};
+pub use server::{SqliteServer, SqliteServerConfig, TraceServer};
+pub use time::Timestamp;

@@ -1,0 +1,16 @@
+//! The wire types of the Weave trace server protocol (`PROTOCOL.md` §2–§6).
+//!
+//! Every type here serialises to exactly the JSON the protocol specifies: field names as on the
+//! wire, optional fields as explicit `null`, timestamps as RFC 3339 UTC strings. Deserialising
+//! is lenient the way the server's inner schemas are: unknown keys are ignored and missing
+//! optional fields default. Requests and responses are named after the protocol's pydantic
+//! models (`CallStartReq`, `CallsQueryReq`, …) so that the trait [`crate::TraceServer`] reads
+//! like the protocol.
+
+mod calls;
+pub mod summary;
+
+pub use calls::*;
+
+/// A JSON object, the type of `inputs`, `attributes` and `summary`.
+pub type JsonMap = serde_json::Map<String, serde_json::Value>;

@@ -1,0 +1,61 @@
+//! Backends: the [`TraceServer`] trait and its implementations.
+//!
+//! [`TraceServer`] mirrors the Weave trace server protocol request for request
+//! (`POST /call/start` is [`TraceServer::call_start`], and so on), so that every backend —
+//! the embedded [`SqliteServer`] here, the remote HTTP server later, or a user's own — is
+//! interchangeable and [`crate::WeaveClient`] never knows which one it talks to.
+//!
+//! Methods are synchronous: the client calls them from its background writer thread or, for
+//! reads, from the caller's thread. A backend that speaks HTTP owns its own runtime.
+
+pub mod sqlite;
+
+pub use sqlite::{SqliteServer, SqliteServerConfig};
+
+use crate::error::Result;
+use crate::schema::*;
+
+/// A stream of calls, as `/calls/stream_query` returns them: consumed incrementally, never
+/// all in memory at once.
+pub type CallsStream = Box<dyn Iterator<Item = Result<CallSchema>> + Send>;
+
+/// A Weave trace server: the protocol's routes as methods.
+pub trait TraceServer: Send + Sync + std::fmt::Debug {
+    /// `GET /server_info`.
+    fn server_info(&self) -> Result<ServerInfoRes>;
+
+    /// Makes sure `entity/project` exists, creating it if the backend needs that (the Python
+    /// client's `ensure_project_exists`). The default does nothing.
+    fn ensure_project_exists(&self, _entity: &str, _project: &str) -> Result<()> {
+        Ok(())
+    }
+
+    /// `POST /call/start`.
+    fn call_start(&self, req: CallStartReq) -> Result<CallStartRes>;
+
+    /// `POST /call/end`.
+    fn call_end(&self, req: CallEndReq) -> Result<CallEndRes>;
+
+    /// `POST /call/upsert_batch`: starts and ends applied in order; an end may come before its
+    /// start.
+    fn call_start_batch(&self, req: CallCreateBatchReq) -> Result<CallCreateBatchRes>;
+
+    /// `POST /call/read`: `call` is `None` when the id is unknown or deleted.
+    fn call_read(&self, req: CallReadReq) -> Result<CallReadRes>;
+
+    /// `POST /calls/stream_query`.
+    fn calls_query_stream(&self, req: CallsQueryReq) -> Result<CallsStream>;
+
+    /// `POST /calls/query_stats`.
+    fn calls_query_stats(&self, req: CallsQueryStatsReq) -> Result<CallsQueryStatsRes>;
+
+    /// `POST /calls/delete`: soft delete, cascading to all descendants.
+    fn calls_delete(&self, req: CallsDeleteReq) -> Result<CallsDeleteRes>;
+
+    /// `POST /call/update`: sets (or with `""` clears) the display name.
+    fn call_update(&self, req: CallUpdateReq) -> Result<CallUpdateRes>;
+
+    /// The base URL of the web UI for this backend, to which `/{entity}/{project}/r/call/{id}`
+    /// is appended to make a call's link (PROTOCOL §9).
+    fn app_url(&self) -> String;
+}

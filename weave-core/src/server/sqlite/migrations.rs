@@ -1,0 +1,74 @@
+//! The embedded store's schema, versioned by SQLite's `user_version`.
+//!
+//! `MIGRATIONS[i]` upgrades a file from version `i` to `i + 1`. Each runs in its own
+//! transaction together with the `user_version` bump, so a crash mid-upgrade leaves the file
+//! at the previous version. A file written by a newer weave-rs (a higher version than we
+//! know) is refused rather than risked. Never edit a released migration: append a new one.
+
+use rusqlite::Connection;
+
+use crate::error::{Result, WeaveError};
+
+/// The migrations, in order; the schema version is `MIGRATIONS.len()`.
+const MIGRATIONS: &[&str] = &[
+    // v1: calls and their ref index.
+    r#"
+    CREATE TABLE calls (
+        project_id      TEXT NOT NULL,
+        id              TEXT NOT NULL,
+        trace_id        TEXT,
+        parent_id       TEXT,
+        thread_id       TEXT,
+        turn_id         TEXT,
+        op_name         TEXT,
+        display_name    TEXT,
+        started_at      INTEGER,   -- ns since the epoch; NULL until the start arrives
+        ended_at        INTEGER,   -- ns since the epoch; NULL until the end arrives
+        attributes      TEXT,      -- JSON
+        inputs          TEXT,      -- JSON
+        output          TEXT,      -- JSON
+        exception       TEXT,
+        summary         TEXT,      -- JSON, as sent with the end
+        otel_dump       TEXT,      -- JSON
+        wb_user_id      TEXT,
+        wb_run_id       TEXT,
+        wb_run_step     INTEGER,
+        wb_run_step_end INTEGER,
+        deleted_at      INTEGER,
+        UNIQUE (project_id, id)
+    );
+    CREATE INDEX calls_project_started ON calls (project_id, started_at);
+    CREATE INDEX calls_project_trace ON calls (project_id, trace_id);
+    CREATE INDEX calls_project_parent ON calls (project_id, parent_id);
+    CREATE INDEX calls_project_op ON calls (project_id, op_name);
+    CREATE TABLE call_refs (
+        project_id TEXT NOT NULL,
+        call_id    TEXT NOT NULL,
+        kind       INTEGER NOT NULL,  -- 0 = input, 1 = output
+        ref        TEXT NOT NULL,
+        PRIMARY KEY (project_id, call_id, kind, ref)
+    ) WITHOUT ROWID;
+    CREATE INDEX call_refs_by_ref ON call_refs (project_id, ref, kind);
+    "#,
+];
+
+/// The schema version this build writes.
+pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the file up to [`SCHEMA_VERSION`].
+pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > SCHEMA_VERSION {
+        return Err(WeaveError::backend(format!(
+            "the store was written by a newer weave-rs (schema version {current}, this build knows up to {SCHEMA_VERSION}); \
+             refusing to open it so no data is lost — upgrade weave-rs"
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
