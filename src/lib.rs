@@ -1,1 +1,82 @@
-//! placeholder
+//! # weave: W&B Weave tracing for Rust
+//!
+//! Record every call of your LLM, tool and agent code — inputs, output, exception, timing,
+//! parent, token usage — and query the calls back with the API of the Python `WeaveClient`.
+//! Calls go to an embedded SQLite store by default (nothing to install), or to any Weave
+//! trace server.
+//!
+//! ```
+//! use serde_json::json;
+//! use weave::{query::field, CallsQuery, WeaveClient};
+//!
+//! # std::env::set_var("WEAVE_DB_PATH", ":memory:");
+//! let client = WeaveClient::embedded("acme/agents")?;      // the embedded store
+//!
+//! let agent = client.create_call("agent", json!({"question": "weather in Paris?"}))?;
+//! let llm = client.create_call("llm", json!({"prompt": "weather in Paris?"}))?;  // child of agent
+//! client.finish_call(&llm, json!({
+//!     "model": "gpt-4o",
+//!     "usage": {"prompt_tokens": 12, "completion_tokens": 3},
+//!     "text": "call get_weather(Paris)",
+//! }))?;
+//! let tool = client.create_call("get_weather", json!({"city": "Paris"}))?;
+//! client.fail_call(&tool, "weather API timed out".to_string())?;
+//! client.finish_call(&agent, "sorry, no weather today")?;
+//!
+//! // Query it back.
+//! let root = client.get_call(agent.id())?;
+//! assert_eq!(root.status(), weave::TraceStatus::DescendantError);
+//! assert_eq!(root.usage()["gpt-4o"]["prompt_tokens"], 12);
+//! let failed = client.get_calls(CallsQuery::new().query(field("summary.weave.status").eq("error")));
+//! assert_eq!(failed.size()?, 1);
+//! # Ok::<(), weave::WeaveError>(())
+//! ```
+//!
+//! See the crate README for where the data goes and a tour of the API.
+
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
+pub use weave_core::{
+    current_call, generate_id, is_valid_call_id, is_valid_trace_id, pop_call, push_call, with_call,
+    Call, CallOptions, CallSchema, CallsFilter, CallsIter, CallsQuery, DisplayName, Exception,
+    IntoException, JsonMap, Op, Query, Result, SortBy, SortDirection, SqliteServer,
+    SqliteServerConfig, StackFrame, Timestamp, TraceServer, TraceStatus, WeaveClient, WeaveError,
+    MAX_DISPLAY_NAME_CHARS, REDACTED_VALUE, REDACT_KEYS,
+};
+
+/// The query language: [`query::field`], [`query::lit`] and the [`Query`] types.
+pub mod query {
+    pub use weave_core::query::*;
+}
+
+/// The protocol's wire types.
+pub mod schema {
+    pub use weave_core::schema::*;
+}
+
+/// Backends.
+pub mod server {
+    pub use weave_core::server::*;
+}
+
+/// Settings from the environment.
+pub mod config {
+    pub use weave_core::config::*;
+}
+
+/// Refs (`weave:///…`).
+pub mod refs {
+    pub use weave_core::refs::*;
+}
+
+/// Size limits shared by every backend.
+pub mod limits {
+    pub use weave_core::limits::*;
+}
+
+#[doc(hidden)]
+pub mod __private {
+    //! Used by code that `#[weave::op]` generates; not a public API.
+    pub use serde_json;
+    pub use weave_core;
+}

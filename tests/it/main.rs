@@ -1,1 +1,19 @@
+//! End-to-end tests of the `weave` facade, the way users use it, against a real SQLite file.
+//! One binary with a module per feature, so the suite links once.
 
+mod common;
+
+mod bad_input;
+mod call_handle;
+mod client_calls;
+mod columns;
+mod delete;
+mod display_name;
+mod end_before_start;
+mod filters;
+mod paging_sort;
+mod persistence;
+mod query_operators;
+mod summary_rollup;
+mod wire_format;
+mod writer;

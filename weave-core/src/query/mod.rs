@@ -315,21 +315,22 @@ fn parse_operand(v: &Value, path: &str) -> Result<Operand, WeaveError> {
             let input = obj
                 .get("input")
                 .ok_or_else(|| qerr(&p, "missing \"input\""))?;
-            let to =
-                match obj.get("to").and_then(Value::as_str) {
-                    Some("double") => ConvertTo::Double,
-                    Some("string") => ConvertTo::String,
-                    Some("int") => ConvertTo::Int,
-                    Some("bool") => ConvertTo::Bool,
-                    Some("exists") => ConvertTo::Exists,
-                    Some(other) => return Err(qerr(
+            let to = match obj.get("to").and_then(Value::as_str) {
+                Some("double") => ConvertTo::Double,
+                Some("string") => ConvertTo::String,
+                Some("int") => ConvertTo::Int,
+                Some("bool") => ConvertTo::Bool,
+                Some("exists") => ConvertTo::Exists,
+                Some(other) => {
+                    return Err(qerr(
                         &format!("{p}.to"),
                         format!(
                             "unknown type {other:?} (expected double, string, int, bool or exists)"
                         ),
-                    )),
-                    None => return Err(qerr(&p, "missing \"to\" (a type name string)")),
-                };
+                    ))
+                }
+                None => return Err(qerr(&p, "missing \"to\" (a type name string)")),
+            };
             Operand::Convert(Box::new(parse_operand(input, &format!("{p}.input"))?), to)
         }
         _ => Operand::Operation(Box::new(parse_operation(v, path)?)),

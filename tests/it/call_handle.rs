@@ -1,0 +1,1 @@
+//! Tests: call_handle.

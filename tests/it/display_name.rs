@@ -1,0 +1,1 @@
+//! Tests: display_name.

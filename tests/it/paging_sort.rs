@@ -1,0 +1,1 @@
+//! Tests: paging_sort.

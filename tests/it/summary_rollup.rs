@@ -1,0 +1,1 @@
+//! Tests: summary_rollup.

@@ -1,0 +1,1 @@
+//! Tests: wire_format.
