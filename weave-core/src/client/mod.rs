@@ -277,9 +277,9 @@ impl std::fmt::Debug for WeaveClient {
 }
 
 fn check_name(what: &str, s: &str) -> Result<()> {
-    if s.is_empty() || s.contains('/') || s.chars().any(char::is_whitespace) {
+    if s.trim().is_empty() || s.contains('/') || s.chars().any(char::is_control) {
         return Err(WeaveError::invalid_input(format!(
-            "{what} {s:?} must be non-empty, without '/' or whitespace"
+            "{what} {s:?} must be non-empty, without '/' or control characters"
         )));
     }
     Ok(())
