@@ -27,9 +27,10 @@ use crate::error::WeaveError;
 pub struct Timestamp(i64);
 
 impl Timestamp {
-    /// The current time.
+    /// The current time, at microsecond precision (as Python's `datetime` records it).
     pub fn now() -> Self {
-        Timestamp::from_datetime(Utc::now())
+        let ns = Timestamp::from_datetime(Utc::now()).0;
+        Timestamp(ns - ns.rem_euclid(1000))
     }
 
     /// Nanoseconds since the Unix epoch.
