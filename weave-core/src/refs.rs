@@ -275,6 +275,25 @@ pub(crate) fn parse_op_name(op_name: &str) -> Option<&str> {
     Some(name)
 }
 
+/// Every distinct string inside `value` that is a Weave ref (starts with `weave:///`), in
+/// first-seen order. This is how `input_refs` / `output_refs` are indexed.
+pub fn extract_refs(value: &serde_json::Value) -> Vec<String> {
+    use serde_json::Value;
+    let mut out: Vec<String> = Vec::new();
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::String(s) if s.starts_with(WEAVE_SCHEME) && !out.contains(s) => {
+                out.push(s.clone())
+            }
+            Value::Array(items) => stack.extend(items.iter().rev()),
+            Value::Object(m) => stack.extend(m.values().rev()),
+            _ => {}
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,23 +337,4 @@ mod tests {
         assert_eq!(parse_op_name("weave:///e/p/object/my_fn:abc"), None);
         assert_eq!(parse_op_name("plain"), None);
     }
-}
-
-/// Every distinct string inside `value` that is a Weave ref (starts with `weave:///`), in
-/// first-seen order. This is how `input_refs` / `output_refs` are indexed.
-pub fn extract_refs(value: &serde_json::Value) -> Vec<String> {
-    use serde_json::Value;
-    let mut out: Vec<String> = Vec::new();
-    let mut stack = vec![value];
-    while let Some(v) = stack.pop() {
-        match v {
-            Value::String(s) if s.starts_with(WEAVE_SCHEME) && !out.contains(s) => {
-                out.push(s.clone())
-            }
-            Value::Array(items) => stack.extend(items.iter().rev()),
-            Value::Object(m) => stack.extend(m.values().rev()),
-            _ => {}
-        }
-    }
-    out
 }

@@ -630,16 +630,16 @@ impl WeaveClient {
         }
         let ended_at = Timestamp::now();
         let original = to_json(&output);
-        let output = match op.and_then(|o| o.postprocess_output.as_ref()) {
-            Some(f) => f(original.clone()),
-            None => original.clone(),
-        };
-
+        // The summary reads the output as returned, before postprocessing (as in Python).
         let (has_children, children_summary) = call.take_children_summary();
         let mut computed = if has_children {
             children_summary
         } else {
             usage_from_output(&original).unwrap_or_default()
+        };
+        let output = match op.and_then(|o| o.postprocess_output.as_ref()) {
+            Some(f) => f(original),
+            None => original,
         };
         let counts = computed
             .entry(STATUS_COUNTS_KEY)
