@@ -412,3 +412,18 @@ impl Serialize for Call {
         self.to_schema().serialize(s)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+
+    #[test]
+    fn handles_are_send_and_sync() {
+        // The tracing layer keeps calls in span extensions, which must be Send + Sync.
+        assert_send_sync::<super::Call>();
+        assert_send_sync::<crate::WeaveClient>();
+        assert_send_sync::<crate::SqliteServer>();
+        fn assert_send<T: Send>() {}
+        assert_send::<crate::CallsIter>();
+    }
+}
