@@ -1,1 +1,368 @@
-//! Tests: end_before_start.
+//! Tests: end_before_start. A call's start and end are separate writes that may arrive in
+//! either order (PROTOCOL §3.2, §4.2); these go through the `TraceServer` trait directly, the
+//! way a remote client's batches reach the embedded store.
+
+use serde_json::{json, Value};
+use weave::schema::{
+    CallBatchItem, CallBatchItemRes, CallCreateBatchReq, CallEndReq, CallReadReq, CallSchema,
+    CallStartReq, CallsFilter, CallsQueryReq, CallsQueryStatsReq, EndedCallSchemaForInsert,
+    JsonMap, StartedCallSchemaForInsert,
+};
+use weave::{generate_id, SqliteServer, Timestamp, TraceServer, TraceStatus};
+
+use crate::common::TestStore;
+
+/// The project of [`TestStore::new`], so its client can read what the raw server wrote.
+const PROJECT: &str = "test-entity/test-project";
+const STARTED: &str = "2025-01-02T03:04:05.000000Z";
+const ENDED: &str = "2025-01-02T03:04:06.250000Z";
+
+fn ts(s: &str) -> Timestamp {
+    s.parse().expect("timestamp")
+}
+
+fn map(v: Value) -> JsonMap {
+    match v {
+        Value::Object(m) => m,
+        other => panic!("not an object: {other}"),
+    }
+}
+
+fn start(id: &str, trace_id: &str, parent_id: Option<&str>) -> StartedCallSchemaForInsert {
+    StartedCallSchemaForInsert {
+        project_id: PROJECT.into(),
+        id: Some(id.into()),
+        op_name: "llm".into(),
+        display_name: None,
+        trace_id: Some(trace_id.into()),
+        parent_id: parent_id.map(str::to_string),
+        thread_id: None,
+        turn_id: None,
+        started_at: ts(STARTED),
+        attributes: map(json!({"env": "test"})),
+        inputs: map(json!({"prompt": "hi"})),
+        otel_dump: None,
+        wb_user_id: None,
+        wb_run_id: None,
+        wb_run_step: None,
+    }
+}
+
+fn end(id: &str) -> EndedCallSchemaForInsert {
+    EndedCallSchemaForInsert {
+        project_id: PROJECT.into(),
+        id: id.into(),
+        ended_at: ts(ENDED),
+        exception: None,
+        output: json!({"text": "hello"}),
+        summary: map(json!({"usage": {"gpt-4o": {"requests": 1, "prompt_tokens": 3}}})),
+        wb_run_step_end: None,
+    }
+}
+
+fn read(server: &SqliteServer, id: &str) -> Option<CallSchema> {
+    server
+        .call_read(CallReadReq {
+            project_id: PROJECT.into(),
+            id: id.into(),
+            include_costs: false,
+            include_storage_size: false,
+            include_total_storage_size: false,
+        })
+        .expect("read")
+        .call
+}
+
+fn query_all(server: &SqliteServer) -> Vec<CallSchema> {
+    server
+        .calls_query_stream(CallsQueryReq::new(PROJECT))
+        .expect("query")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("rows")
+}
+
+fn count(server: &SqliteServer, filter: Option<CallsFilter>) -> u64 {
+    server
+        .calls_query_stats(CallsQueryStatsReq {
+            project_id: PROJECT.into(),
+            filter,
+            query: None,
+            limit: None,
+            include_total_storage_size: false,
+            expand_columns: None,
+        })
+        .expect("stats")
+        .count
+}
+
+/// The JSON a complete call of [`start`] + [`end`] reads back as.
+fn expected_complete(id: &str, trace_id: &str, parent_id: Option<&str>) -> Value {
+    json!({
+        "id": id,
+        "project_id": PROJECT,
+        "op_name": "llm",
+        "display_name": null,
+        "trace_id": trace_id,
+        "parent_id": parent_id,
+        "thread_id": null,
+        "turn_id": null,
+        "started_at": STARTED,
+        "attributes": {"env": "test"},
+        "inputs": {"prompt": "hi"},
+        "ended_at": ENDED,
+        "exception": null,
+        "output": {"text": "hello"},
+        "summary": {
+            "usage": {"gpt-4o": {"requests": 1, "prompt_tokens": 3}},
+            "weave": {"status": "success", "trace_name": "llm", "latency_ms": 1250},
+        },
+        "wb_user_id": null,
+        "wb_run_id": null,
+        "wb_run_step": null,
+        "wb_run_step_end": null,
+        "deleted_at": null,
+        "storage_size_bytes": null,
+        "total_storage_size_bytes": null,
+    })
+}
+
+#[test]
+fn end_then_start_as_separate_requests_gives_the_complete_call() {
+    let store = TestStore::new();
+    let (id, trace_id) = (generate_id(), generate_id());
+
+    store
+        .server
+        .call_end(CallEndReq { end: end(&id) })
+        .expect("an end before its start is accepted");
+    assert_eq!(
+        read(&store.server, &id),
+        None,
+        "not visible before its start"
+    );
+
+    let res = store
+        .server
+        .call_start(CallStartReq {
+            start: start(&id, &trace_id, None),
+        })
+        .expect("start");
+    assert_eq!((res.id.as_str(), res.trace_id.as_str()), (&*id, &*trace_id));
+
+    let call = read(&store.server, &id).expect("visible once started");
+    assert_eq!(
+        serde_json::to_value(&call).unwrap(),
+        expected_complete(&id, &trace_id, None)
+    );
+    // The same call through the query route and the user API.
+    assert_eq!(query_all(&store.server), vec![call]);
+    let user_call = store.client.get_call(&id).expect("get_call");
+    assert_eq!(user_call.status(), TraceStatus::Success);
+    assert_eq!(user_call.latency_ms(), Some(1250));
+    assert_eq!(user_call.output(), json!({"text": "hello"}));
+}
+
+#[test]
+fn end_before_start_inside_one_upsert_batch() {
+    let store = TestStore::new();
+    let (root, child, trace_id) = (generate_id(), generate_id(), generate_id());
+
+    let res = store
+        .server
+        .call_start_batch(CallCreateBatchReq {
+            batch: vec![
+                CallBatchItem::End(CallEndReq { end: end(&child) }),
+                CallBatchItem::End(CallEndReq { end: end(&root) }),
+                CallBatchItem::Start(CallStartReq {
+                    start: start(&root, &trace_id, None),
+                }),
+                CallBatchItem::Start(CallStartReq {
+                    start: start(&child, &trace_id, Some(&root)),
+                }),
+            ],
+        })
+        .expect("batch");
+
+    // One result per item, in order: `{}` for ends, `{id, trace_id}` for starts.
+    assert_eq!(
+        serde_json::to_value(&res).unwrap(),
+        json!({"res": [
+            {},
+            {},
+            {"id": root, "trace_id": trace_id},
+            {"id": child, "trace_id": trace_id},
+        ]})
+    );
+    assert!(matches!(res.res[0], CallBatchItemRes::End(_)));
+    assert!(matches!(res.res[2], CallBatchItemRes::Start(_)));
+
+    assert_eq!(
+        serde_json::to_value(read(&store.server, &root).unwrap()).unwrap(),
+        expected_complete(&root, &trace_id, None)
+    );
+    assert_eq!(
+        serde_json::to_value(read(&store.server, &child).unwrap()).unwrap(),
+        expected_complete(&child, &trace_id, Some(&root))
+    );
+    assert_eq!(count(&store.server, None), 2);
+    let children: Vec<String> = store
+        .client
+        .get_call(&root)
+        .unwrap()
+        .children()
+        .map(|c| c.unwrap().id().to_string())
+        .collect();
+    assert_eq!(children, vec![child]);
+}
+
+#[test]
+fn a_call_with_only_an_end_is_invisible_to_reads_queries_and_stats() {
+    let store = TestStore::new();
+    let (parent, trace_id) = (generate_id(), generate_id());
+    store
+        .server
+        .call_start(CallStartReq {
+            start: start(&parent, &trace_id, None),
+        })
+        .unwrap();
+    let orphan = generate_id();
+    store
+        .server
+        .call_end(CallEndReq { end: end(&orphan) })
+        .unwrap();
+
+    assert_eq!(read(&store.server, &orphan), None);
+    let ids: Vec<String> = query_all(&store.server).into_iter().map(|c| c.id).collect();
+    assert_eq!(ids, vec![parent.clone()], "only the started call is listed");
+    assert_eq!(count(&store.server, None), 1);
+    let by_id = CallsFilter {
+        call_ids: Some(vec![orphan.clone()]),
+        ..Default::default()
+    };
+    assert_eq!(count(&store.server, Some(by_id.clone())), 0);
+    let mut q = CallsQueryReq::new(PROJECT);
+    q.filter = Some(by_id);
+    assert_eq!(store.server.calls_query_stream(q).unwrap().count(), 0);
+
+    // Through the user API: a typed NotFound, and it is nobody's child yet even though the
+    // parent exists (the end does not carry the parent id).
+    let err = store.client.get_call(&orphan).unwrap_err();
+    assert!(err.is_not_found(), "{err:?}");
+    assert_eq!(
+        store
+            .client
+            .get_calls(CallsFilter::default())
+            .size()
+            .unwrap(),
+        1
+    );
+
+    // A child whose end came first shows up under its parent only once its start arrives.
+    let child = generate_id();
+    store
+        .server
+        .call_end(CallEndReq { end: end(&child) })
+        .unwrap();
+    let parent_call = store.client.get_call(&parent).unwrap();
+    assert_eq!(parent_call.children().count(), 0);
+    assert_eq!(parent_call.children().size().unwrap(), 0);
+    store
+        .server
+        .call_start(CallStartReq {
+            start: start(&child, &trace_id, Some(&parent)),
+        })
+        .unwrap();
+    assert_eq!(parent_call.children().size().unwrap(), 1);
+}
+
+#[test]
+fn a_call_with_only_a_start_reads_as_running_without_latency() {
+    let store = TestStore::new();
+    let (id, trace_id) = (generate_id(), generate_id());
+    store
+        .server
+        .call_start(CallStartReq {
+            start: start(&id, &trace_id, None),
+        })
+        .unwrap();
+
+    let call = read(&store.server, &id).expect("a started call is visible");
+    assert_eq!(call.ended_at, None);
+    assert_eq!(call.exception, None);
+    assert_eq!(call.output, Value::Null);
+    // No end, so no client summary: only the derived block, and no latency_ms key at all.
+    assert_eq!(
+        Value::Object(call.summary.clone().expect("summary is always derived")),
+        json!({"weave": {"status": "running", "trace_name": "llm"}})
+    );
+    let wire = serde_json::to_value(&call).unwrap();
+    assert_eq!(wire["ended_at"], Value::Null);
+    assert!(wire["summary"]["weave"].get("latency_ms").is_none());
+
+    let user_call = store.client.get_call(&id).unwrap();
+    assert_eq!(user_call.status(), TraceStatus::Running);
+    assert_eq!(user_call.latency_ms(), None);
+    assert!(!user_call.is_finished());
+    assert_eq!(count(&store.server, None), 1);
+}
+
+#[test]
+fn a_repeated_start_is_idempotent() {
+    let store = TestStore::new();
+    let (id, trace_id) = (generate_id(), generate_id());
+    let s = start(&id, &trace_id, None);
+
+    let first = store
+        .server
+        .call_start(CallStartReq { start: s.clone() })
+        .unwrap();
+    let once = read(&store.server, &id).unwrap();
+    let second = store
+        .server
+        .call_start(CallStartReq { start: s.clone() })
+        .expect("a retried start is accepted");
+    assert_eq!(first, second);
+    assert_eq!(read(&store.server, &id).unwrap(), once);
+    assert_eq!(count(&store.server, None), 1);
+    assert_eq!(query_all(&store.server).len(), 1);
+
+    // Retried in a batch, and retried after the end arrived: the end's fields survive.
+    store
+        .server
+        .call_start_batch(CallCreateBatchReq {
+            batch: vec![
+                CallBatchItem::Start(CallStartReq { start: s.clone() }),
+                CallBatchItem::End(CallEndReq { end: end(&id) }),
+                CallBatchItem::Start(CallStartReq { start: s.clone() }),
+            ],
+        })
+        .unwrap();
+    store.server.call_start(CallStartReq { start: s }).unwrap();
+    assert_eq!(count(&store.server, None), 1);
+    assert_eq!(
+        serde_json::to_value(read(&store.server, &id).unwrap()).unwrap(),
+        expected_complete(&id, &trace_id, None)
+    );
+
+    // A retried end is idempotent too.
+    store.server.call_end(CallEndReq { end: end(&id) }).unwrap();
+    assert_eq!(
+        serde_json::to_value(read(&store.server, &id).unwrap()).unwrap(),
+        expected_complete(&id, &trace_id, None)
+    );
+}
+
+#[test]
+fn a_start_without_ids_gets_fresh_uuidv7_ids_from_the_server() {
+    let store = TestStore::new();
+    let mut s = start("unused", "unused", None);
+    s.id = None;
+    s.trace_id = None;
+    let res = store.server.call_start(CallStartReq { start: s }).unwrap();
+    for id in [&res.id, &res.trace_id] {
+        assert!(weave::is_valid_call_id(id) && &id[14..15] == "7", "{id}");
+    }
+    assert_ne!(res.id, res.trace_id);
+    let call = read(&store.server, &res.id).expect("stored under the generated id");
+    assert_eq!(call.trace_id, res.trace_id);
+}

@@ -83,8 +83,16 @@ impl fmt::Debug for Timestamp {
 impl FromStr for Timestamp {
     type Err = WeaveError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        DateTime::parse_from_rfc3339(s.trim())
+        let s_trim = s.trim();
+        DateTime::parse_from_rfc3339(s_trim)
             .map(|dt| Timestamp::from_datetime(dt.with_timezone(&Utc)))
+            .or_else(|e| {
+                // The Weave reference server returns calls ingested through OpenTelemetry
+                // with naive datetimes (`2026-11-24T12:30:31.885867`); servers store UTC.
+                chrono::NaiveDateTime::parse_from_str(s_trim, "%Y-%m-%dT%H:%M:%S%.f")
+                    .map(|n| Timestamp::from_datetime(n.and_utc()))
+                    .map_err(|_| e)
+            })
             .map_err(|e| {
                 WeaveError::invalid_input(format!(
                     "invalid timestamp {s:?}: {e} (expected RFC 3339, e.g. 2025-01-02T03:04:05.123456Z)"

@@ -55,8 +55,9 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this build writes.
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// Brings the file up to [`SCHEMA_VERSION`].
-pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
+/// The file's schema version; an error when it is newer than this build knows. Only reads,
+/// so it is safe to call before anything (even the journal mode) is changed.
+pub(crate) fn check_version(conn: &Connection) -> Result<i64> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if current > SCHEMA_VERSION {
         return Err(WeaveError::backend(format!(
@@ -64,6 +65,12 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
              refusing to open it so no data is lost — upgrade weave-rs"
         )));
     }
+    Ok(current)
+}
+
+/// Brings the file up to [`SCHEMA_VERSION`].
+pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
+    let current = check_version(conn)?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;

@@ -117,6 +117,9 @@ impl SqliteServer {
             }
         };
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // Refuse a file from a newer release before changing anything in it (switching the
+        // journal mode rewrites the file header).
+        migrations::check_version(&conn)?;
         if config.path.is_some() {
             let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
             if !mode.eq_ignore_ascii_case("wal") {
