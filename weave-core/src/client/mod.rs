@@ -6,6 +6,7 @@
 
 pub(crate) mod call;
 pub(crate) mod calls_iter;
+mod capture;
 pub(crate) mod context;
 pub(crate) mod exception;
 mod writer;
@@ -304,9 +305,10 @@ fn redact(v: &mut Value) {
     }
 }
 
-/// A value as JSON; a value whose `Serialize` fails is recorded as a readable placeholder.
+/// A value as JSON, nesting capped at [`crate::limits::MAX_DEPTH`]; a value whose `Serialize`
+/// fails is recorded as a readable placeholder.
 fn to_json<T: Serialize + ?Sized>(value: &T) -> Value {
-    serde_json::to_value(value).unwrap_or_else(|e| {
+    capture::to_value_capped(value).unwrap_or_else(|e| {
         Value::String(format!(
             "<unserializable {}: {e}>",
             std::any::type_name::<T>()

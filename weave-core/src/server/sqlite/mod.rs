@@ -206,8 +206,10 @@ fn check_op_name(op_name: &str) -> Result<()> {
     }
 }
 
-fn json_object_text(map: &JsonMap) -> Value {
-    let mut v = Value::Object(map.clone());
+/// A JSON object as a value with its depth capped (moved, not cloned: a clone of a deep
+/// value would recurse once per level).
+fn capped_object(map: JsonMap) -> Value {
+    let mut v = Value::Object(map);
     limits::cap_depth(&mut v);
     v
 }
@@ -227,14 +229,13 @@ fn insert_start(tx: &Transaction<'_>, s: StartedCallSchemaForInsert) -> Result<C
             "trace id {trace_id:?} is not a lowercase UUID or 32-hex-digit trace id"
         )));
     }
-    let inputs = json_object_text(&s.inputs);
-    let attributes = json_object_text(&s.attributes);
+    let inputs = capped_object(s.inputs);
+    let attributes = capped_object(s.attributes);
     let input_refs = extract_refs(&inputs);
     let texts = limits::serialize_row_fields(&[&inputs, &attributes]);
     let otel = s
         .otel_dump
-        .as_ref()
-        .map(|m| limits::serialize_row_fields(&[&json_object_text(m)]).remove(0));
+        .map(|m| limits::serialize_row_fields(&[&capped_object(m)]).remove(0));
     tx.prepare_cached(
         "INSERT INTO calls (project_id, id, trace_id, parent_id, thread_id, turn_id, op_name, display_name, started_at, \
          attributes, inputs, otel_dump, wb_user_id, wb_run_id, wb_run_step) \
@@ -276,7 +277,7 @@ fn insert_end(tx: &Transaction<'_>, e: EndedCallSchemaForInsert) -> Result<CallE
     }
     let mut output = e.output;
     limits::cap_depth(&mut output);
-    let summary = json_object_text(&e.summary);
+    let summary = capped_object(e.summary);
     let output_refs = extract_refs(&output);
     let texts = limits::serialize_row_fields(&[&output, &summary]);
     tx.prepare_cached(
