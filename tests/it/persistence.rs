@@ -314,6 +314,10 @@ fn a_file_that_is_not_a_store_gives_an_error_not_a_panic() {
     std::fs::write(&path, &text).unwrap();
     let err = SqliteServer::open(&path).expect_err("not a database");
     assert!(matches!(err, WeaveError::Backend(_)), "{err:?}");
+    assert!(
+        err.to_string().contains("notes.txt"),
+        "the error names the file: {err}"
+    );
     assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
 
     // A directory where the file should be.

@@ -116,11 +116,27 @@ impl SqliteServer {
                 })?
             }
         };
+        Self::prepare(&mut conn, config.path.is_some()).map_err(|e| match (&config.path, e) {
+            (Some(path), WeaveError::Backend(msg)) => {
+                WeaveError::Backend(format!("store {}: {msg}", path.display()))
+            }
+            (_, e) => e,
+        })?;
+        Ok(SqliteServer {
+            inner: Arc::new(Inner {
+                conn: Mutex::new(conn),
+                config,
+            }),
+        })
+    }
+
+    /// Checks the version, sets the journal mode, registers functions and migrates.
+    fn prepare(conn: &mut Connection, is_file: bool) -> Result<()> {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         // Refuse a file from a newer release before changing anything in it (switching the
         // journal mode rewrites the file header).
-        migrations::check_version(&conn)?;
-        if config.path.is_some() {
+        migrations::check_version(conn)?;
+        if is_file {
             let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
             if !mode.eq_ignore_ascii_case("wal") {
                 return Err(WeaveError::backend(format!(
@@ -129,14 +145,8 @@ impl SqliteServer {
             }
             conn.pragma_update(None, "synchronous", "NORMAL")?;
         }
-        functions::register(&conn)?;
-        migrations::migrate(&mut conn)?;
-        Ok(SqliteServer {
-            inner: Arc::new(Inner {
-                conn: Mutex::new(conn),
-                config,
-            }),
-        })
+        functions::register(conn)?;
+        migrations::migrate(conn)
     }
 
     /// Opens (creating if needed) the store file at `path`.
