@@ -1,1 +1,305 @@
-//! Tests: columns.
+//! The `columns` projection of a calls query (PROTOCOL §6): unselected dict fields come back
+//! empty and others null, the id columns are always returned, dotted names are cut to their
+//! first segment, and `summary` brings what deriving `summary.weave` needs.
+
+use serde_json::json;
+use weave::query::field;
+use weave::{Call, CallOptions, CallsQuery, SortBy, TraceStatus, WeaveError};
+
+use crate::common::{calls, TestStore};
+
+/// A failed child (with display name, thread, attributes) under a finished root, and a
+/// running call. Returns (root, child, running).
+fn fixture(s: &TestStore) -> (Call, Call, Call) {
+    let root = s
+        .client
+        .create_call_with(
+            "agent",
+            json!({"question": "weather?", "n": 1}),
+            CallOptions::new()
+                .use_stack(false)
+                .attribute("env", "prod")
+                .thread_id("t1"),
+        )
+        .unwrap();
+    let child = s
+        .client
+        .create_call_with(
+            "get_weather",
+            json!({"city": "Paris", "n": 2}),
+            CallOptions::new()
+                .use_stack(false)
+                .parent(&root)
+                .display_name("Weather lookup")
+                .attribute("env", "prod"),
+        )
+        .unwrap();
+    s.client
+        .fail_call(&child, "weather API timed out".to_string())
+        .unwrap();
+    s.client
+        .finish_call(&root, json!({"model": "gpt-4o", "answer": "rain"}))
+        .unwrap();
+    let running = s
+        .client
+        .create_call_with("slow", json!({"n": 3}), CallOptions::new().use_stack(false))
+        .unwrap();
+    (root, child, running)
+}
+
+/// The call `id` read with `columns`.
+fn read(s: &TestStore, id: &str, columns: &[&str]) -> Call {
+    let got = calls(
+        &s.client,
+        CallsQuery::new()
+            .query(field("id").eq(id))
+            .columns(columns.iter().copied()),
+    );
+    assert_eq!(got.len(), 1);
+    got.into_iter().next().unwrap()
+}
+
+/// The columns every projection returns equal the full read.
+fn assert_ids_present(got: &Call, full: &Call) {
+    assert_eq!(got.id(), full.id());
+    assert_eq!(got.project_id(), "test-entity/test-project");
+    assert_eq!(got.trace_id(), full.trace_id());
+    assert_eq!(got.op_name(), full.op_name());
+    assert_eq!(got.started_at(), full.started_at());
+}
+
+#[test]
+fn unselected_fields_come_back_empty_or_null() {
+    let s = TestStore::new();
+    let (root, child, _) = fixture(&s);
+    let full = s.client.get_call(child.id()).unwrap();
+    // The full read has everything.
+    assert!(!full.inputs().is_empty());
+    assert!(!full.attributes().is_empty());
+    assert!(full.display_name().is_some());
+    assert!(full.parent_id().is_some());
+    assert!(full.thread_id().is_some());
+    assert!(full.turn_id().is_some());
+    assert!(full.exception().is_some());
+    assert!(full.ended_at().is_some());
+    assert!(full.summary().is_some());
+
+    let got = read(&s, child.id(), &["id"]);
+    assert_ids_present(&got, &full);
+    // Dict fields: empty. Everything else: null / None.
+    assert!(got.inputs().is_empty());
+    assert!(got.attributes().is_empty());
+    assert_eq!(got.output(), json!(null));
+    assert_eq!(got.summary(), None);
+    assert_eq!(got.weave_summary(), None);
+    assert_eq!(got.display_name(), None);
+    assert_eq!(got.parent_id(), None);
+    assert_eq!(got.thread_id(), None);
+    assert_eq!(got.turn_id(), None);
+    assert_eq!(got.exception(), None);
+    assert_eq!(got.ended_at(), None);
+    assert_eq!(got.deleted_at(), None);
+    // The same for the root's output.
+    let got = read(&s, root.id(), &["op_name"]);
+    assert_eq!(got.output(), json!(null));
+    assert!(got.usage().is_empty());
+    assert_eq!(got.op_name(), "agent");
+}
+
+#[test]
+fn the_id_columns_are_always_returned() {
+    let s = TestStore::new();
+    let (_, child, _) = fixture(&s);
+    let full = s.client.get_call(child.id()).unwrap();
+    for cols in [
+        &["inputs"][..],
+        &["output"],
+        &["display_name"],
+        &["started_at"],
+        &["trace_id"],
+        &["project_id"],
+    ] {
+        let got = read(&s, child.id(), cols);
+        assert_ids_present(&got, &full);
+    }
+}
+
+#[test]
+fn selected_fields_come_back() {
+    let s = TestStore::new();
+    let (root, child, _) = fixture(&s);
+    let full_root = s.client.get_call(root.id()).unwrap();
+    let full_child = s.client.get_call(child.id()).unwrap();
+
+    let got = read(&s, root.id(), &["inputs", "output"]);
+    assert_eq!(got.inputs(), full_root.inputs());
+    assert_eq!(got.output(), full_root.output());
+    assert!(got.attributes().is_empty());
+    assert_eq!(got.summary(), None);
+    assert_eq!(got.ended_at(), None);
+
+    let got = read(&s, child.id(), &["attributes", "parent_id", "display_name"]);
+    assert_eq!(got.attributes(), full_child.attributes());
+    assert_eq!(got.attributes()["env"], "prod");
+    assert_eq!(got.parent_id(), Some(root.id()));
+    assert_eq!(got.display_name().as_deref(), Some("Weather lookup"));
+    assert!(got.inputs().is_empty());
+    assert_eq!(got.exception(), None);
+
+    let got = read(
+        &s,
+        child.id(),
+        &["exception", "ended_at", "thread_id", "turn_id"],
+    );
+    assert_eq!(got.exception(), full_child.exception());
+    assert_eq!(got.ended_at(), full_child.ended_at());
+    assert_eq!(got.thread_id(), Some("t1"));
+    assert_eq!(got.turn_id(), full_child.turn_id());
+    assert_eq!(got.display_name(), None);
+    assert_eq!(got.summary(), None);
+
+    // Every column selected: the same as no projection at all.
+    let all = [
+        "id",
+        "project_id",
+        "op_name",
+        "display_name",
+        "trace_id",
+        "parent_id",
+        "thread_id",
+        "turn_id",
+        "started_at",
+        "attributes",
+        "inputs",
+        "ended_at",
+        "exception",
+        "output",
+        "summary",
+        "wb_user_id",
+        "wb_run_id",
+        "wb_run_step",
+        "wb_run_step_end",
+        "deleted_at",
+    ];
+    let got = read(&s, child.id(), &all);
+    assert_eq!(got.to_schema(), full_child.to_schema());
+}
+
+#[test]
+fn dotted_names_select_the_whole_first_segment() {
+    let s = TestStore::new();
+    let (root, child, _) = fixture(&s);
+    let full_root = s.client.get_call(root.id()).unwrap();
+
+    // `inputs.question` returns all the inputs, not just that key.
+    let got = read(&s, root.id(), &["inputs.question"]);
+    assert_eq!(got.inputs(), full_root.inputs());
+    assert_eq!(got.inputs()["n"], 1);
+    assert_eq!(got.output(), json!(null));
+
+    let got = read(&s, root.id(), &["output.answer"]);
+    assert_eq!(got.output(), full_root.output());
+    assert_eq!(got.output()["model"], "gpt-4o");
+    assert!(got.inputs().is_empty());
+
+    let got = read(&s, child.id(), &["attributes.env"]);
+    assert_eq!(got.attributes()["env"], "prod");
+    assert_eq!(got.attributes()["weave"]["source"], "rust-sdk");
+
+    // `summary.status_counts.error` selects the whole summary (see the next test for what it
+    // pulls in).
+    let got = read(&s, root.id(), &["summary.status_counts.error"]);
+    assert_eq!(got.summary(), full_root.summary());
+    assert_eq!(
+        got.summary().unwrap()["status_counts"],
+        json!({"success": 1, "error": 1})
+    );
+}
+
+#[test]
+fn selecting_summary_pulls_in_what_summary_weave_needs() {
+    let s = TestStore::new();
+    let (root, child, running) = fixture(&s);
+    let full_child = s.client.get_call(child.id()).unwrap();
+
+    for cols in [&["summary"][..], &["summary.weave.status"]] {
+        let got = read(&s, child.id(), cols);
+        // ended_at, exception and display_name come along...
+        assert_eq!(got.ended_at(), full_child.ended_at());
+        assert_eq!(got.exception(), full_child.exception());
+        assert_eq!(got.display_name().as_deref(), Some("Weather lookup"));
+        // ...so the derived block is right.
+        assert_eq!(got.summary(), full_child.summary());
+        let weave = got.weave_summary().unwrap();
+        assert_eq!(weave["status"], "error");
+        assert_eq!(weave["display_name"], "Weather lookup");
+        assert!(weave["latency_ms"].as_i64().unwrap() >= 0);
+        assert_eq!(got.status(), TraceStatus::Error);
+        // Nothing else does.
+        assert!(got.inputs().is_empty());
+        assert!(got.attributes().is_empty());
+        assert_eq!(got.output(), json!(null));
+        assert_eq!(got.parent_id(), None);
+    }
+
+    let got = read(&s, root.id(), &["summary"]);
+    let weave = got.weave_summary().unwrap();
+    assert_eq!(weave["status"], "descendant_error");
+    assert_eq!(weave["trace_name"], "agent");
+    assert_eq!(got.status(), TraceStatus::DescendantError);
+    assert_eq!(
+        got.summary().unwrap()["status_counts"],
+        json!({"success": 1, "error": 1})
+    );
+
+    let got = read(&s, running.id(), &["summary"]);
+    let weave = got.weave_summary().unwrap();
+    assert_eq!(weave["status"], "running");
+    assert!(weave.get("latency_ms").is_none());
+    assert_eq!(got.ended_at(), None);
+    assert_eq!(got.status(), TraceStatus::Running);
+}
+
+#[test]
+fn filters_and_sorts_use_unselected_columns() {
+    let s = TestStore::new();
+    let (root, child, running) = fixture(&s);
+    let got = calls(
+        &s.client,
+        CallsQuery::new()
+            .query(field("inputs.n").gte(1))
+            .sort_by(SortBy::desc("inputs.n"))
+            .columns(["id"]),
+    );
+    let got_ids: Vec<&str> = got.iter().map(|c| c.id()).collect();
+    assert_eq!(got_ids, [running.id(), child.id(), root.id()]);
+    assert!(got.iter().all(|c| c.inputs().is_empty()));
+    let got = calls(
+        &s.client,
+        CallsQuery::new()
+            .query(field("summary.weave.status").eq("error"))
+            .columns(["op_name"]),
+    );
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].id(), child.id());
+    assert_eq!(got[0].summary(), None);
+}
+
+#[test]
+fn unknown_columns_are_invalid_queries() {
+    let s = TestStore::new();
+    fixture(&s);
+    for col in ["nope", "input", "inputs_x", "summaryx.weave"] {
+        let mut it = s.client.get_calls(CallsQuery::new().columns(["id", col]));
+        match it.next() {
+            Some(Err(WeaveError::InvalidQuery(m))) => {
+                assert!(
+                    m.contains("columns") && m.contains(&format!("{col:?}")),
+                    "{col}: {m}"
+                )
+            }
+            other => panic!("{col}: expected InvalidQuery, got {other:?}"),
+        }
+        assert!(it.next().is_none());
+    }
+}

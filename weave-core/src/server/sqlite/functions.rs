@@ -66,11 +66,10 @@ fn to_number(v: ValueRef<'_>) -> SqlValue {
         ValueRef::Text(t) => {
             let s = String::from_utf8_lossy(t);
             let s = s.trim();
-            let plain = !s.is_empty()
-                && s.trim_start_matches('-')
-                    .chars()
-                    .all(|c| c.is_ascii_digit() || c == '.')
-                && s.chars().any(|c| c.is_ascii_digit());
+            // Decimal and exponent forms ("1.5", "-2", "1e3"); not "inf", "NaN" or "0x10".
+            let plain = s.chars().any(|c| c.is_ascii_digit())
+                && s.chars()
+                    .all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E'));
             if !plain {
                 return SqlValue::Null;
             }

@@ -364,7 +364,8 @@ pub(crate) fn selected_columns(
     columns: Option<&[String]>,
     include_costs: bool,
 ) -> Result<Vec<&'static str>> {
-    let Some(columns) = columns else {
+    // An empty list means "not set", as on the Weave server (`if req.columns:`).
+    let Some(columns) = columns.filter(|c| !c.is_empty()) else {
         return Ok(SELECT_COLUMNS.to_vec());
     };
     let mut selected: Vec<&'static str> = ALWAYS_SELECTED.to_vec();

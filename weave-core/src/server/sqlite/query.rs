@@ -7,10 +7,11 @@
 //!
 //! Each operand compiles to a typed SQL expression. Top-level columns are text (timestamps
 //! are nanosecond integers), the computed `summary.weave.*` fields have fixed types, and JSON
-//! paths are *dynamic*. A comparison picks its domain from its literal (string → text,
-//! number → numeric, bool → bool, null → IS NULL), else from a typed side, else text — as the
-//! Weave server infers casts from literals. Dynamic values convert like ClickHouse's
-//! `to*OrNull`: text that is not a number compares as NULL, never as `0`. A comparison with a
+//! paths are *dynamic*. A comparison with a null literal is IS NULL; one with a timestamp
+//! column compares timestamps; otherwise a typed side (a column, a computed field, a
+//! `$convert`, an operation) decides the domain, else the literal does (string → text,
+//! number → numeric, bool → bool) — as the Weave server infers casts from literals — else
+//! text. Dynamic values convert like ClickHouse's `to*OrNull`: text that is not a number compares as NULL, never as `0`. A comparison with a
 //! NULL side is false (so `$not` of it is true).
 
 use rusqlite::types::Value as SqlValue;
@@ -58,8 +59,11 @@ const STATUS_SQL: &str = "(CASE WHEN exception IS NOT NULL AND exception != '' T
      WHEN ended_at IS NULL THEN 'running' \
      WHEN COALESCE(json_extract(summary, '$.status_counts.error'), 0) > 0 THEN 'descendant_error' \
      ELSE 'success' END)";
-const LATENCY_SQL: &str =
-    "(CASE WHEN ended_at IS NULL THEN NULL ELSE (ended_at - started_at) / 1000000 END)";
+/// `floor((ended_at - started_at) / 1 ms)`: SQLite's integer division truncates towards zero,
+/// so a negative duration (an end before its start) rounds down explicitly, as read back.
+const LATENCY_SQL: &str = "(CASE WHEN ended_at IS NULL THEN NULL \
+     WHEN ended_at >= started_at THEN (ended_at - started_at) / 1000000 \
+     ELSE -((started_at - ended_at + 999999) / 1000000) END)";
 const TRACE_NAME_SQL: &str = "COALESCE(display_name, weave_op_name(op_name))";
 
 /// The top-level columns a query may name, with their types.
@@ -292,15 +296,14 @@ impl Compiler<'_> {
 
     /// The domain a comparison of `a` and `b` happens in; `None` means IS NULL.
     fn domain(a: &Compiled, b: &Compiled) -> Option<Ty> {
-        let lit_ty = |c: &Compiled| match c {
-            Compiled::Literal(Value::Null) => Some(None),
-            Compiled::Literal(Value::Number(_)) => Some(Some(Ty::Number)),
-            Compiled::Literal(Value::Bool(_)) => Some(Some(Ty::Bool)),
-            Compiled::Literal(_) => Some(Some(Ty::Text)),
-            _ => None,
-        };
         let typed = |c: &Compiled| match c {
             Compiled::Typed(_, t) => Some(*t),
+            _ => None,
+        };
+        let literal = |c: &Compiled| match c {
+            Compiled::Literal(Value::Number(_)) => Some(Ty::Number),
+            Compiled::Literal(Value::Bool(_)) => Some(Ty::Bool),
+            Compiled::Literal(_) => Some(Ty::Text),
             _ => None,
         };
         if matches!(a, Compiled::Literal(Value::Null))
@@ -311,18 +314,24 @@ impl Compiler<'_> {
         if typed(a) == Some(Ty::Timestamp) || typed(b) == Some(Ty::Timestamp) {
             return Some(Ty::Timestamp);
         }
-        if let Some(t) = lit_ty(a).or(lit_ty(b)) {
-            return t;
-        }
-        Some(typed(a).or(typed(b)).unwrap_or(Ty::Text))
+        Some(
+            typed(a)
+                .or(typed(b))
+                .or(literal(a))
+                .or(literal(b))
+                .unwrap_or(Ty::Text),
+        )
     }
 
     fn compare(&mut self, a: &Operand, b: &Operand, op: &str) -> Result<String> {
+        let mark = self.params.0.len();
         let (ca, cb) = (self.operand(a)?, self.operand(b)?);
         match Self::domain(&ca, &cb) {
             None => {
                 // Comparing with null: $eq means IS NULL, ordering comparisons are never true.
                 if op != "=" {
+                    // The operands' SQL is dropped, so drop their parameters too.
+                    self.params.0.truncate(mark);
                     return Ok("0".into());
                 }
                 let other = if matches!(ca, Compiled::Literal(Value::Null)) {
@@ -435,14 +444,16 @@ pub(crate) fn filter_conditions(filter: &CallsFilter, params: &mut Params) -> Re
             Ok(())
         }
     };
+    // An empty list means "not set", as on the Weave server (`if filter.op_names:`).
+    let set = |l: &'_ Option<Vec<String>>| l.as_ref().filter(|v| !v.is_empty()).cloned();
     for (name, list, column) in lists {
-        if let Some(items) = list {
-            check_len(name, items)?;
-            conds.push(format!("{column} IN {}", params.bind_json_list(items)));
+        if let Some(items) = set(list) {
+            check_len(name, &items)?;
+            conds.push(format!("{column} IN {}", params.bind_json_list(&items)));
         }
     }
-    if let Some(names) = &filter.op_names {
-        check_len("op_names", names)?;
+    if let Some(names) = set(&filter.op_names) {
+        check_len("op_names", &names)?;
         let mut ors = Vec::new();
         let (wild, exact): (Vec<&String>, Vec<&String>) =
             names.iter().partition(|n| n.ends_with(":*"));
@@ -466,12 +477,12 @@ pub(crate) fn filter_conditions(filter: &CallsFilter, params: &mut Params) -> Re
         ("input_refs", &filter.input_refs, 0),
         ("output_refs", &filter.output_refs, 1),
     ] {
-        if let Some(refs) = list {
-            check_len(name, refs)?;
+        if let Some(refs) = set(list) {
+            check_len(name, &refs)?;
             conds.push(format!(
                 "EXISTS (SELECT 1 FROM call_refs r WHERE r.project_id = calls.project_id AND r.call_id = calls.id \
                  AND r.kind = {kind} AND r.ref IN {})",
-                params.bind_json_list(refs)
+                params.bind_json_list(&refs)
             ));
         }
     }
