@@ -303,3 +303,16 @@ fn unknown_columns_are_invalid_queries() {
         assert!(it.next().is_none());
     }
 }
+
+#[test]
+fn an_empty_column_list_means_all_columns() {
+    let s = TestStore::new();
+    let call = crate::common::record(&s.client, "op", json!({"x": 1}), json!({"y": 2}));
+    let none: Vec<String> = Vec::new();
+    let got = calls(&s.client, CallsQuery::new().columns(none));
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].to_schema(),
+        s.client.get_call(call.id()).unwrap().to_schema()
+    );
+}

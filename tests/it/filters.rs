@@ -585,3 +585,24 @@ fn a_list_of_more_than_1000_values_is_an_invalid_query() {
         assert_eq!(found, want, "{name} with 1000 values");
     }
 }
+
+#[test]
+fn empty_lists_mean_not_set_as_on_the_weave_server() {
+    let s = TestStore::new();
+    let a = crate::common::record(&s.client, "a", json!({}), json!(1));
+    let b = crate::common::record(&s.client, "b", json!({}), json!(2));
+    let empty = Some(Vec::new());
+    let filter = CallsFilter {
+        op_names: empty.clone(),
+        call_ids: empty.clone(),
+        trace_ids: empty.clone(),
+        input_refs: empty.clone(),
+        output_refs: empty,
+        ..Default::default()
+    };
+    assert_eq!(
+        crate::common::ids(&s.client, filter.clone()),
+        [a.id(), b.id()]
+    );
+    assert_eq!(s.client.get_calls(filter).size().unwrap(), 2);
+}

@@ -1739,3 +1739,61 @@ fn invalid_fields_and_values_fail_when_queried() {
     // A valid query still works on the same client.
     assert_eq!(fx.find(field("inputs.x").eq(1)), ["a"]);
 }
+
+#[test]
+fn a_typed_field_decides_over_a_string_literal() {
+    let s = TestStore::new();
+    let server = s.server.clone();
+    // Two calls with exact latencies of 50 ms and 900 ms.
+    let t0: Timestamp = "2025-01-01T00:00:00Z".parse().unwrap();
+    let mut ids = Vec::new();
+    for (i, ms) in [50i64, 900].into_iter().enumerate() {
+        let id = weave::generate_id();
+        let start = weave::schema::StartedCallSchemaForInsert {
+            project_id: "test-entity/test-project".into(),
+            id: Some(id.clone()),
+            op_name: format!("op{i}"),
+            display_name: None,
+            trace_id: None,
+            parent_id: None,
+            thread_id: None,
+            turn_id: None,
+            started_at: t0,
+            attributes: Default::default(),
+            inputs: Default::default(),
+            otel_dump: None,
+            wb_user_id: None,
+            wb_run_id: None,
+            wb_run_step: None,
+        };
+        server
+            .call_start(weave::schema::CallStartReq { start })
+            .unwrap();
+        let end = weave::schema::EndedCallSchemaForInsert {
+            project_id: "test-entity/test-project".into(),
+            id: id.clone(),
+            ended_at: Timestamp::from_nanos(t0.as_nanos() + ms * 1_000_000),
+            exception: None,
+            output: json!(null),
+            summary: Default::default(),
+            wb_run_step_end: None,
+        };
+        server.call_end(weave::schema::CallEndReq { end }).unwrap();
+        ids.push(id);
+    }
+    // As text "900" < "100", as numbers it is not: latency_ms is a number, so numbers win.
+    let q = CallsQuery::new().query(field("summary.weave.latency_ms").gt("100"));
+    assert_eq!(crate::common::ids(&s.client, q), [ids[1].clone()]);
+}
+
+#[test]
+fn numeric_text_in_exponent_form_converts() {
+    let s = TestStore::new();
+    let big = crate::common::record(&s.client, "op", json!({"n": "1e3"}), json!(null));
+    crate::common::record(&s.client, "op", json!({"n": "inf"}), json!(null));
+    crate::common::record(&s.client, "op", json!({"n": "0x10"}), json!(null));
+    let q = CallsQuery::new().query(field("inputs.n").as_double().gt(999));
+    assert_eq!(crate::common::ids(&s.client, q), [big.id()]);
+    let q = CallsQuery::new().query(field("inputs.n").eq(1000));
+    assert_eq!(crate::common::ids(&s.client, q), [big.id()]);
+}
