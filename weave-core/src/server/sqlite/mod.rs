@@ -79,7 +79,11 @@ pub struct SqliteServer {
 }
 
 struct Inner {
+    /// The connection that writes (and reads, for an in-memory store).
     conn: Mutex<Connection>,
+    /// A second connection for queries on a file store: in WAL mode readers never wait for
+    /// the writer, so a long query does not stall tracing, and vice versa.
+    reader: Option<Mutex<Connection>>,
     config: SqliteServerConfig,
 }
 
@@ -116,15 +120,32 @@ impl SqliteServer {
                 })?
             }
         };
-        Self::prepare(&mut conn, config.path.is_some()).map_err(|e| match (&config.path, e) {
+        let name_file = |e: WeaveError| match (&config.path, e) {
             (Some(path), WeaveError::Backend(msg)) => {
                 WeaveError::Backend(format!("store {}: {msg}", path.display()))
             }
             (_, e) => e,
-        })?;
+        };
+        Self::prepare(&mut conn, config.path.is_some()).map_err(name_file)?;
+        let reader = match &config.path {
+            None => None,
+            Some(path) => {
+                let open = || -> Result<Connection> {
+                    let r = Connection::open_with_flags(
+                        path,
+                        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    )?;
+                    r.busy_timeout(std::time::Duration::from_secs(10))?;
+                    functions::register(&r)?;
+                    Ok(r)
+                };
+                Some(Mutex::new(open().map_err(name_file)?))
+            }
+        };
         Ok(SqliteServer {
             inner: Arc::new(Inner {
                 conn: Mutex::new(conn),
+                reader,
                 config,
             }),
         })
@@ -186,6 +207,14 @@ impl SqliteServer {
         // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll
         // back on drop), so a poisoned lock is safe to reuse.
         self.inner.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The connection for queries (see [`Inner::reader`]).
+    fn read_conn(&self) -> MutexGuard<'_, Connection> {
+        match &self.inner.reader {
+            Some(r) => r.lock().unwrap_or_else(|e| e.into_inner()),
+            None => self.conn(),
+        }
     }
 }
 
@@ -567,7 +596,7 @@ impl ChunkedCalls {
             "{} LIMIT {want} OFFSET {}",
             self.query.sql, self.next_offset
         );
-        let conn = self.server.conn();
+        let conn = self.server.read_conn();
         let mut stmt = conn.prepare_cached(&sql)?;
         let summary_selected = self.query.summary_selected;
         let rows = stmt.query_map(params_from_iter(self.query.params.0.iter()), |r| {
@@ -682,7 +711,7 @@ impl TraceServer for SqliteServer {
         )?;
         let limit = req.limit.map(|l| format!(" LIMIT {l}")).unwrap_or_default();
         let sql = format!("SELECT COUNT(*), SUM(sz) FROM (SELECT {STORAGE_SIZE_SQL} AS sz FROM calls WHERE {wh}{limit})");
-        let conn = self.conn();
+        let conn = self.read_conn();
         let (count, size): (i64, Option<i64>) = conn
             .prepare_cached(&sql)?
             .query_row(params_from_iter(params.0.iter()), |r| {
