@@ -64,6 +64,11 @@ pub mod config {
     pub use weave_core::config::*;
 }
 
+/// Content digests, as the Python package computes them.
+pub mod digest {
+    pub use weave_core::digest::*;
+}
+
 /// Refs (`weave:///…`).
 pub mod refs {
     pub use weave_core::refs::*;

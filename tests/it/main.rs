@@ -8,6 +8,7 @@ mod call_handle;
 mod client_calls;
 mod columns;
 mod delete;
+mod digests;
 mod display_name;
 mod end_before_start;
 mod filters;

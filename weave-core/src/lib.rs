@@ -22,6 +22,7 @@
 
 mod client;
 pub mod config;
+pub mod digest;
 mod error;
 mod ids;
 pub mod limits;

@@ -96,7 +96,8 @@ pub enum Ref {
     Call(CallRef),
 }
 
-/// A ref to a call, `weave:///entity/project/call/<id>`.
+/// A ref to a call, `weave:///entity/project/call/<id>`, possibly into a part of it
+/// (`.../call/<id>/key/output`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CallRef {
     /// Entity.
@@ -105,6 +106,24 @@ pub struct CallRef {
     pub project: String,
     /// The call id.
     pub id: String,
+    /// Extra path edges into the call.
+    pub extra: Vec<(RefEdge, String)>,
+}
+
+impl CallRef {
+    /// A ref to the whole call.
+    pub fn new(
+        entity: impl Into<String>,
+        project: impl Into<String>,
+        id: impl Into<String>,
+    ) -> Self {
+        CallRef {
+            entity: entity.into(),
+            project: project.into(),
+            id: id.into(),
+            extra: Vec::new(),
+        }
+    }
 }
 
 impl fmt::Display for CallRef {
@@ -113,8 +132,18 @@ impl fmt::Display for CallRef {
             f,
             "{WEAVE_SCHEME}{}/{}/call/{}",
             self.entity, self.project, self.id
-        )
+        )?;
+        write_extra(f, &self.extra)
     }
+}
+
+fn write_extra(f: &mut fmt::Formatter<'_>, extra: &[(RefEdge, String)]) -> fmt::Result {
+    for (edge, value) in extra {
+        let mut enc = String::new();
+        percent_encode(value, &mut enc);
+        write!(f, "/{}/{enc}", edge.as_str())?;
+    }
+    Ok(())
 }
 
 fn percent_encode(s: &str, out: &mut String) {
@@ -164,12 +193,7 @@ impl fmt::Display for Ref {
                     "{WEAVE_SCHEME}{}/{}/{kind}/{}:{}",
                     r.entity, r.project, r.name, r.digest
                 )?;
-                for (edge, value) in &r.extra {
-                    let mut enc = String::new();
-                    percent_encode(value, &mut enc);
-                    write!(f, "/{}/{enc}", edge.as_str())?;
-                }
-                Ok(())
+                write_extra(f, &r.extra)
             }
             Ref::Table {
                 entity,
@@ -207,26 +231,7 @@ impl FromStr for Ref {
                         "expected a non-empty name and digest separated by one ':'",
                     ));
                 }
-                let extras = &parts[4..];
-                if extras.len() % 2 != 0 {
-                    return Err(bad("extra path parts must come in (edge, value) pairs"));
-                }
-                let mut extra = Vec::new();
-                for pair in extras.chunks(2) {
-                    let edge = RefEdge::parse(pair[0]).ok_or_else(|| {
-                        bad(&format!(
-                            "unknown edge {:?} (expected key, attr, index or id)",
-                            pair[0]
-                        ))
-                    })?;
-                    let value = percent_decode(pair[1])?;
-                    if edge == RefEdge::Index && value.parse::<i64>().is_err() {
-                        return Err(bad(&format!(
-                            "index edge value {value:?} is not an integer"
-                        )));
-                    }
-                    extra.push((edge, value));
-                }
+                let extra = parse_extra(&parts[4..], &bad)?;
                 Ok(Ref::Object(ObjectRef {
                     entity,
                     project,
@@ -245,19 +250,52 @@ impl FromStr for Ref {
                 project,
                 digest: parts[3].to_string(),
             }),
-            "call" if parts.len() == 4 && !parts[3].is_empty() => Ok(Ref::Call(CallRef {
+            "call" if !parts[3].is_empty() => Ok(Ref::Call(CallRef {
                 entity,
                 project,
                 id: parts[3].to_string(),
+                extra: parse_extra(&parts[4..], &bad)?,
             })),
+            "table" if parts.len() == 4 && !parts[3].is_empty() => Ok(Ref::Table {
+                entity,
+                project,
+                digest: parts[3].to_string(),
+            }),
             "table" | "call" => Err(bad(&format!(
-                "a {kind} ref is weave:///entity/project/{kind}/<id> with nothing after"
+                "a {kind} ref is weave:///entity/project/{kind}/<id>"
             ))),
             other => Err(bad(&format!(
                 "unknown kind {other:?} (expected object, op, table or call)"
             ))),
         }
     }
+}
+
+/// Parses extra path parts: (edge, percent-encoded value) pairs.
+fn parse_extra(
+    extras: &[&str],
+    bad: &dyn Fn(&str) -> WeaveError,
+) -> Result<Vec<(RefEdge, String)>, WeaveError> {
+    if extras.len() % 2 != 0 {
+        return Err(bad("extra path parts must come in (edge, value) pairs"));
+    }
+    let mut extra = Vec::new();
+    for pair in extras.chunks(2) {
+        let edge = RefEdge::parse(pair[0]).ok_or_else(|| {
+            bad(&format!(
+                "unknown edge {:?} (expected key, attr, index or id)",
+                pair[0]
+            ))
+        })?;
+        let value = percent_decode(pair[1])?;
+        if edge == RefEdge::Index && value.parse::<i64>().is_err() {
+            return Err(bad(&format!(
+                "index edge value {value:?} is not an integer"
+            )));
+        }
+        extra.push((edge, value));
+    }
+    Ok(extra)
 }
 
 /// The name of the op in an op ref (`weave:///e/p/op/name:digest` → `name`); `None` when

@@ -328,11 +328,7 @@ impl Call {
             .project_id
             .split_once('/')
             .unwrap_or((&self.inner.project_id, ""));
-        CallRef {
-            entity: entity.into(),
-            project: project.into(),
-            id: self.inner.id.clone(),
-        }
+        CallRef::new(entity, project, self.inner.id.clone())
     }
     /// The link to the call in the UI (PROTOCOL §9): the W&B app for a remote server, the
     /// local viewer's URL for the embedded store.
