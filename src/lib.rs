@@ -38,8 +38,8 @@
 
 pub use weave_core::{
     current_call, generate_id, is_valid_call_id, is_valid_trace_id, pop_call, push_call, with_call,
-    Call, CallOptions, CallSchema, CallsFilter, CallsIter, CallsQuery, DisplayName, Exception,
-    IntoException, JsonMap, Op, Query, Result, SortBy, SortDirection, SqliteServer,
+    Call, CallOptions, CallSchema, CallsFilter, CallsIter, CallsQuery, CostsQuery, DisplayName,
+    Exception, IntoException, JsonMap, Op, Query, Result, SortBy, SortDirection, SqliteServer,
     SqliteServerConfig, StackFrame, Timestamp, TraceServer, TraceStatus, WeaveClient, WeaveError,
     MAX_DISPLAY_NAME_CHARS, REDACTED_VALUE, REDACT_KEYS,
 };

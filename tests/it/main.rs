@@ -7,6 +7,7 @@ mod bad_input;
 mod call_handle;
 mod client_calls;
 mod columns;
+mod costs;
 mod delete;
 mod digests;
 mod display_name;

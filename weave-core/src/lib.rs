@@ -37,6 +37,7 @@ pub use client::calls_iter::{CallsIter, CallsQuery};
 pub use client::context::{
     current_call, is_internal_thread, mark_internal_thread, pop_call, push_call, with_call,
 };
+pub use client::costs::{CostsQuery, DEFAULT_COSTS_LIMIT};
 pub use client::exception::{Exception, IntoException, StackFrame};
 pub use client::{
     CallOptions, DisplayName, Op, WeaveClient, MAX_DISPLAY_NAME_CHARS, REDACTED_VALUE, REDACT_KEYS,

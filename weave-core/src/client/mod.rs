@@ -8,6 +8,7 @@ pub(crate) mod call;
 pub(crate) mod calls_iter;
 mod capture;
 pub(crate) mod context;
+pub(crate) mod costs;
 pub(crate) mod exception;
 mod writer;
 

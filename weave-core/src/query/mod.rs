@@ -411,6 +411,50 @@ impl<'de> Deserialize<'de> for Query {
     }
 }
 
+impl Query {
+    /// The query `id == id`.
+    pub fn by_id(id: impl Into<String>) -> Query {
+        Query::new(field("id").eq(id.into()))
+    }
+
+    /// The ids of a query that selects rows by id only — `$eq` on `id`, `$in` on `id`
+    /// (when `allow_in`), or `$or` of such `$eq`s — as purge routes require; else `None`.
+    pub fn ids_only(&self, allow_in: bool) -> Option<Vec<String>> {
+        fn id_of(a: &Operand, b: &Operand) -> Option<String> {
+            match (a, b) {
+                (Operand::GetField(f), Operand::Literal(Value::String(id)))
+                | (Operand::Literal(Value::String(id)), Operand::GetField(f))
+                    if f == "id" =>
+                {
+                    Some(id.clone())
+                }
+                _ => None,
+            }
+        }
+        match &self.expr {
+            Operation::Eq(a, b) => id_of(a, b).map(|id| vec![id]),
+            Operation::In(Operand::GetField(f), items) if allow_in && f == "id" => items
+                .iter()
+                .map(|i| match i {
+                    Operand::Literal(Value::String(id)) => Some(id.clone()),
+                    _ => None,
+                })
+                .collect(),
+            Operation::Or(ops) => ops
+                .iter()
+                .map(|o| match o {
+                    Operand::Operation(op) => match op.as_ref() {
+                        Operation::Eq(a, b) => id_of(a, b),
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .collect(),
+            _ => None,
+        }
+    }
+}
+
 impl std::str::FromStr for Query {
     type Err = WeaveError;
     /// Parses a query from its JSON text.

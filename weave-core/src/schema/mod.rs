@@ -8,9 +8,11 @@
 //! like the protocol.
 
 mod calls;
+mod costs;
 pub mod summary;
 
 pub use calls::*;
+pub use costs::*;
 
 /// A JSON object, the type of `inputs`, `attributes` and `summary`.
 pub type JsonMap = serde_json::Map<String, serde_json::Value>;

@@ -55,6 +55,15 @@ pub trait TraceServer: Send + Sync + std::fmt::Debug {
     /// `POST /call/update`: sets (or with `""` clears) the display name.
     fn call_update(&self, req: CallUpdateReq) -> Result<CallUpdateRes>;
 
+    /// `POST /cost/create`: adds project-level prices.
+    fn cost_create(&self, req: CostCreateReq) -> Result<CostCreateRes>;
+
+    /// `POST /cost/query`.
+    fn cost_query(&self, req: CostQueryReq) -> Result<CostQueryRes>;
+
+    /// `POST /cost/purge`: deletes prices, by id only.
+    fn cost_purge(&self, req: CostPurgeReq) -> Result<CostPurgeRes>;
+
     /// The base URL of the web UI for this backend, to which `/{entity}/{project}/r/call/{id}`
     /// is appended to make a call's link (PROTOCOL §9).
     fn app_url(&self) -> String;

@@ -50,6 +50,45 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX call_refs_by_ref ON call_refs (project_id, ref, kind);
     "#,
+    // v2: LLM prices (costs).
+    r#"
+    CREATE TABLE llm_token_prices (
+        id                              TEXT NOT NULL PRIMARY KEY,
+        pricing_level                   TEXT NOT NULL,  -- 'project' or 'default'
+        pricing_level_id                TEXT NOT NULL,  -- the project id for 'project'
+        provider_id                     TEXT NOT NULL,
+        llm_id                          TEXT NOT NULL,
+        effective_date                  INTEGER NOT NULL,  -- ns since the epoch
+        prompt_token_cost               REAL NOT NULL,
+        completion_token_cost           REAL NOT NULL,
+        cache_read_input_token_cost     REAL NOT NULL DEFAULT 0,
+        cache_creation_input_token_cost REAL NOT NULL DEFAULT 0,
+        prompt_token_cost_unit          TEXT NOT NULL,
+        completion_token_cost_unit      TEXT NOT NULL,
+        created_by                      TEXT,
+        created_at                      INTEGER NOT NULL
+    );
+    CREATE INDEX llm_token_prices_by_llm ON llm_token_prices (llm_id, pricing_level, pricing_level_id);
+    "#,
+    // v3: feedback on calls, objects and other refs.
+    r#"
+    CREATE TABLE feedback (
+        id             TEXT NOT NULL PRIMARY KEY,
+        project_id     TEXT NOT NULL,
+        weave_ref      TEXT NOT NULL,
+        wb_user_id     TEXT NOT NULL,
+        creator        TEXT,
+        created_at     INTEGER NOT NULL,  -- ns since the epoch
+        feedback_type  TEXT NOT NULL,
+        payload        TEXT NOT NULL,     -- JSON object
+        annotation_ref TEXT,
+        runnable_ref   TEXT,
+        call_ref       TEXT,
+        trigger_ref    TEXT
+    );
+    CREATE INDEX feedback_project_ref ON feedback (project_id, weave_ref);
+    CREATE INDEX feedback_project_type ON feedback (project_id, feedback_type);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -13,6 +13,7 @@
 //!   for the `input_refs` / `output_refs` filters; oversized fields are replaced with the
 //!   server's marker (see [`crate::limits`]).
 
+mod costs;
 mod functions;
 mod migrations;
 mod query;
@@ -436,6 +437,8 @@ struct CompiledQuery {
     sql: String,
     params: Params,
     summary_selected: bool,
+    /// Fill `summary.weave.costs` for this project.
+    costs_for: Option<String>,
 }
 
 fn where_clause(
@@ -454,7 +457,7 @@ fn where_clause(
         conds.extend(query::filter_conditions(f, params)?);
     }
     if let Some(q) = query {
-        conds.push(query::query_condition(q, params)?);
+        conds.push(query::query_condition(query::Table::Calls, q, params)?);
     }
     Ok(conds.join(" AND "))
 }
@@ -506,6 +509,7 @@ fn compile_calls_query(req: &CallsQueryReq) -> Result<CompiledQuery> {
         sql,
         params,
         summary_selected: selected.contains(&"summary"),
+        costs_for: req.include_costs.then(|| req.project_id.clone()),
     })
 }
 
@@ -602,11 +606,12 @@ impl ChunkedCalls {
         let rows = stmt.query_map(params_from_iter(self.query.params.0.iter()), |r| {
             row_to_call(r, summary_selected)
         })?;
-        let mut n = 0;
-        for row in rows {
-            self.buffer.push_back(row?);
-            n += 1;
+        let mut chunk = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+        if let Some(project_id) = &self.query.costs_for {
+            costs::apply(&conn, project_id, &mut chunk)?;
         }
+        let n = chunk.len() as u64;
+        self.buffer.extend(chunk);
         self.next_offset += n;
         if let Some(r) = self.remaining.as_mut() {
             *r -= n;
@@ -773,6 +778,21 @@ impl TraceServer for SqliteServer {
         )?
         .execute(rusqlite::params![req.project_id, req.call_id, name])?;
         Ok(CallUpdateRes {})
+    }
+
+    fn cost_create(&self, req: CostCreateReq) -> Result<CostCreateRes> {
+        check_project_id(&req.project_id)?;
+        costs::create(&mut self.conn(), req)
+    }
+
+    fn cost_query(&self, req: CostQueryReq) -> Result<CostQueryRes> {
+        check_project_id(&req.project_id)?;
+        costs::query(&self.read_conn(), req)
+    }
+
+    fn cost_purge(&self, req: CostPurgeReq) -> Result<CostPurgeRes> {
+        check_project_id(&req.project_id)?;
+        costs::purge(&self.conn(), req)
     }
 
     fn app_url(&self) -> String {

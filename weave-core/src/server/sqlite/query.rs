@@ -87,8 +87,81 @@ const COLUMNS: &[(&str, Ty)] = &[
 
 const JSON_COLUMNS: &[&str] = &["inputs", "output", "attributes", "summary"];
 
+/// The tables a query can run over; each names its own fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Table {
+    /// Calls: columns, JSON paths, computed `summary.weave.*`.
+    Calls,
+    /// Cost (price) rows.
+    Costs,
+    /// Feedback rows: columns and `payload.<path>`.
+    Feedback,
+}
+
+const COST_COLUMNS: &[(&str, Ty)] = &[
+    ("id", Ty::Text),
+    ("llm_id", Ty::Text),
+    ("provider_id", Ty::Text),
+    ("pricing_level", Ty::Text),
+    ("pricing_level_id", Ty::Text),
+    ("prompt_token_cost", Ty::Number),
+    ("completion_token_cost", Ty::Number),
+    ("cache_read_input_token_cost", Ty::Number),
+    ("cache_creation_input_token_cost", Ty::Number),
+    ("prompt_token_cost_unit", Ty::Text),
+    ("completion_token_cost_unit", Ty::Text),
+    ("effective_date", Ty::Timestamp),
+    ("created_by", Ty::Text),
+    ("created_at", Ty::Timestamp),
+];
+
+const FEEDBACK_COLUMNS: &[(&str, Ty)] = &[
+    ("id", Ty::Text),
+    ("project_id", Ty::Text),
+    ("weave_ref", Ty::Text),
+    ("wb_user_id", Ty::Text),
+    ("creator", Ty::Text),
+    ("created_at", Ty::Timestamp),
+    ("feedback_type", Ty::Text),
+    ("annotation_ref", Ty::Text),
+    ("runnable_ref", Ty::Text),
+    ("call_ref", Ty::Text),
+    ("trigger_ref", Ty::Text),
+];
+
+/// Resolves a field name of `table` to SQL.
+fn resolve_field(table: Table, name: &str, params: &mut Params) -> Result<Compiled> {
+    let (columns, what) = match table {
+        Table::Calls => return resolve_call_field(name, params),
+        Table::Costs => (COST_COLUMNS, "cost"),
+        Table::Feedback => (FEEDBACK_COLUMNS, "feedback"),
+    };
+    if let Some((col, ty)) = columns.iter().find(|(c, _)| *c == name) {
+        return Ok(Compiled::Typed((*col).to_string(), *ty));
+    }
+    if table == Table::Feedback && (name == "payload" || name.starts_with("payload.")) {
+        let segments: Vec<String> = name.split('.').skip(1).map(str::to_string).collect();
+        if segments.iter().any(String::is_empty) {
+            return Err(WeaveError::invalid_query(format!(
+                "bad path {name:?}: empty segment"
+            )));
+        }
+        return Ok(json_path_sql("payload", &segments, params));
+    }
+    let known: Vec<&str> = columns.iter().map(|(c, _)| *c).collect();
+    let extra = if table == Table::Feedback {
+        ", or payload.<path>"
+    } else {
+        ""
+    };
+    Err(WeaveError::invalid_query(format!(
+        "unknown {what} field {name:?} (expected one of {}{extra})",
+        known.join(", ")
+    )))
+}
+
 /// Resolves a calls field name to SQL.
-fn resolve_field(name: &str, params: &mut Params) -> Result<Compiled> {
+fn resolve_call_field(name: &str, params: &mut Params) -> Result<Compiled> {
     if let Some((col, ty)) = COLUMNS.iter().find(|(c, _)| *c == name) {
         return Ok(Compiled::Typed((*col).to_string(), *ty));
     }
@@ -162,13 +235,14 @@ fn json_path_sql(column: &str, segments: &[String], params: &mut Params) -> Comp
 
 struct Compiler<'p> {
     params: &'p mut Params,
+    table: Table,
 }
 
 impl Compiler<'_> {
     fn operand(&mut self, op: &Operand) -> Result<Compiled> {
         Ok(match op {
             Operand::Literal(v) => Compiled::Literal(v.clone()),
-            Operand::GetField(f) => resolve_field(f, self.params)?,
+            Operand::GetField(f) => resolve_field(self.table, f, self.params)?,
             Operand::Operation(o) => Compiled::Typed(self.operation(o)?, Ty::Bool),
             Operand::Convert(x, to) => {
                 let c = self.operand(x)?;
@@ -492,9 +566,38 @@ pub(crate) fn filter_conditions(filter: &CallsFilter, params: &mut Params) -> Re
     Ok(conds)
 }
 
-/// The SQL condition of a query's `$expr`.
-pub(crate) fn query_condition(query: &Query, params: &mut Params) -> Result<String> {
-    Compiler { params }.operation(&query.expr)
+/// The SQL condition of a query's `$expr` over `table`.
+pub(crate) fn query_condition(table: Table, query: &Query, params: &mut Params) -> Result<String> {
+    Compiler { params, table }.operation(&query.expr)
+}
+
+/// An ORDER BY clause (without the keywords) over `table` for explicit sort keys; `None` when
+/// there are none.
+pub(crate) fn order_by_keys(
+    table: Table,
+    keys: &[SortBy],
+    params: &mut Params,
+) -> Result<Option<String>> {
+    let mut parts = Vec::new();
+    for key in keys {
+        let c = resolve_field(table, &key.field, params).map_err(|e| {
+            WeaveError::invalid_query(format!(
+                "sort_by: {}",
+                e.to_string().trim_start_matches("invalid query: ")
+            ))
+        })?;
+        let sql = Compiler { params, table }.natural(&c);
+        let dir = match key.direction {
+            SortDirection::Asc => "ASC",
+            SortDirection::Desc => "DESC",
+        };
+        parts.push(format!("{sql} {dir} NULLS LAST"));
+    }
+    Ok(if parts.is_empty() {
+        None
+    } else {
+        Some(parts.join(", "))
+    })
 }
 
 /// The ORDER BY clause (without the keywords) for `sort_by`, with the protocol's defaults:
@@ -507,21 +610,9 @@ pub(crate) fn order_by(sort_by: Option<&[SortBy]>, params: &mut Params) -> Resul
         Some([]) => return Ok(None),
         Some(keys) => keys,
     };
-    let mut parts = Vec::new();
-    for key in keys {
-        let c = resolve_field(&key.field, params).map_err(|e| {
-            WeaveError::invalid_query(format!(
-                "sort_by: {}",
-                e.to_string().trim_start_matches("invalid query: ")
-            ))
-        })?;
-        let sql = Compiler { params }.natural(&c);
-        let dir = match key.direction {
-            SortDirection::Asc => "ASC",
-            SortDirection::Desc => "DESC",
-        };
-        parts.push(format!("{sql} {dir} NULLS LAST"));
-    }
+    let mut parts: Vec<String> = order_by_keys(Table::Calls, keys, params)?
+        .into_iter()
+        .collect();
     let last = keys.last().expect("non-empty");
     let tiebreak = if last.field == "started_at" {
         last.direction
