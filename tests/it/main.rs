@@ -13,6 +13,7 @@ mod digests;
 mod display_name;
 mod end_before_start;
 mod filters;
+mod objects;
 mod paging_sort;
 mod persistence;
 mod query_operators;

@@ -39,6 +39,10 @@ pub use client::context::{
 };
 pub use client::costs::{CostsQuery, DEFAULT_COSTS_LIMIT};
 pub use client::exception::{Exception, IntoException, StackFrame};
+pub use client::feedback::{
+    FeedbackFilter, FeedbackIter, FeedbackQuery, RefFeedback, DEFAULT_FEEDBACK_LIMIT,
+};
+pub use client::objects::{sanitize_object_name, TableRef, TableRowsIter, MAX_OBJECT_NAME_CHARS};
 pub use client::{
     CallOptions, DisplayName, Op, WeaveClient, MAX_DISPLAY_NAME_CHARS, REDACTED_VALUE, REDACT_KEYS,
 };
@@ -46,6 +50,7 @@ pub use error::{Result, WeaveError};
 pub use ids::{generate_id, is_valid_call_id, is_valid_trace_id};
 pub use query::Query;
 pub use schema::summary::TraceStatus;
+pub use schema::Feedback;
 pub use schema::{CallSchema, CallsFilter, JsonMap, SortBy, SortDirection};
 pub use server::{SqliteServer, SqliteServerConfig, TraceServer};
 pub use time::Timestamp;

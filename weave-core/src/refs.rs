@@ -298,6 +298,54 @@ fn parse_extra(
     Ok(extra)
 }
 
+impl fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Ref::Object(self.clone()).fmt(f)
+    }
+}
+
+macro_rules! serialize_as_uri {
+    ($($t:ty),*) => {$(
+        impl serde::Serialize for $t {
+            /// A ref serialises as its URI string (so refs inside call inputs are indexed).
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = std::borrow::Cow::<str>::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+serialize_as_uri!(Ref, ObjectRef, CallRef);
+
+impl FromStr for ObjectRef {
+    type Err = WeaveError;
+    fn from_str(uri: &str) -> Result<Self, WeaveError> {
+        match uri.parse::<Ref>()? {
+            Ref::Object(o) => Ok(o),
+            _ => Err(WeaveError::invalid_input(format!(
+                "{uri:?} is not an object or op ref"
+            ))),
+        }
+    }
+}
+
+impl FromStr for CallRef {
+    type Err = WeaveError;
+    fn from_str(uri: &str) -> Result<Self, WeaveError> {
+        match uri.parse::<Ref>()? {
+            Ref::Call(c) => Ok(c),
+            _ => Err(WeaveError::invalid_input(format!(
+                "{uri:?} is not a call ref"
+            ))),
+        }
+    }
+}
+
 /// The name of the op in an op ref (`weave:///e/p/op/name:digest` → `name`); `None` when
 /// `op_name` is not an op ref.
 pub(crate) fn parse_op_name(op_name: &str) -> Option<&str> {

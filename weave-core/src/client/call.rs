@@ -330,6 +330,15 @@ impl Call {
             .unwrap_or((&self.inner.project_id, ""));
         CallRef::new(entity, project, self.inner.id.clone())
     }
+    /// The call's feedback (Python's `call.feedback`): add reactions, notes and custom
+    /// feedback, list it (oldest first), purge it.
+    pub fn feedback(&self) -> super::feedback::RefFeedback {
+        super::feedback::RefFeedback::in_project(
+            self.inner.client.clone(),
+            self.inner.project_id.clone(),
+            self.call_ref().to_string(),
+        )
+    }
     /// The link to the call in the UI (PROTOCOL §9): the W&B app for a remote server, the
     /// local viewer's URL for the embedded store.
     pub fn ui_url(&self) -> String {

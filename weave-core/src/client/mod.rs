@@ -10,6 +10,8 @@ mod capture;
 pub(crate) mod context;
 pub(crate) mod costs;
 pub(crate) mod exception;
+pub(crate) mod feedback;
+pub(crate) mod objects;
 mod writer;
 
 use std::sync::Arc;

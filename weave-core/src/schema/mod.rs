@@ -9,10 +9,14 @@
 
 mod calls;
 mod costs;
+mod feedback;
+mod objects;
 pub mod summary;
 
 pub use calls::*;
 pub use costs::*;
+pub use feedback::*;
+pub use objects::*;
 
 /// A JSON object, the type of `inputs`, `attributes` and `summary`.
 pub type JsonMap = serde_json::Map<String, serde_json::Value>;

@@ -64,6 +64,52 @@ pub trait TraceServer: Send + Sync + std::fmt::Debug {
     /// `POST /cost/purge`: deletes prices, by id only.
     fn cost_purge(&self, req: CostPurgeReq) -> Result<CostPurgeRes>;
 
+    /// `POST /feedback/create`: validates the payload for its type (§4.9) and stores it;
+    /// reactions get `alias`, `detoned` and `detoned_alias`.
+    fn feedback_create(&self, req: FeedbackCreateReq) -> Result<FeedbackCreateRes>;
+
+    /// `POST /feedback/batch/create`: every item is validated before any is stored.
+    fn feedback_create_batch(&self, req: FeedbackCreateBatchReq) -> Result<FeedbackCreateBatchRes>;
+
+    /// `POST /feedback/query`.
+    fn feedback_query(&self, req: FeedbackQueryReq) -> Result<FeedbackQueryRes>;
+
+    /// `POST /feedback/purge`: deletes feedback, by id only.
+    fn feedback_purge(&self, req: FeedbackPurgeReq) -> Result<FeedbackPurgeRes>;
+
+    /// `POST /feedback/replace`: purges `feedback_id` and creates the new feedback.
+    fn feedback_replace(&self, req: FeedbackReplaceReq) -> Result<FeedbackReplaceRes>;
+
+    /// `POST /obj/create`: a new version, or the existing one with the same digest.
+    fn obj_create(&self, req: ObjCreateReq) -> Result<ObjCreateRes>;
+
+    /// `POST /obj/read`: by digest, `latest` or `v<N>`; not found when missing or deleted.
+    fn obj_read(&self, req: ObjReadReq) -> Result<ObjReadRes>;
+
+    /// `POST /objs/query`.
+    fn objs_query(&self, req: ObjQueryReq) -> Result<ObjQueryRes>;
+
+    /// `POST /obj/delete`.
+    fn obj_delete(&self, req: ObjDeleteReq) -> Result<ObjDeleteRes>;
+
+    /// `POST /table/create`.
+    fn table_create(&self, req: TableCreateReq) -> Result<TableCreateRes>;
+
+    /// `POST /table/query`.
+    fn table_query(&self, req: TableQueryReq) -> Result<TableQueryRes>;
+
+    /// `POST /table/query_stats`.
+    fn table_query_stats(&self, req: TableQueryStatsReq) -> Result<TableQueryStatsRes>;
+
+    /// `POST /refs/read_batch`: resolves object refs, extra path edges included.
+    fn refs_read_batch(&self, req: RefsReadBatchReq) -> Result<RefsReadBatchRes>;
+
+    /// `POST /files/create`.
+    fn file_create(&self, req: FileCreateReq) -> Result<FileCreateRes>;
+
+    /// `POST /files/content`.
+    fn file_content_read(&self, req: FileContentReadReq) -> Result<FileContentReadRes>;
+
     /// The base URL of the web UI for this backend, to which `/{entity}/{project}/r/call/{id}`
     /// is appended to make a call's link (PROTOCOL §9).
     fn app_url(&self) -> String;

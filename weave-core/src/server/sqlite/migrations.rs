@@ -89,6 +89,44 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX feedback_project_ref ON feedback (project_id, weave_ref);
     CREATE INDEX feedback_project_type ON feedback (project_id, feedback_type);
     "#,
+    // v4: objects (and ops), tables and their rows, files.
+    r#"
+    CREATE TABLE objects (
+        project_id        TEXT NOT NULL,
+        kind              TEXT NOT NULL,     -- 'object' or 'op'
+        object_id         TEXT NOT NULL,     -- the name
+        digest            TEXT NOT NULL,
+        version_index     INTEGER NOT NULL,  -- 0-based, in creation order
+        base_object_class TEXT,
+        leaf_object_class TEXT,
+        val               TEXT NOT NULL,     -- JSON
+        created_at        INTEGER NOT NULL,
+        deleted_at        INTEGER,
+        wb_user_id        TEXT,
+        PRIMARY KEY (project_id, kind, object_id, digest)
+    );
+    CREATE INDEX objects_by_name ON objects (project_id, object_id, version_index);
+    CREATE INDEX objects_by_digest ON objects (project_id, digest);
+    CREATE TABLE table_rows (
+        project_id TEXT NOT NULL,
+        digest     TEXT NOT NULL,
+        val        TEXT NOT NULL,  -- JSON object
+        UNIQUE (project_id, digest)
+    );
+    CREATE TABLE tables (
+        project_id  TEXT NOT NULL,
+        digest      TEXT NOT NULL,
+        row_digests TEXT NOT NULL,  -- JSON array, in order
+        PRIMARY KEY (project_id, digest)
+    );
+    CREATE TABLE files (
+        project_id TEXT NOT NULL,
+        digest     TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        content    BLOB NOT NULL,
+        PRIMARY KEY (project_id, digest)
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -14,8 +14,10 @@
 //!   server's marker (see [`crate::limits`]).
 
 mod costs;
+mod feedback;
 mod functions;
 mod migrations;
+mod objects;
 mod query;
 
 use std::collections::VecDeque;
@@ -439,6 +441,10 @@ struct CompiledQuery {
     summary_selected: bool,
     /// Fill `summary.weave.costs` for this project.
     costs_for: Option<String>,
+    /// Fill `summary.weave.feedback` for this project.
+    feedback_for: Option<String>,
+    /// Ref-valued paths to expand in the returned calls.
+    expand: Vec<String>,
 }
 
 fn where_clause(
@@ -464,7 +470,10 @@ fn where_clause(
 
 fn compile_calls_query(req: &CallsQueryReq) -> Result<CompiledQuery> {
     let mut params = Params::default();
-    let selected = selected_columns(req.columns.as_deref(), req.include_costs)?;
+    let selected = selected_columns(
+        req.columns.as_deref(),
+        req.include_costs || req.include_feedback,
+    )?;
     let mut select: Vec<String> = SELECT_COLUMNS
         .iter()
         .map(|c| {
@@ -510,6 +519,12 @@ fn compile_calls_query(req: &CallsQueryReq) -> Result<CompiledQuery> {
         params,
         summary_selected: selected.contains(&"summary"),
         costs_for: req.include_costs.then(|| req.project_id.clone()),
+        feedback_for: req.include_feedback.then(|| req.project_id.clone()),
+        expand: if req.return_expanded_column_values {
+            req.expand_columns.clone().unwrap_or_default()
+        } else {
+            Vec::new()
+        },
     })
 }
 
@@ -609,6 +624,12 @@ impl ChunkedCalls {
         let mut chunk = rows.collect::<rusqlite::Result<Vec<_>>>()?;
         if let Some(project_id) = &self.query.costs_for {
             costs::apply(&conn, project_id, &mut chunk)?;
+        }
+        if let Some(project_id) = &self.query.feedback_for {
+            feedback::apply(&conn, project_id, &mut chunk)?;
+        }
+        if !self.query.expand.is_empty() {
+            objects::expand_columns(&conn, &mut chunk, &self.query.expand)?;
         }
         let n = chunk.len() as u64;
         self.buffer.extend(chunk);
@@ -793,6 +814,81 @@ impl TraceServer for SqliteServer {
     fn cost_purge(&self, req: CostPurgeReq) -> Result<CostPurgeRes> {
         check_project_id(&req.project_id)?;
         costs::purge(&self.conn(), req)
+    }
+
+    fn feedback_create(&self, req: FeedbackCreateReq) -> Result<FeedbackCreateRes> {
+        let mut res = feedback::create(&mut self.conn(), vec![req])?;
+        res.pop()
+            .ok_or_else(|| WeaveError::backend("feedback_create stored nothing"))
+    }
+
+    fn feedback_create_batch(&self, req: FeedbackCreateBatchReq) -> Result<FeedbackCreateBatchRes> {
+        Ok(FeedbackCreateBatchRes {
+            res: feedback::create(&mut self.conn(), req.batch)?,
+        })
+    }
+
+    fn feedback_query(&self, req: FeedbackQueryReq) -> Result<FeedbackQueryRes> {
+        check_project_id(&req.project_id)?;
+        feedback::query(&self.read_conn(), req)
+    }
+
+    fn feedback_purge(&self, req: FeedbackPurgeReq) -> Result<FeedbackPurgeRes> {
+        check_project_id(&req.project_id)?;
+        feedback::purge(&self.conn(), req)
+    }
+
+    fn feedback_replace(&self, req: FeedbackReplaceReq) -> Result<FeedbackReplaceRes> {
+        feedback::replace(&mut self.conn(), req)
+    }
+
+    fn obj_create(&self, req: ObjCreateReq) -> Result<ObjCreateRes> {
+        check_project_id(&req.obj.project_id)?;
+        objects::obj_create(&mut self.conn(), req)
+    }
+
+    fn obj_read(&self, req: ObjReadReq) -> Result<ObjReadRes> {
+        check_project_id(&req.project_id)?;
+        objects::obj_read(&self.read_conn(), req)
+    }
+
+    fn objs_query(&self, req: ObjQueryReq) -> Result<ObjQueryRes> {
+        check_project_id(&req.project_id)?;
+        objects::objs_query(&self.read_conn(), req)
+    }
+
+    fn obj_delete(&self, req: ObjDeleteReq) -> Result<ObjDeleteRes> {
+        check_project_id(&req.project_id)?;
+        objects::obj_delete(&mut self.conn(), req)
+    }
+
+    fn table_create(&self, req: TableCreateReq) -> Result<TableCreateRes> {
+        check_project_id(&req.table.project_id)?;
+        objects::table_create(&mut self.conn(), req)
+    }
+
+    fn table_query(&self, req: TableQueryReq) -> Result<TableQueryRes> {
+        check_project_id(&req.project_id)?;
+        objects::table_query(&self.read_conn(), req)
+    }
+
+    fn table_query_stats(&self, req: TableQueryStatsReq) -> Result<TableQueryStatsRes> {
+        check_project_id(&req.project_id)?;
+        objects::table_query_stats(&self.read_conn(), req)
+    }
+
+    fn refs_read_batch(&self, req: RefsReadBatchReq) -> Result<RefsReadBatchRes> {
+        objects::refs_read_batch(&self.read_conn(), req)
+    }
+
+    fn file_create(&self, req: FileCreateReq) -> Result<FileCreateRes> {
+        check_project_id(&req.project_id)?;
+        objects::file_create(&self.conn(), req)
+    }
+
+    fn file_content_read(&self, req: FileContentReadReq) -> Result<FileContentReadRes> {
+        check_project_id(&req.project_id)?;
+        objects::file_content_read(&self.read_conn(), req)
     }
 
     fn app_url(&self) -> String {

@@ -233,6 +233,20 @@ fn json_path_sql(column: &str, segments: &[String], params: &mut Params) -> Comp
     }
 }
 
+/// SQL reading the dotted path `dotted` out of the JSON `column` (for sorting table rows).
+pub(crate) fn json_value_sql(column: &str, dotted: &str, params: &mut Params) -> Result<String> {
+    let segments: Vec<String> = dotted.split('.').map(str::to_string).collect();
+    if segments.iter().any(String::is_empty) {
+        return Err(WeaveError::invalid_query(format!(
+            "bad path {dotted:?}: empty segment"
+        )));
+    }
+    match json_path_sql(column, &segments, params) {
+        Compiled::Json { extract, .. } => Ok(extract),
+        _ => unreachable!("json_path_sql gives a JSON path"),
+    }
+}
+
 struct Compiler<'p> {
     params: &'p mut Params,
     table: Table,
