@@ -37,12 +37,13 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 pub use weave_core::{
-    current_call, generate_id, is_valid_call_id, is_valid_trace_id, pop_call, push_call,
-    sanitize_object_name, with_call, Call, CallOptions, CallSchema, CallsFilter, CallsIter,
-    CallsQuery, CostsQuery, DisplayName, Exception, IntoException, JsonMap, Op, Query, Result,
-    SortBy, SortDirection, SqliteServer, SqliteServerConfig, StackFrame, TableRef, TableRowsIter,
-    Timestamp, TraceServer, TraceStatus, WeaveClient, WeaveError, MAX_DISPLAY_NAME_CHARS,
-    MAX_OBJECT_NAME_CHARS, REDACTED_VALUE, REDACT_KEYS,
+    current_call, generate_id, global_client, is_valid_call_id, is_valid_trace_id, pop_call,
+    publish, push_call, sanitize_object_name, set_global_client, with_call, Call, CallOptions,
+    CallSchema, CallsFilter, CallsIter, CallsQuery, CostsQuery, DisplayName, Exception,
+    IntoException, JsonMap, Op, Query, Result, SortBy, SortDirection, SqliteServer,
+    SqliteServerConfig, StackFrame, TableRef, TableRowsIter, Timestamp, TraceServer, TraceStatus,
+    WeaveClient, WeaveError, MAX_DISPLAY_NAME_CHARS, MAX_OBJECT_NAME_CHARS, REDACTED_VALUE,
+    REDACT_KEYS,
 };
 pub use weave_core::{
     Feedback, FeedbackFilter, FeedbackIter, FeedbackQuery, RefFeedback, DEFAULT_FEEDBACK_LIMIT,

@@ -42,6 +42,7 @@ pub use client::exception::{Exception, IntoException, StackFrame};
 pub use client::feedback::{
     FeedbackFilter, FeedbackIter, FeedbackQuery, RefFeedback, DEFAULT_FEEDBACK_LIMIT,
 };
+pub use client::global::{global_client, publish, set_global_client};
 pub use client::objects::{sanitize_object_name, TableRef, TableRowsIter, MAX_OBJECT_NAME_CHARS};
 pub use client::{
     CallOptions, DisplayName, Op, WeaveClient, MAX_DISPLAY_NAME_CHARS, REDACTED_VALUE, REDACT_KEYS,

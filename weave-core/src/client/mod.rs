@@ -11,6 +11,7 @@ pub(crate) mod context;
 pub(crate) mod costs;
 pub(crate) mod exception;
 pub(crate) mod feedback;
+pub(crate) mod global;
 pub(crate) mod objects;
 mod writer;
 
