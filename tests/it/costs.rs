@@ -179,7 +179,7 @@ fn purge_costs_by_id_only() {
         .into_iter()
         .map(|c| c.id.unwrap())
         .collect();
-    assert_eq!(left, [c.clone()]);
+    assert_eq!(left, std::slice::from_ref(&c));
     // The server refuses anything but ids.
     let err = s
         .server

@@ -12,6 +12,7 @@ mod delete;
 mod digests;
 mod display_name;
 mod end_before_start;
+mod feedback;
 mod filters;
 mod objects;
 mod paging_sort;

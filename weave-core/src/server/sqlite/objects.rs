@@ -453,7 +453,7 @@ pub(super) fn table_query_stats(
         .prepare_cached("SELECT json_array_length(row_digests) FROM tables WHERE project_id = ?1 AND digest = ?2")?
         .query_row(rusqlite::params![req.project_id, req.digest], |r| r.get(0))
         .optional()?;
-    let count = count.ok_or_else(|| WeaveError::NotFound {
+    let count = count.ok_or(WeaveError::NotFound {
         kind: "table",
         id: req.digest,
     })?;
@@ -608,7 +608,7 @@ pub(super) fn file_content_read(
         .optional()?;
     content
         .map(|content| FileContentReadRes { content })
-        .ok_or_else(|| WeaveError::NotFound {
+        .ok_or(WeaveError::NotFound {
             kind: "file",
             id: req.digest,
         })
