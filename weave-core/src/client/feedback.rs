@@ -436,7 +436,7 @@ impl RefFeedback {
             other => {
                 return Err(WeaveError::invalid_input(format!(
                     "a feedback payload must be a JSON object, got {}",
-                    kind_of(&other)
+                    crate::schema::json_kind(&other)
                 )))
             }
         };
@@ -480,17 +480,6 @@ impl RefFeedback {
             call_ref: None,
             trigger_ref: None,
         })
-    }
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a bool",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

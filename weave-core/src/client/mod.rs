@@ -494,16 +494,9 @@ impl WeaveClient {
                 m
             }
             other => {
-                let kind = match other {
-                    Value::Null => "null",
-                    Value::Bool(_) => "a bool",
-                    Value::Number(_) => "a number",
-                    Value::String(_) => "a string",
-                    Value::Array(_) => "an array",
-                    Value::Object(_) => unreachable!(),
-                };
                 return Err(WeaveError::invalid_input(format!(
-                    "inputs must serialize to a JSON object (argument name → value), got {kind}"
+                    "inputs must serialize to a JSON object (argument name → value), got {}",
+                    crate::schema::json_kind(&other)
                 )));
             }
         };

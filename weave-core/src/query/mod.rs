@@ -145,17 +145,6 @@ fn qerr(path: &str, msg: impl std::fmt::Display) -> WeaveError {
     WeaveError::invalid_query(format!("{path}: {msg}"))
 }
 
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a bool",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 fn single_key<'a>(
     v: &'a Value,
     path: &str,
@@ -166,7 +155,7 @@ fn single_key<'a>(
             path,
             format!(
                 "expected {what} (an object with one $-key), got {}",
-                kind_of(v)
+                crate::schema::json_kind(v)
             ),
         )
     })?;
@@ -187,7 +176,10 @@ fn operands(v: &Value, path: &str, op: &str) -> Result<Vec<Operand>, WeaveError>
     let items = v.as_array().ok_or_else(|| {
         qerr(
             path,
-            format!("{op} takes an array of operands, got {}", kind_of(v)),
+            format!(
+                "{op} takes an array of operands, got {}",
+                crate::schema::json_kind(v)
+            ),
         )
     })?;
     items
@@ -243,7 +235,7 @@ fn parse_operation(v: &Value, path: &str) -> Result<Operation, WeaveError> {
         "$in" => {
             let items = arg
                 .as_array()
-                .ok_or_else(|| qerr(&p, format!("$in takes [operand, [operands...]], got {}", kind_of(arg))))?;
+                .ok_or_else(|| qerr(&p, format!("$in takes [operand, [operands...]], got {}", crate::schema::json_kind(arg))))?;
             if items.len() != 2 {
                 return Err(qerr(&p, format!("$in takes exactly 2 elements [operand, [operands...]], got {}", items.len())));
             }
@@ -254,7 +246,7 @@ fn parse_operation(v: &Value, path: &str) -> Result<Operation, WeaveError> {
         "$contains" => {
             let obj = arg
                 .as_object()
-                .ok_or_else(|| qerr(&p, format!("$contains takes {{input, substr, case_insensitive?}}, got {}", kind_of(arg))))?;
+                .ok_or_else(|| qerr(&p, format!("$contains takes {{input, substr, case_insensitive?}}, got {}", crate::schema::json_kind(arg))))?;
             for k in obj.keys() {
                 if !matches!(k.as_str(), "input" | "substr" | "case_insensitive") {
                     return Err(qerr(&p, format!("unknown key {k:?} (expected input, substr, case_insensitive)")));
@@ -265,7 +257,7 @@ fn parse_operation(v: &Value, path: &str) -> Result<Operation, WeaveError> {
             let case_insensitive = match obj.get("case_insensitive") {
                 None | Some(Value::Null) => false,
                 Some(Value::Bool(b)) => *b,
-                Some(other) => return Err(qerr(&format!("{p}.case_insensitive"), format!("expected a bool, got {}", kind_of(other)))),
+                Some(other) => return Err(qerr(&format!("{p}.case_insensitive"), format!("expected a bool, got {}", crate::schema::json_kind(other)))),
             };
             Operation::Contains {
                 input: parse_operand(input, &format!("{p}.input"))?,
@@ -292,7 +284,10 @@ fn parse_operand(v: &Value, path: &str) -> Result<Operand, WeaveError> {
             let f = arg.as_str().ok_or_else(|| {
                 qerr(
                     &p,
-                    format!("expected a field name string, got {}", kind_of(arg)),
+                    format!(
+                        "expected a field name string, got {}",
+                        crate::schema::json_kind(arg)
+                    ),
                 )
             })?;
             if f.is_empty() {
@@ -304,7 +299,10 @@ fn parse_operand(v: &Value, path: &str) -> Result<Operand, WeaveError> {
             let obj = arg.as_object().ok_or_else(|| {
                 qerr(
                     &p,
-                    format!("$convert takes {{input, to}}, got {}", kind_of(arg)),
+                    format!(
+                        "$convert takes {{input, to}}, got {}",
+                        crate::schema::json_kind(arg)
+                    ),
                 )
             })?;
             for k in obj.keys() {

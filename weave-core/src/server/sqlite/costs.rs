@@ -116,24 +116,15 @@ pub(super) fn query(conn: &Connection, req: CostQueryReq) -> Result<CostQueryRes
         params.bind(PROJECT_LEVEL.to_string()),
         params.bind(req.project_id.clone()),
     );
-    if let Some(q) = &req.query {
-        sql.push_str(" AND ");
-        sql.push_str(&query::query_condition(Table::Costs, q, &mut params)?);
-    }
-    let order = query::order_by_keys(
+    query::append_query_sort_page(
+        &mut sql,
         Table::Costs,
-        req.sort_by.as_deref().unwrap_or(&[]),
+        req.query.as_ref(),
+        req.sort_by.as_deref(),
+        req.limit,
+        req.offset,
         &mut params,
     )?;
-    sql.push_str(&format!(
-        " ORDER BY {}",
-        order.map_or("rowid".into(), |o| format!("{o}, rowid"))
-    ));
-    sql.push_str(&format!(
-        " LIMIT {} OFFSET {}",
-        req.limit.map_or(-1, |l| l as i64),
-        req.offset.unwrap_or(0)
-    ));
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params_from_iter(params.0.iter()), |r| {
         let has = |f: &str| fields.contains(&f);

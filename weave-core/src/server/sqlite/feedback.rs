@@ -437,24 +437,15 @@ pub(super) fn query(conn: &Connection, req: FeedbackQueryReq) -> Result<Feedback
         FIELDS.join(", "),
         params.bind(req.project_id.clone())
     );
-    if let Some(q) = &req.query {
-        sql.push_str(" AND ");
-        sql.push_str(&query::query_condition(Table::Feedback, q, &mut params)?);
-    }
-    let order = query::order_by_keys(
+    query::append_query_sort_page(
+        &mut sql,
         Table::Feedback,
-        req.sort_by.as_deref().unwrap_or(&[]),
+        req.query.as_ref(),
+        req.sort_by.as_deref(),
+        req.limit,
+        req.offset,
         &mut params,
     )?;
-    sql.push_str(&format!(
-        " ORDER BY {}",
-        order.map_or("rowid".into(), |o| format!("{o}, rowid"))
-    ));
-    sql.push_str(&format!(
-        " LIMIT {} OFFSET {}",
-        req.limit.map_or(-1, |l| l.min(i64::MAX as u64) as i64),
-        req.offset.unwrap_or(0).min(i64::MAX as u64)
-    ));
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params_from_iter(params.0.iter()), row_values)?;
     let mut result = Vec::new();

@@ -233,6 +233,31 @@ fn json_path_sql(column: &str, segments: &[String], params: &mut Params) -> Comp
     }
 }
 
+/// Appends ` AND <query> ORDER BY <keys>, rowid LIMIT .. OFFSET ..` for a query over `table`
+/// (rows come in insertion order unless sorted; `limit: None` is unlimited).
+pub(crate) fn append_query_sort_page(
+    sql: &mut String,
+    table: Table,
+    query: Option<&Query>,
+    sort_by: Option<&[SortBy]>,
+    limit: Option<u64>,
+    offset: Option<u64>,
+    params: &mut Params,
+) -> Result<()> {
+    if let Some(q) = query {
+        sql.push_str(" AND ");
+        sql.push_str(&query_condition(table, q, params)?);
+    }
+    let order = order_by_keys(table, sort_by.unwrap_or(&[]), params)?;
+    sql.push_str(&format!(
+        " ORDER BY {} LIMIT {} OFFSET {}",
+        order.map_or("rowid".into(), |o| format!("{o}, rowid")),
+        limit.map_or(-1, |l| l.min(i64::MAX as u64) as i64),
+        offset.unwrap_or(0).min(i64::MAX as u64)
+    ));
+    Ok(())
+}
+
 /// SQL reading the dotted path `dotted` out of the JSON `column` (for sorting table rows).
 pub(crate) fn json_value_sql(column: &str, dotted: &str, params: &mut Params) -> Result<String> {
     let segments: Vec<String> = dotted.split('.').map(str::to_string).collect();
