@@ -95,30 +95,7 @@ fn a_call_serializes_as_the_protocol_call_schema() {
     let s = TestStore::new();
     let call = crate::common::record(&s.client, "op", json!({"a": 1}), json!({"b": 2}));
     let v = serde_json::to_value(s.client.get_call(call.id()).unwrap()).unwrap();
-    for key in [
-        "id",
-        "project_id",
-        "op_name",
-        "display_name",
-        "trace_id",
-        "parent_id",
-        "thread_id",
-        "turn_id",
-        "started_at",
-        "attributes",
-        "inputs",
-        "ended_at",
-        "exception",
-        "output",
-        "summary",
-        "wb_user_id",
-        "wb_run_id",
-        "wb_run_step",
-        "wb_run_step_end",
-        "deleted_at",
-        "storage_size_bytes",
-        "total_storage_size_bytes",
-    ] {
+    for key in crate::common::CALL_SCHEMA_FIELDS {
         assert!(v.get(key).is_some(), "missing {key} in {v}");
     }
     assert_eq!(v["display_name"], serde_json::Value::Null);

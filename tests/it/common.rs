@@ -59,3 +59,29 @@ pub fn record(client: &WeaveClient, op: &str, inputs: Value, output: Value) -> C
     client.finish_call(&call, output).expect("finish");
     call
 }
+
+/// The fields of `CallSchema`, as PROTOCOL §2 names them.
+pub const CALL_SCHEMA_FIELDS: &[&str] = &[
+    "id",
+    "project_id",
+    "op_name",
+    "display_name",
+    "trace_id",
+    "parent_id",
+    "thread_id",
+    "turn_id",
+    "started_at",
+    "attributes",
+    "inputs",
+    "ended_at",
+    "exception",
+    "output",
+    "summary",
+    "wb_user_id",
+    "wb_run_id",
+    "wb_run_step",
+    "wb_run_step_end",
+    "deleted_at",
+    "storage_size_bytes",
+    "total_storage_size_bytes",
+];

@@ -16,31 +16,7 @@ use weave::schema::{
 };
 use weave::{generate_id, Query, SortBy, Timestamp};
 
-/// The fields of `CallSchema`, as PROTOCOL §2 names them.
-const CALL_SCHEMA_FIELDS: &[&str] = &[
-    "id",
-    "project_id",
-    "op_name",
-    "display_name",
-    "trace_id",
-    "parent_id",
-    "thread_id",
-    "turn_id",
-    "started_at",
-    "attributes",
-    "inputs",
-    "ended_at",
-    "exception",
-    "output",
-    "summary",
-    "wb_user_id",
-    "wb_run_id",
-    "wb_run_step",
-    "wb_run_step_end",
-    "deleted_at",
-    "storage_size_bytes",
-    "total_storage_size_bytes",
-];
+use crate::common::CALL_SCHEMA_FIELDS;
 
 fn ts(s: &str) -> Timestamp {
     s.parse().expect("timestamp")

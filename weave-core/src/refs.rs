@@ -146,7 +146,28 @@ fn write_extra(f: &mut fmt::Formatter<'_>, extra: &[(RefEdge, String)]) -> fmt::
     Ok(())
 }
 
-fn percent_encode(s: &str, out: &mut String) {
+/// Checks an op name: an op ref, or a plain name of 1 to 128 characters (PROTOCOL §4.1).
+pub(crate) fn check_op_name(op_name: &str) -> Result<(), WeaveError> {
+    if op_name.starts_with(WEAVE_SCHEME) {
+        match op_name.parse::<Ref>()? {
+            Ref::Object(r) if r.kind == ObjectKind::Op => Ok(()),
+            _ => Err(WeaveError::invalid_input(format!(
+                "op_name {op_name:?} is a ref but not an op ref"
+            ))),
+        }
+    } else if op_name.is_empty() || op_name.chars().count() > 128 {
+        Err(WeaveError::invalid_input(format!(
+            "op_name must be an op ref or a plain op name of 1 to 128 characters, got {} characters",
+            op_name.chars().count()
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+/// `s` percent-encoded with an empty safe set (everything but `[A-Za-z0-9_.~-]`), as ref
+/// path values and URL path parts are.
+pub(crate) fn percent_encode(s: &str, out: &mut String) {
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'~' | b'-') {
             out.push(b as char);

@@ -437,13 +437,7 @@ impl WeaveClient {
 
     pub(crate) fn call_ui_url(&self, id: &str) -> String {
         let mut project = String::new();
-        for b in self.inner.project.bytes() {
-            if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'~' | b'-') {
-                project.push(b as char);
-            } else {
-                project.push_str(&format!("%{b:02X}"));
-            }
-        }
+        crate::refs::percent_encode(&self.inner.project, &mut project);
         format!(
             "{}/{}/{project}/r/call/{id}",
             self.inner.app_url, self.inner.entity
@@ -471,21 +465,7 @@ impl WeaveClient {
     ) -> Result<Call> {
         let op: Op = op.into();
         let op_name = op.name.clone();
-        if op_name.starts_with(crate::refs::WEAVE_SCHEME) {
-            match op_name.parse::<crate::refs::Ref>()? {
-                crate::refs::Ref::Object(r) if r.kind == crate::refs::ObjectKind::Op => {}
-                _ => {
-                    return Err(WeaveError::invalid_input(format!(
-                        "op {op_name:?} is a ref but not an op ref"
-                    )))
-                }
-            }
-        } else if op_name.is_empty() || op_name.chars().count() > 128 {
-            return Err(WeaveError::invalid_input(format!(
-                "op name must be 1 to 128 characters, got {}",
-                op_name.chars().count()
-            )));
-        }
+        crate::refs::check_op_name(&op_name)?;
         let mut inputs = match to_json(&inputs) {
             Value::Object(m) => m,
             Value::String(s) if s.starts_with("<unserializable") => {

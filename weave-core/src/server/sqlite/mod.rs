@@ -230,24 +230,6 @@ fn check_project_id(project_id: &str) -> Result<()> {
     }
 }
 
-fn check_op_name(op_name: &str) -> Result<()> {
-    if op_name.starts_with(crate::refs::WEAVE_SCHEME) {
-        match op_name.parse::<crate::refs::Ref>()? {
-            crate::refs::Ref::Object(r) if r.kind == crate::refs::ObjectKind::Op => Ok(()),
-            _ => Err(WeaveError::invalid_input(format!(
-                "op_name {op_name:?} is a ref but not an op ref"
-            ))),
-        }
-    } else if op_name.is_empty() || op_name.chars().count() > 128 {
-        Err(WeaveError::invalid_input(format!(
-            "op_name must be an op ref or a plain name of 1 to 128 characters, got {} characters",
-            op_name.chars().count()
-        )))
-    } else {
-        Ok(())
-    }
-}
-
 /// A JSON object as a value with its depth capped (moved, not cloned: a clone of a deep
 /// value would recurse once per level).
 fn capped_object(map: JsonMap) -> Value {
@@ -258,7 +240,7 @@ fn capped_object(map: JsonMap) -> Value {
 
 fn insert_start(tx: &Transaction<'_>, s: StartedCallSchemaForInsert) -> Result<CallStartRes> {
     check_project_id(&s.project_id)?;
-    check_op_name(&s.op_name)?;
+    crate::refs::check_op_name(&s.op_name)?;
     let id = s.id.unwrap_or_else(generate_id);
     let trace_id = s.trace_id.unwrap_or_else(generate_id);
     if !is_valid_call_id(&id) {
