@@ -21,7 +21,14 @@ fn create_and_finish_round_trip() {
         .unwrap();
 
     let back = s.client.get_call(call.id()).unwrap();
-    assert_eq!(back.op_name(), "summarize");
+    // A plain op name is saved as a stub op: op_name is its ref, as in Python.
+    assert!(
+        back.op_name()
+            .starts_with("weave:///test-entity/test-project/op/summarize:"),
+        "{}",
+        back.op_name()
+    );
+    assert_eq!(back.op_name(), call.op_name());
     assert_eq!(back.func_name(), "summarize");
     assert_eq!(back.inputs()["max_words"], 10);
     assert_eq!(back.output(), json!({"summary": "short"}));

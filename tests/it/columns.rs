@@ -103,7 +103,7 @@ fn unselected_fields_come_back_empty_or_null() {
     let got = read(&s, root.id(), &["op_name"]);
     assert_eq!(got.output(), json!(null));
     assert!(got.usage().is_empty());
-    assert_eq!(got.op_name(), "agent");
+    assert_eq!(got.func_name(), "agent");
 }
 
 #[test]

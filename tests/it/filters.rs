@@ -12,6 +12,9 @@ const OP_V1: &str = "weave:///test-entity/test-project/op/my_fn:abc123";
 const OP_V2: &str = "weave:///test-entity/test-project/op/my_fn:def456";
 const OP_OTHER_FN: &str = "weave:///test-entity/test-project/op/my_fn2:abc123";
 const OP_OTHER_PROJECT: &str = "weave:///other-entity/test-project/op/my_fn:abc123";
+// Plain names given to create_call become stub-op refs; these stand for such ops.
+const OP_LLM: &str = "weave:///test-entity/test-project/op/llm:aaa111";
+const OP_TOOL: &str = "weave:///test-entity/test-project/op/tool:bbb222";
 const CFG_ABC: &str = "weave:///test-entity/test-project/object/cfg:abc";
 const CFG_DEF: &str = "weave:///test-entity/test-project/object/cfg:def";
 
@@ -82,8 +85,8 @@ fn strings(items: &[&str]) -> Option<Vec<String>> {
 #[test]
 fn op_names_exact() {
     let mut fx = Fx::new();
-    fx.done("llm", "llm", json!({}), json!(null));
-    fx.done("tool", "tool", json!({}), json!(null));
+    fx.done("llm", OP_LLM, json!({}), json!(null));
+    fx.done("tool", OP_TOOL, json!({}), json!(null));
     fx.done("v1", OP_V1, json!({}), json!(null));
     fx.done("v2", OP_V2, json!({}), json!(null));
 
@@ -91,13 +94,14 @@ fn op_names_exact() {
         op_names: strings(names),
         ..Default::default()
     };
-    assert_eq!(fx.filter(f(&["llm"])), ["llm"]);
-    assert_eq!(fx.filter(f(&["llm", "tool"])), ["llm", "tool"]);
+    assert_eq!(fx.filter(f(&[OP_LLM])), ["llm"]);
+    assert_eq!(fx.filter(f(&[OP_LLM, OP_TOOL])), ["llm", "tool"]);
     assert_eq!(fx.filter(f(&[OP_V1])), ["v1"]);
-    assert_eq!(fx.filter(f(&[OP_V2, "llm"])), ["llm", "v2"]);
-    // Exact matching: no prefix, no case folding.
-    assert_eq!(fx.filter(f(&["ll"])), NONE);
-    assert_eq!(fx.filter(f(&["LLM"])), NONE);
+    assert_eq!(fx.filter(f(&[OP_V2, OP_LLM])), ["llm", "v2"]);
+    // Exact matching: no prefix, no case folding, a bare name is not a ref.
+    assert_eq!(fx.filter(f(&["llm"])), NONE);
+    assert_eq!(fx.filter(f(&[&OP_LLM[..OP_LLM.len() - 1]])), NONE);
+    assert_eq!(fx.filter(f(&[&OP_LLM.to_uppercase()])), NONE);
     assert_eq!(
         fx.filter(f(&["weave:///test-entity/test-project/op/my_fn"])),
         NONE
@@ -112,7 +116,7 @@ fn op_names_any_version() {
     fx.done("v2", OP_V2, json!({}), json!(null));
     fx.done("other_fn", OP_OTHER_FN, json!({}), json!(null));
     fx.done("other_project", OP_OTHER_PROJECT, json!({}), json!(null));
-    fx.done("plain", "my_fn", json!({}), json!(null));
+    fx.done("llm", OP_LLM, json!({}), json!(null));
 
     let f = |names: &[&str]| CallsFilter {
         op_names: strings(names),
@@ -139,9 +143,9 @@ fn op_names_any_version() {
     assert_eq!(
         fx.filter(f(&[
             "weave:///test-entity/test-project/op/my_fn:*",
-            "my_fn"
+            OP_LLM
         ])),
-        ["v1", "v2", "plain"]
+        ["v1", "v2", "llm"]
     );
     assert_eq!(
         fx.filter(f(&["weave:///test-entity/test-project/op/my_fn2:*", OP_V2])),
@@ -512,12 +516,12 @@ fn several_fields_are_anded() {
 fn filter_from_protocol_json() {
     let mut fx = Fx::new();
     let root = fx.start("root", OP_V1, json!({}), CallOptions::new());
-    let child = fx.start("child", "llm", json!({}), CallOptions::new().parent(&root));
+    let child = fx.start("child", OP_LLM, json!({}), CallOptions::new().parent(&root));
     for c in [&child, &root] {
         fx.s.client.finish_call(c, json!(null)).unwrap();
     }
     let f: CallsFilter = serde_json::from_value(json!({
-        "op_names": ["weave:///test-entity/test-project/op/my_fn:*", "llm"],
+        "op_names": ["weave:///test-entity/test-project/op/my_fn:*", OP_LLM],
         "trace_ids": [root.trace_id()],
         "trace_roots_only": false,
         "wb_user_ids": null

@@ -572,11 +572,12 @@ fn paging_with_an_odd_page_size() {
     // Filtered and paged.
     let xs: Vec<String> = want_by_op
         .iter()
-        .filter(|id| calls.iter().any(|c| c.id() == *id && c.op_name() == "x"))
+        .filter(|id| calls.iter().any(|c| c.id() == *id && c.func_name() == "x"))
         .cloned()
         .collect();
     assert_eq!(xs.len(), 17);
-    assert_eq!(paged(by_op.query(field("op_name").eq("x")), 7), xs);
+    let x_ref = calls.iter().find(|c| c.func_name() == "x").unwrap().op_name();
+    assert_eq!(paged(by_op.query(field("op_name").eq(x_ref)), 7), xs);
 }
 
 #[test]

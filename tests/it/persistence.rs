@@ -364,6 +364,7 @@ fn the_store_path_comes_from_settings() {
         local_app_url: None,
         max_calls_queue_size: 10,
         calls_page_size: 10,
+        ..Settings::default()
     };
     assert_eq!(memory.db_path(), None);
     let server = SqliteServer::with_config(SqliteServerConfig {

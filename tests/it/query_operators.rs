@@ -150,16 +150,16 @@ fn eq_on_top_level_columns() {
 
     assert_eq!(
         fx.both(
-            field("op_name").eq("llm"),
-            json!({"$eq": [gf("op_name"), li(json!("llm"))]})
+            field("op_name").eq(child.op_name()),
+            json!({"$eq": [gf("op_name"), li(json!(child.op_name()))]})
         ),
         ["child"]
     );
     // Text comparison is case-sensitive.
     assert_eq!(
         fx.both(
-            field("op_name").eq("LLM"),
-            json!({"$eq": [gf("op_name"), li(json!("LLM"))]})
+            field("op_name").eq(child.op_name().replace("llm", "LLM")),
+            json!({"$eq": [gf("op_name"), li(json!(child.op_name().replace("llm", "LLM")))]})
         ),
         NONE
     );
@@ -1146,8 +1146,8 @@ fn and_or_not_combined() {
     // Chained `and`s flatten into one $and of three.
     assert_eq!(
         fx.both(
-            model("claude").and(cool()).and(field("op_name").eq("llm")),
-            json!({"$and": [model_j("claude"), cool_j.clone(), {"$eq": [gf("op_name"), li(json!("llm"))]}]})
+            model("claude").and(cool()).and(field("op_name").eq(d.op_name())),
+            json!({"$and": [model_j("claude"), cool_j.clone(), {"$eq": [gf("op_name"), li(json!(d.op_name()))]}]})
         ),
         ["c"]
     );

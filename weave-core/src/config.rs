@@ -8,6 +8,8 @@
 //! | `WEAVE_LOCAL_APP_URL` | base URL of call links for the embedded store | `http://127.0.0.1:6346` |
 //! | `WEAVE_MAX_CALLS_QUEUE_SIZE` | bound of the background write queue (`0` = 1,000,000) | `100000` |
 //! | `WEAVE_CALLS_PAGE_SIZE` | page size of [`crate::CallsIter`] | `1000` |
+//! | `WEAVE_DISABLED` | `true` turns tracing off: ops run as plain functions, spans are ignored | `false` |
+//! | `WEAVE_PRINT_CALL_LINK` | print each root call's link on stderr when it starts | `false` for the embedded store |
 
 use std::path::PathBuf;
 
@@ -23,6 +25,10 @@ pub struct Settings {
     pub max_calls_queue_size: usize,
     /// `WEAVE_CALLS_PAGE_SIZE`.
     pub calls_page_size: u64,
+    /// `WEAVE_DISABLED`: tracing is off.
+    pub disabled: bool,
+    /// `WEAVE_PRINT_CALL_LINK`, when set.
+    pub print_call_link: Option<bool>,
 }
 
 /// Default bound of the background write queue.
@@ -32,6 +38,28 @@ pub const DEFAULT_PAGE_SIZE: u64 = 1000;
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Python's reading of boolean variables: `true`, `1`, `yes` and `on` (any case) are true.
+fn truthy(v: &str) -> bool {
+    matches!(
+        v.trim().to_ascii_lowercase().as_str(),
+        "true" | "1" | "yes" | "on"
+    )
+}
+
+impl Default for Settings {
+    /// The defaults, ignoring the environment.
+    fn default() -> Self {
+        Settings {
+            db_path: None,
+            local_app_url: None,
+            max_calls_queue_size: DEFAULT_QUEUE_SIZE,
+            calls_page_size: DEFAULT_PAGE_SIZE,
+            disabled: false,
+            print_call_link: None,
+        }
+    }
 }
 
 impl Settings {
@@ -51,6 +79,8 @@ impl Settings {
                 .and_then(|v| v.trim().parse().ok())
                 .filter(|n| *n > 0)
                 .unwrap_or(DEFAULT_PAGE_SIZE),
+            disabled: env("WEAVE_DISABLED").is_some_and(|v| truthy(&v)),
+            print_call_link: env("WEAVE_PRINT_CALL_LINK").map(|v| truthy(&v)),
         }
     }
 

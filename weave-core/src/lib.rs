@@ -32,10 +32,11 @@ pub mod schema;
 pub mod server;
 mod time;
 
-pub use client::call::Call;
+pub use client::call::{Call, MAX_EVENTS};
 pub use client::calls_iter::{CallsIter, CallsQuery};
 pub use client::context::{
-    current_call, is_internal_thread, mark_internal_thread, pop_call, push_call, with_call,
+    capture_call, capture_call_async, current_call, internal, is_internal_thread, is_suppressed,
+    mark_internal_thread, pop_call, push_call, with_call, Context, WithContext,
 };
 pub use client::costs::{CostsQuery, DEFAULT_COSTS_LIMIT};
 pub use client::exception::{Exception, IntoException, StackFrame};
@@ -45,7 +46,8 @@ pub use client::feedback::{
 pub use client::global::{global_client, publish, set_global_client};
 pub use client::objects::{sanitize_object_name, TableRef, TableRowsIter, MAX_OBJECT_NAME_CHARS};
 pub use client::{
-    CallOptions, DisplayName, Op, WeaveClient, MAX_DISPLAY_NAME_CHARS, REDACTED_VALUE, REDACT_KEYS,
+    CallOptions, DisplayName, Op, WeaveClient, EVENTS_DROPPED_KEY, EVENTS_KEY,
+    MAX_DISPLAY_NAME_CHARS, REDACTED_VALUE, REDACT_KEYS,
 };
 pub use error::{Result, WeaveError};
 pub use ids::{generate_id, is_valid_call_id, is_valid_trace_id};

@@ -68,7 +68,16 @@ pub(crate) struct CallState {
     pub(crate) child_count: usize,
     /// Summaries of finished children, not yet folded.
     pub(crate) child_summaries: Vec<JsonMap>,
+    /// The start, when it is written with the end ([`crate::CallOptions::defer_start`]).
+    pub(crate) pending_start: Option<Box<crate::schema::StartedCallSchemaForInsert>>,
+    /// Events kept with the call ([`Call::log_event`]).
+    pub(crate) events: Vec<Value>,
+    /// Events not kept because the call already had [`MAX_EVENTS`].
+    pub(crate) events_dropped: u64,
 }
+
+/// The most events kept with one call; later ones are counted in `summary.events_dropped`.
+pub const MAX_EVENTS: usize = 1000;
 
 /// The fields a live call is created with.
 pub(crate) struct NewCall {
@@ -141,8 +150,7 @@ impl Call {
                     ended_at: s.ended_at,
                     deleted_at: s.deleted_at,
                     wb_run_step_end: s.wb_run_step_end,
-                    child_count: 0,
-                    child_summaries: Vec::new(),
+                    ..CallState::default()
                 }),
             }),
         }
@@ -172,6 +180,39 @@ impl Call {
         let mut st = self.state();
         let summaries = std::mem::take(&mut st.child_summaries);
         (st.child_count > 0, sum_dict_leaves(summaries.iter()))
+    }
+
+    /// Keeps an event (a log line, a `tracing` event) with this live call. Events are
+    /// written with the call's end, as the list `summary.events`, at most [`MAX_EVENTS`] per
+    /// call (the rest are counted in `summary.events_dropped`). Unlike the rest of the
+    /// summary, events are not rolled up into the parent. Ignored once the call is finished.
+    pub fn log_event(&self, event: Value) {
+        let mut st = self.state();
+        if st.ended_at.is_some() {
+            return;
+        }
+        if st.events.len() < MAX_EVENTS {
+            st.events.push(event);
+        } else {
+            st.events_dropped += 1;
+        }
+    }
+
+    /// For a call created with [`crate::CallOptions::defer_start`] and not yet finished:
+    /// replaces the inputs its start will be written with. Returns false (and does nothing)
+    /// when the start was not deferred or the call has finished.
+    pub fn set_deferred_inputs(&self, inputs: JsonMap) -> bool {
+        let mut st = self.state();
+        if st.ended_at.is_some() {
+            return false;
+        }
+        match st.pending_start.as_mut() {
+            Some(start) => {
+                start.inputs = inputs;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Records a finished child's summary for the roll-up.

@@ -1,25 +1,88 @@
 //! The runtime call stack: which call is *current* on this thread.
 //!
 //! There is exactly one stack. [`WeaveClient::create_call`](crate::WeaveClient::create_call)
-//! with `use_stack` pushes the new call and finishing it pops it; the `tracing` layer pushes a
-//! call span's call when the span is entered and pops it when the span is exited, so
-//! `#[weave::op]` functions, `tracing` spans and direct `create_call` nest in any order and a
-//! call created without an explicit parent becomes a child of the nearest enclosing call.
+//! with `use_stack` pushes the new call and finishing it pops it; `#[weave::op]` pushes its
+//! call while its body runs (around every poll, for an `async fn`); the `tracing` layer
+//! pushes a call span's call when the span is entered and pops it when the span is exited.
+//! So ops, `tracing` spans and direct `create_call` nest in any order, and a call created
+//! without an explicit parent becomes a child of the nearest enclosing call.
+//!
+//! Besides calls, the stack holds two kinds of marker frames:
+//! - *suppressed*: the code below runs inside a trace that was sampled out (an op's
+//!   `sample_rate`); ops and spans there are not traced, and [`current_call`] is `None`.
+//! - *capture*: [`capture_call`] waits for the next call made directly below it, to hand it
+//!   back with the result (Python's `op.call(...)`).
 //!
 //! Finishing a call on another thread than the one it was pushed on is allowed: entries of
 //! finished calls are skipped (and dropped) when the stack is read, so they can never become
 //! anybody's parent.
+//!
+//! [`Context`] carries the current frame to another thread or task.
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll};
 
 use super::call::Call;
 
-thread_local! {
-    static STACK: RefCell<Vec<Call>> = const { RefCell::new(Vec::new()) };
-    static INTERNAL: Cell<bool> = const { Cell::new(false) };
+/// One entry of the call stack.
+#[derive(Clone, Debug)]
+pub(crate) enum Frame {
+    /// A call: the parent of calls made below it.
+    Call(Call),
+    /// Inside a sampled-out trace: nothing below is traced.
+    Suppressed,
+    /// Waiting to catch the next call made directly below (see [`capture_call`]).
+    Capture(Arc<Mutex<Option<Call>>>),
 }
 
-/// The current call on this thread: the innermost call on the stack that has not finished.
+thread_local! {
+    static STACK: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
+    static INTERNAL: Cell<bool> = const { Cell::new(false) };
+    static INTERNAL_DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+
+/// What the stack says about the code running now.
+pub(crate) enum Current {
+    /// No call encloses it.
+    None,
+    /// It runs inside a sampled-out trace.
+    Suppressed,
+    /// It runs inside this call.
+    Call(Call),
+}
+
+/// Reads the stack from the top: capture frames are transparent, finished calls are skipped
+/// (and dropped when at the top).
+pub(crate) fn current() -> Current {
+    STACK
+        .try_with(|s| {
+            let Ok(mut s) = s.try_borrow_mut() else {
+                return Current::None;
+            };
+            while let Some(Frame::Call(top)) = s.last() {
+                if top.is_finished() {
+                    s.pop();
+                } else {
+                    break;
+                }
+            }
+            for f in s.iter().rev() {
+                match f {
+                    Frame::Call(c) if !c.is_finished() => return Current::Call(c.clone()),
+                    Frame::Call(_) | Frame::Capture(_) => {}
+                    Frame::Suppressed => return Current::Suppressed,
+                }
+            }
+            Current::None
+        })
+        .unwrap_or(Current::None)
+}
+
+/// The current call on this thread: the innermost call on the stack that has not finished
+/// (`None` inside a sampled-out trace).
 ///
 /// # Examples
 ///
@@ -32,45 +95,97 @@ thread_local! {
 /// assert!(weave_core::current_call().is_none());
 /// ```
 pub fn current_call() -> Option<Call> {
-    STACK
-        .try_with(|s| {
-            let mut s = s.try_borrow_mut().ok()?;
-            while let Some(top) = s.last() {
-                if top.is_finished() {
-                    s.pop();
-                } else {
-                    return Some(top.clone());
-                }
-            }
-            None
-        })
-        .ok()
-        .flatten()
+    match current() {
+        Current::Call(c) => Some(c),
+        _ => None,
+    }
 }
 
-/// Makes `call` the current call on this thread until [`pop_call`] is called with it.
-pub fn push_call(call: Call) {
+/// Whether the code running now is inside a trace that was sampled out (ops and spans there
+/// are not recorded).
+pub fn is_suppressed() -> bool {
+    matches!(current(), Current::Suppressed)
+}
+
+pub(crate) fn push_frame(frame: Frame) {
     let _ = STACK.try_with(|s| {
         if let Ok(mut s) = s.try_borrow_mut() {
-            s.push(call);
+            s.push(frame);
         }
     });
 }
 
-/// Removes the innermost stack entry of `call` on this thread (if any). Entries above it, if
-/// they were left by unbalanced use, are removed with it.
-pub fn pop_call(call: &Call) {
+/// Removes the innermost frame matching `pred` and everything above it (left by unbalanced
+/// use).
+fn pop_frame_where(pred: impl Fn(&Frame) -> bool) {
     let _ = STACK.try_with(|s| {
         if let Ok(mut s) = s.try_borrow_mut() {
-            if let Some(i) = s.iter().rposition(|c| c.same_call(call)) {
+            if let Some(i) = s.iter().rposition(pred) {
                 s.truncate(i);
             }
         }
     });
 }
 
+pub(crate) fn pop_frame(frame: &Frame) {
+    match frame {
+        Frame::Call(c) => pop_call(c),
+        Frame::Suppressed => pop_frame_where(|f| matches!(f, Frame::Suppressed)),
+        Frame::Capture(slot) => {
+            pop_frame_where(|f| matches!(f, Frame::Capture(s) if Arc::ptr_eq(s, slot)))
+        }
+    }
+}
+
+/// Makes `call` the current call on this thread until [`pop_call`] is called with it.
+pub fn push_call(call: Call) {
+    push_frame(Frame::Call(call));
+}
+
+/// Removes the innermost stack entry of `call` on this thread (if any). Entries above it, if
+/// they were left by unbalanced use, are removed with it.
+pub fn pop_call(call: &Call) {
+    pop_frame_where(|f| matches!(f, Frame::Call(c) if c.same_call(call)));
+}
+
+/// Hands a new call to a waiting [`capture_call`] if the top frame is one (the call is then
+/// made "directly below" it).
+pub(crate) fn offer_to_capture(call: &Call) {
+    let _ = STACK.try_with(|s| {
+        if let Ok(s) = s.try_borrow() {
+            if let Some(Frame::Capture(slot)) = s.last() {
+                let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+                if slot.is_none() {
+                    *slot = Some(call.clone());
+                }
+            }
+        }
+    });
+}
+
+/// A frame pushed for the life of the guard.
+pub(crate) struct FrameGuard(Option<Frame>);
+
+impl FrameGuard {
+    pub(crate) fn push(frame: Option<Frame>) -> Self {
+        if let Some(f) = &frame {
+            push_frame(f.clone());
+        }
+        FrameGuard(frame)
+    }
+}
+
+impl Drop for FrameGuard {
+    fn drop(&mut self) {
+        if let Some(f) = &self.0 {
+            pop_frame(f);
+        }
+    }
+}
+
 /// Runs `f` with `call` as the current call on this thread (for handing a call to another
 /// thread or task: capture [`current_call`] there, then run the work inside `with_call`).
+/// [`Context`] does the same and also carries a sampled-out trace.
 ///
 /// # Examples
 ///
@@ -89,29 +204,154 @@ pub fn pop_call(call: &Call) {
 /// # assert_eq!(client.get_calls(weave_core::CallsFilter { parent_ids: Some(vec![root.id().to_string()]), ..Default::default() }).count(), 1);
 /// ```
 pub fn with_call<R>(call: Option<&Call>, f: impl FnOnce() -> R) -> R {
-    struct Pop(Option<Call>);
-    impl Drop for Pop {
-        fn drop(&mut self) {
-            if let Some(c) = &self.0 {
-                pop_call(c);
-            }
-        }
-    }
-    let guard = Pop(call.cloned());
-    if let Some(c) = &guard.0 {
-        push_call(c.clone());
-    }
+    let _guard = FrameGuard::push(call.cloned().map(Frame::Call));
     f()
 }
 
-/// Whether this thread does weave's own work (the background writer, a backend's I/O).
-/// The tracing layer ignores every span and event on such threads, so the SDK never traces
-/// itself.
-pub fn is_internal_thread() -> bool {
-    INTERNAL.try_with(Cell::get).unwrap_or(false)
+/// The tracing context of the code running now — its current call, or the fact that it runs
+/// inside a sampled-out trace — to carry into another thread or task.
+///
+/// Threads and tasks start with an empty stack; work handed to them becomes a root call
+/// unless it runs inside the spawner's context. `weave::spawn` and `weave::spawn_thread` do
+/// this for you.
+///
+/// # Examples
+///
+/// ```
+/// # let client = weave_core::WeaveClient::new("e", "p", std::sync::Arc::new(weave_core::SqliteServer::in_memory().unwrap()), false).unwrap();
+/// use weave_core::Context;
+/// let root = client.create_call("root", serde_json::json!({})).unwrap();
+/// let ctx = Context::current();
+/// let c2 = client.clone();
+/// let child_parent = std::thread::spawn(move || {
+///     ctx.scope(|| {
+///         let child = c2.create_call("worker", serde_json::json!({})).unwrap();
+///         c2.finish_call(&child, ()).unwrap();
+///         child.parent_id().map(str::to_string)
+///     })
+/// })
+/// .join()
+/// .unwrap();
+/// assert_eq!(child_parent.as_deref(), Some(root.id()));
+/// client.finish_call(&root, ()).unwrap();
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Context {
+    frame: Option<Frame>,
 }
 
-/// Marks the current thread as weave-internal (see [`is_internal_thread`]).
+impl Context {
+    /// The context of the code running now.
+    pub fn current() -> Self {
+        let frame = match current() {
+            Current::None => None,
+            Current::Suppressed => Some(Frame::Suppressed),
+            Current::Call(c) => Some(Frame::Call(c)),
+        };
+        Context { frame }
+    }
+
+    /// The call this context would make new calls children of.
+    pub fn call(&self) -> Option<&Call> {
+        match &self.frame {
+            Some(Frame::Call(c)) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Runs `f` inside this context.
+    pub fn scope<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _guard = FrameGuard::push(self.frame.clone());
+        f()
+    }
+
+    /// Wraps `fut` so that every poll of it runs inside this context.
+    pub fn wrap<F: Future>(self, fut: F) -> WithContext<F> {
+        WithContext { ctx: self, fut }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A future that runs inside a [`Context`] (see [`Context::wrap`]).
+    #[derive(Debug)]
+    #[must_use = "futures do nothing unless polled"]
+    pub struct WithContext<F> {
+        ctx: Context,
+        #[pin]
+        fut: F,
+    }
+}
+
+impl<F: Future> Future for WithContext<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let _guard = FrameGuard::push(this.ctx.frame.clone());
+        this.fut.poll(cx)
+    }
+}
+
+/// Runs `f` and returns its result together with the call of the first op (or direct
+/// `create_call`) it makes on this thread — Python's `result, call = op.call(...)`. `None`
+/// when that op was not traced (no client, tracing disabled, sampled out).
+///
+/// # Examples
+///
+/// ```
+/// # let client = weave_core::WeaveClient::new("e", "p", std::sync::Arc::new(weave_core::SqliteServer::in_memory().unwrap()), false).unwrap();
+/// let (n, call) = weave_core::capture_call(|| {
+///     let c = client.create_call("add", serde_json::json!({"a": 1})).unwrap();
+///     client.finish_call(&c, 2).unwrap();
+///     2
+/// });
+/// assert_eq!(n, 2);
+/// assert_eq!(call.unwrap().output(), serde_json::json!(2));
+/// ```
+pub fn capture_call<R>(f: impl FnOnce() -> R) -> (R, Option<Call>) {
+    let slot = Arc::new(Mutex::new(None));
+    let out = {
+        let _guard = FrameGuard::push(Some(Frame::Capture(slot.clone())));
+        f()
+    };
+    let call = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+    (out, call)
+}
+
+/// The `async` form of [`capture_call`]: awaits `fut` and returns its output with the call of
+/// the first op it makes.
+pub async fn capture_call_async<F: Future>(fut: F) -> (F::Output, Option<Call>) {
+    let slot = Arc::new(Mutex::new(None));
+    let ctx = Context {
+        frame: Some(Frame::Capture(slot.clone())),
+    };
+    let out = ctx.wrap(fut).await;
+    let call = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+    (out, call)
+}
+
+/// Whether this thread is doing weave's own work right now (the background writer, a
+/// backend's I/O, a client method talking to its backend). The tracing layer ignores every
+/// span and event made then, so the SDK never traces itself.
+pub fn is_internal_thread() -> bool {
+    INTERNAL.try_with(Cell::get).unwrap_or(false)
+        || INTERNAL_DEPTH.try_with(Cell::get).unwrap_or(0) > 0
+}
+
+/// Marks the current thread as weave-internal for good (see [`is_internal_thread`]).
 pub fn mark_internal_thread() {
     let _ = INTERNAL.try_with(|c| c.set(true));
+}
+
+/// Runs `f` as weave-internal work on this thread (see [`is_internal_thread`]).
+pub fn internal<R>(f: impl FnOnce() -> R) -> R {
+    struct Dec;
+    impl Drop for Dec {
+        fn drop(&mut self) {
+            let _ = INTERNAL_DEPTH.try_with(|d| d.set(d.get().saturating_sub(1)));
+        }
+    }
+    let _ = INTERNAL_DEPTH.try_with(|d| d.set(d.get() + 1));
+    let _dec = Dec;
+    f()
 }

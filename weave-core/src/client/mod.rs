@@ -13,9 +13,11 @@ pub(crate) mod exception;
 pub(crate) mod feedback;
 pub(crate) mod global;
 pub(crate) mod objects;
+mod op_code;
 mod writer;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -41,6 +43,10 @@ pub const REDACT_KEYS: &[&str] = &["api_key", "auth_headers", "authorization"];
 pub const REDACTED_VALUE: &str = "REDACTED";
 /// Display names longer than this are truncated (to 1021 characters and `"..."`).
 pub const MAX_DISPLAY_NAME_CHARS: usize = 1024;
+/// The summary key under which a call's events are written ([`Call::log_event`]).
+pub const EVENTS_KEY: &str = "events";
+/// The summary key counting events beyond [`call::MAX_EVENTS`].
+pub const EVENTS_DROPPED_KEY: &str = "events_dropped";
 /// How long `flush()` waits at most.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -50,7 +56,10 @@ type DisplayNameFn = dyn Fn(&Call) -> String + Send + Sync;
 
 /// What a call is a call *of*: Python's `str | Op` argument of `create_call`.
 ///
-/// A plain name (`&str` / `String`) converts into an `Op`. An `Op` may also carry
+/// A plain name (`&str` / `String`) converts into an `Op`. Every call's `op_name` is an op
+/// ref (`weave:///entity/project/op/<name>:<digest>`), as in Python: the op object is saved
+/// once per client, with the op's source text as its code ([`Op::code`]; `#[weave::op]`
+/// captures it), or a stub for a plain name. An `Op` may also carry a `kind` and
 /// `postprocess_inputs` / `postprocess_output` functions (e.g. redaction), applied before
 /// anything is recorded.
 ///
@@ -58,7 +67,7 @@ type DisplayNameFn = dyn Fn(&Call) -> String + Send + Sync;
 ///
 /// ```
 /// use weave_core::Op;
-/// let op = Op::new("llm").postprocess_inputs(|mut inputs| {
+/// let op = Op::new("llm").kind("llm").postprocess_inputs(|mut inputs| {
 ///     inputs.remove("prompt");
 ///     inputs
 /// });
@@ -66,7 +75,9 @@ type DisplayNameFn = dyn Fn(&Call) -> String + Send + Sync;
 /// ```
 #[derive(Clone)]
 pub struct Op {
-    name: String,
+    name: Arc<str>,
+    code: Option<Arc<op_code::OpCode>>,
+    kind: Option<Arc<str>>,
     postprocess_inputs: Option<Arc<InputsFn>>,
     postprocess_output: Option<Arc<OutputFn>>,
 }
@@ -75,7 +86,9 @@ impl Op {
     /// An op named `name` (a plain name or an op ref URI).
     pub fn new(name: impl Into<String>) -> Self {
         Op {
-            name: name.into(),
+            name: Arc::from(name.into()),
+            code: None,
+            kind: None,
             postprocess_inputs: None,
             postprocess_output: None,
         }
@@ -83,6 +96,22 @@ impl Op {
     /// The op's name or ref.
     pub fn name(&self) -> &str {
         &self.name
+    }
+    /// Sets the op's source text: it is saved as the op object's code (`obj.py`), so that
+    /// changed code makes a new op version.
+    pub fn code(mut self, source: impl Into<String>) -> Self {
+        self.code = Some(Arc::new(op_code::OpCode::new(source.into())));
+        self
+    }
+    /// Sets the op's kind (`"llm"`, `"agent"`, `"tool"`, …), stored in its calls'
+    /// `attributes.weave.kind` as the Python SDK stores it.
+    pub fn kind(mut self, kind: impl Into<String>) -> Self {
+        self.kind = Some(Arc::from(kind.into()));
+        self
+    }
+    /// The op's kind, if set.
+    pub fn get_kind(&self) -> Option<&str> {
+        self.kind.as_deref()
     }
     /// Transforms the inputs before they are recorded.
     pub fn postprocess_inputs(
@@ -183,6 +212,9 @@ pub struct CallOptions {
     pub thread_id: Option<String>,
     /// Override the start time (default: now).
     pub started_at: Option<Timestamp>,
+    /// Write the start together with the end, when the call finishes, instead of now (see
+    /// [`CallOptions::defer_start`]).
+    pub defer_start: bool,
 }
 
 impl CallOptions {
@@ -230,6 +262,14 @@ impl CallOptions {
         self.started_at = Some(t);
         self
     }
+    /// Writes the call's start only when it finishes, together with its end, so that its
+    /// inputs can still change ([`Call::set_deferred_inputs`]) — the way OpenTelemetry
+    /// exports spans. The tracing layer does this for spans. Until then the call is not in
+    /// the store; a call that never finishes is never written.
+    pub fn defer_start(mut self, yes: bool) -> Self {
+        self.defer_start = yes;
+        self
+    }
 }
 
 /// The client: records calls and queries them back, on any [`TraceServer`].
@@ -270,6 +310,9 @@ struct ClientInner {
     page_size: u64,
     attributes: JsonMap,
     app_url: String,
+    print_call_link: bool,
+    /// Op refs resolved so far: sanitized name → (object digest, ref), saved once each.
+    ops: RwLock<HashMap<String, Vec<(Arc<str>, Arc<str>)>>>,
 }
 
 impl std::fmt::Debug for WeaveClient {
@@ -370,10 +413,13 @@ impl WeaveClient {
         weave.insert("arch".into(), json!(std::env::consts::ARCH));
         let mut attributes = JsonMap::new();
         attributes.insert("weave".into(), Value::Object(weave));
+        let print_call_link = settings.print_call_link.unwrap_or(false);
         Ok(WeaveClient {
             inner: Arc::new(ClientInner {
                 project_id: format!("{entity}/{project}"),
                 app_url: server.app_url().trim_end_matches('/').to_string(),
+                print_call_link,
+                ops: RwLock::new(HashMap::new()),
                 entity,
                 project,
                 server,
@@ -464,8 +510,7 @@ impl WeaveClient {
         opts: CallOptions,
     ) -> Result<Call> {
         let op: Op = op.into();
-        let op_name = op.name.clone();
-        crate::refs::check_op_name(&op_name)?;
+        let op_name = self.resolve_op(&op)?;
         let mut inputs = match to_json(&inputs) {
             Value::Object(m) => m,
             Value::String(s) if s.starts_with("<unserializable") => {
@@ -496,6 +541,11 @@ impl WeaveClient {
             ));
         }
         let mut attributes = self.inner.attributes.clone();
+        if let Some(kind) = &op.kind {
+            if let Some(Value::Object(w)) = attributes.get_mut("weave") {
+                w.insert("kind".into(), Value::from(&**kind));
+            }
+        }
         for (k, v) in opts.attributes {
             attributes.insert(k, v);
         }
@@ -533,7 +583,7 @@ impl WeaveClient {
                 trace_id: trace_id.clone(),
                 parent,
                 parent_id: parent_id.clone(),
-                op_name: op_name.clone(),
+                op_name: op_name.to_string(),
                 inputs,
                 attributes,
                 started_at,
@@ -550,31 +600,79 @@ impl WeaveClient {
             .map(truncate_display_name);
         call.state().display_name = display_name.clone();
 
-        self.inner
-            .writer
-            .enqueue(CallBatchItem::Start(CallStartReq {
-                start: StartedCallSchemaForInsert {
-                    project_id: self.inner.project_id.clone(),
-                    id: Some(id),
-                    op_name,
-                    display_name,
-                    trace_id: Some(trace_id),
-                    parent_id,
-                    thread_id,
-                    turn_id,
-                    started_at,
-                    attributes: call.attributes().clone(),
-                    inputs: call.inputs().clone(),
-                    otel_dump: None,
-                    wb_user_id: None,
-                    wb_run_id: None,
-                    wb_run_step: None,
-                },
-            }));
+        let start = StartedCallSchemaForInsert {
+            project_id: self.inner.project_id.clone(),
+            id: Some(id),
+            op_name: op_name.to_string(),
+            display_name,
+            trace_id: Some(trace_id),
+            parent_id,
+            thread_id,
+            turn_id,
+            started_at,
+            attributes: call.attributes().clone(),
+            inputs: call.inputs().clone(),
+            otel_dump: None,
+            wb_user_id: None,
+            wb_run_id: None,
+            wb_run_step: None,
+        };
+        if opts.defer_start {
+            call.state().pending_start = Some(Box::new(start));
+        } else {
+            self.inner
+                .writer
+                .enqueue(CallBatchItem::Start(CallStartReq { start }));
+        }
+        if self.inner.print_call_link && call.parent_id().is_none() {
+            eprintln!("🍩 {}", call.ui_url());
+        }
         if use_stack {
+            context::offer_to_capture(&call);
             context::push_call(call.clone());
         }
         Ok(call)
+    }
+
+    /// The op ref an op's calls are recorded under: the op itself when it is a ref, else
+    /// `weave:///entity/project/op/<sanitized name>:<digest of its code>`. The op object is
+    /// queued for saving the first time this client meets it.
+    fn resolve_op(&self, op: &Op) -> Result<Arc<str>> {
+        if op.name.starts_with(crate::refs::WEAVE_SCHEME) {
+            crate::refs::check_op_name(&op.name)?;
+            return Ok(op.name.clone());
+        }
+        crate::refs::check_op_name(&op.name)?;
+        let code = op.code.as_deref().unwrap_or_else(|| op_code::OpCode::stub());
+        {
+            let ops = self.inner.ops.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(versions) = ops.get(&*op.name) {
+                if let Some((_, r)) = versions.iter().find(|(d, _)| **d == *code.digest()) {
+                    return Ok(r.clone());
+                }
+            }
+        }
+        let object_id = objects::sanitize_object_name(&op.name)?;
+        let r: Arc<str> = Arc::from(
+            crate::refs::ObjectRef {
+                entity: self.inner.entity.clone(),
+                project: self.inner.project.clone(),
+                kind: crate::refs::ObjectKind::Op,
+                name: object_id.clone(),
+                digest: code.digest().to_string(),
+                extra: Vec::new(),
+            }
+            .to_string(),
+        );
+        let mut ops = self.inner.ops.write().unwrap_or_else(|e| e.into_inner());
+        let versions = ops.entry(op.name.to_string()).or_default();
+        if let Some((_, r)) = versions.iter().find(|(d, _)| **d == *code.digest()) {
+            return Ok(r.clone());
+        }
+        versions.push((Arc::from(code.digest()), r.clone()));
+        drop(ops);
+        self.inner.writer.enqueue_op(code.save_requests(&self.inner.project_id, &object_id));
+        Ok(r)
     }
 
     /// Ends `call` successfully with `output` (Python's `finish_call(call, output)`).
@@ -635,21 +733,36 @@ impl WeaveClient {
             c.entry("error").or_insert(json!(0));
         }
         let exception = exception.map(|e| e.to_json_string());
-        let summary = {
+        let (summary, pending_start) = {
             let mut st = call.state();
             let mut merged = st.summary.take().unwrap_or_default();
             deep_update(&mut merged, computed);
+            // What the parent rolls up excludes this call's own events.
+            let rollup = merged.clone();
+            if !st.events.is_empty() {
+                merged.insert(EVENTS_KEY.into(), Value::Array(std::mem::take(&mut st.events)));
+            }
+            if st.events_dropped > 0 {
+                merged.insert(EVENTS_DROPPED_KEY.into(), json!(st.events_dropped));
+            }
             st.summary = Some(merged.clone());
             st.output = output.clone();
             st.exception = exception.clone();
             st.ended_at = Some(ended_at);
-            merged
+            ((merged, rollup), st.pending_start.take())
         };
+        let (summary, rollup) = summary;
         if let Some(parent) = call.parent() {
-            parent.add_child_summary(summary.clone());
+            parent.add_child_summary(rollup);
         }
         context::pop_call(call);
 
+        if let Some(mut start) = pending_start {
+            start.display_name = call.display_name();
+            self.inner
+                .writer
+                .enqueue(CallBatchItem::Start(CallStartReq { start: *start }));
+        }
         self.inner.writer.enqueue(CallBatchItem::End(CallEndReq {
             end: EndedCallSchemaForInsert {
                 project_id: call.project_id().to_string(),

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::op_code::OpSave;
 use crate::error::WeaveError;
 use crate::schema::{CallBatchItem, CallCreateBatchReq};
 use crate::server::TraceServer;
@@ -32,6 +33,7 @@ const RETRY_DELAYS: [Duration; 3] = [
 
 enum Msg {
     Item(Box<CallBatchItem>),
+    Op(Box<OpSave>),
     Flush(mpsc::Sender<()>),
 }
 
@@ -80,13 +82,22 @@ impl Writer {
 
     /// Queues an item; never blocks. Returns false (and counts the item) when it is dropped.
     pub(crate) fn enqueue(&self, item: CallBatchItem) -> bool {
+        self.send(Msg::Item(Box::new(item)))
+    }
+
+    /// Queues saving an op version (its code file, then its object).
+    pub(crate) fn enqueue_op(&self, op: OpSave) -> bool {
+        self.send(Msg::Op(Box::new(op)))
+    }
+
+    fn send(&self, msg: Msg) -> bool {
         let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let Some(tx) = tx else {
             self.counters.drop_items(1, "the client is shut down");
             return false;
         };
         self.counters.enqueued.fetch_add(1, Ordering::SeqCst);
-        match tx.try_send(Msg::Item(Box::new(item))) {
+        match tx.try_send(msg) {
             Ok(()) => true,
             Err(e) => {
                 self.counters.enqueued.fetch_sub(1, Ordering::SeqCst);
@@ -155,6 +166,10 @@ fn run(rx: Receiver<Msg>, server: Arc<dyn TraceServer>, counters: Arc<Counters>)
         while let Some(msg) = next.take() {
             match msg {
                 Msg::Item(item) => batch.push(*item),
+                Msg::Op(op) => {
+                    save_op(&*server, *op, &counters);
+                    counters.done.fetch_add(1, Ordering::SeqCst);
+                }
                 Msg::Flush(ack) => acks.push(ack),
             }
             if batch.len() < MAX_BATCH && acks.is_empty() {
@@ -168,6 +183,26 @@ fn run(rx: Receiver<Msg>, server: Arc<dyn TraceServer>, counters: Arc<Counters>)
         }
         for ack in acks {
             let _ = ack.send(());
+        }
+    }
+}
+
+fn save_op(server: &dyn TraceServer, op: OpSave, counters: &Counters) {
+    let mut attempt = 0;
+    loop {
+        let res = server
+            .file_create(op.file.clone())
+            .and_then(|_| server.obj_create(op.obj.clone()));
+        match res {
+            Ok(_) => return,
+            Err(WeaveError::Backend(_)) if attempt < RETRY_DELAYS.len() => {
+                std::thread::sleep(RETRY_DELAYS[attempt]);
+                attempt += 1;
+            }
+            Err(e) => {
+                counters.drop_items(1, &format!("the store rejected an op version: {e}"));
+                return;
+            }
         }
     }
 }
