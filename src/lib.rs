@@ -89,4 +89,7 @@ pub mod __private {
     //! Used by code that `#[weave::op]` generates; not a public API.
     pub use serde_json;
     pub use weave_core;
+    pub use weave_core::rt;
 }
+
+pub use weave_macros::op;

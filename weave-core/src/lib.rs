@@ -30,6 +30,8 @@ pub mod query;
 pub mod refs;
 pub mod schema;
 pub mod server;
+#[doc(hidden)]
+pub mod rt;
 mod time;
 
 pub use client::call::{Call, MAX_EVENTS};

@@ -1,5 +1,577 @@
 //! The `#[weave::op]` attribute macro of weave-rs.
 //!
 //! This crate is re-exported by the `weave` facade; depend on `weave`, not on this crate.
-//! The macro itself lands with the `#[weave::op]` work (see the project issues); until then
-//! the crate exports nothing, so that nothing pretends to trace.
+//! The documentation of the macro is on `weave::op`.
+//!
+//! Generated code names everything through `::weave::__private`, so users need nothing but
+//! `weave` in their `Cargo.toml`. What it does at run time lives in `weave_core::rt`.
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::{quote, quote_spanned, ToTokens};
+use syn::parse::Parser;
+use syn::spanned::Spanned;
+use syn::{
+    Block, Expr, FnArg, Ident, ItemFn, LitFloat, LitInt, LitStr, Pat, Path, ReturnType, Stmt,
+    Type,
+};
+
+/// The op kinds the Python SDK knows (`weave.op(kind=...)`).
+const KINDS: &[&str] = &["agent", "llm", "tool", "search", "guardrail", "scorer"];
+
+/// Turns a function into a Weave op: every invocation becomes a call. See `weave::op`.
+#[proc_macro_attribute]
+pub fn op(args: TokenStream, item: TokenStream) -> TokenStream {
+    let source = capture_source(&item);
+    let args = match parse_args(args.into()) {
+        Ok(a) => a,
+        Err(e) => return e.to_compile_error().into(),
+    };
+    let item2: TokenStream2 = item.into();
+    let func: ItemFn = match syn::parse2(item2.clone()) {
+        Ok(f) => f,
+        Err(_) => {
+            return syn::Error::new(
+                Span::call_site(),
+                "#[weave::op] goes on a function or method with a body",
+            )
+            .to_compile_error()
+            .into();
+        }
+    };
+    let source = source.unwrap_or_else(|| func.to_token_stream().to_string());
+    match expand(args, func, source) {
+        Ok(ts) => ts.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Arguments
+
+#[derive(Default)]
+struct Args {
+    name: Option<LitStr>,
+    skip: Vec<Ident>,
+    display_name: Option<DisplayName>,
+    postprocess_inputs: Option<Path>,
+    postprocess_output: Option<Path>,
+    sample_rate: Option<(f64, Span)>,
+    kind: Option<LitStr>,
+}
+
+enum DisplayName {
+    Static(LitStr),
+    Fn(Path),
+}
+
+fn parse_args(ts: TokenStream2) -> syn::Result<Args> {
+    let mut args = Args::default();
+    let parser = syn::meta::parser(|meta| {
+        let key = meta
+            .path
+            .get_ident()
+            .map(|i| i.to_string())
+            .unwrap_or_default();
+        macro_rules! once {
+            ($field:expr) => {
+                if $field.is_some() {
+                    return Err(meta.error(format!("`{key}` is given twice")));
+                }
+            };
+        }
+        match key.as_str() {
+            "name" => {
+                once!(args.name);
+                let s: LitStr = meta.value()?.parse()?;
+                let v = s.value();
+                if v.trim().is_empty() || v.chars().count() > 128 {
+                    return Err(syn::Error::new(
+                        s.span(),
+                        "the op name must be 1 to 128 characters",
+                    ));
+                }
+                args.name = Some(s);
+            }
+            "skip" => {
+                if !args.skip.is_empty() {
+                    return Err(meta.error("`skip` is given twice"));
+                }
+                meta.parse_nested_meta(|inner| {
+                    if let Some(id) = inner.path.get_ident() {
+                        args.skip.push(id.clone());
+                        Ok(())
+                    } else if inner.path.is_ident("self") {
+                        args.skip.push(Ident::new("self", inner.path.span()));
+                        Ok(())
+                    } else {
+                        Err(inner.error("`skip` takes argument names: skip(a, b)"))
+                    }
+                })?;
+                if args.skip.is_empty() {
+                    return Err(meta.error("`skip` needs at least one argument name"));
+                }
+            }
+            "display_name" => {
+                once!(args.display_name);
+                let value = meta.value()?;
+                if value.peek(LitStr) {
+                    args.display_name = Some(DisplayName::Static(value.parse()?));
+                } else {
+                    let p: Path = value.parse().map_err(|e| {
+                        syn::Error::new(
+                            e.span(),
+                            "`display_name` takes a string or a path to a `fn(&weave::Call) -> String`",
+                        )
+                    })?;
+                    args.display_name = Some(DisplayName::Fn(p));
+                }
+            }
+            "postprocess_inputs" => {
+                once!(args.postprocess_inputs);
+                args.postprocess_inputs = Some(meta.value()?.parse().map_err(|e| {
+                    syn::Error::new(e.span(), "`postprocess_inputs` takes a path to a function")
+                })?);
+            }
+            "postprocess_output" => {
+                once!(args.postprocess_output);
+                args.postprocess_output = Some(meta.value()?.parse().map_err(|e| {
+                    syn::Error::new(e.span(), "`postprocess_output` takes a path to a function")
+                })?);
+            }
+            "sample_rate" => {
+                once!(args.sample_rate);
+                let value = meta.value()?;
+                let (v, span) = if value.peek(LitFloat) {
+                    let l: LitFloat = value.parse()?;
+                    (l.base10_parse::<f64>()?, l.span())
+                } else if value.peek(LitInt) {
+                    let l: LitInt = value.parse()?;
+                    (l.base10_parse::<f64>()?, l.span())
+                } else {
+                    return Err(value.error("`sample_rate` takes a number from 0.0 to 1.0"));
+                };
+                if !(0.0..=1.0).contains(&v) {
+                    return Err(syn::Error::new(
+                        span,
+                        "`sample_rate` must be from 0.0 to 1.0",
+                    ));
+                }
+                args.sample_rate = Some((v, span));
+            }
+            "kind" => {
+                once!(args.kind);
+                let s: LitStr = meta.value()?.parse()?;
+                if !KINDS.contains(&s.value().as_str()) {
+                    return Err(syn::Error::new(
+                        s.span(),
+                        format!("unknown op kind; expected one of {}", KINDS.join(", ")),
+                    ));
+                }
+                args.kind = Some(s);
+            }
+            _ => {
+                return Err(meta.error(
+                    "unknown option; expected name, skip, display_name, postprocess_inputs, \
+                     postprocess_output, sample_rate or kind",
+                ))
+            }
+        }
+        Ok(())
+    });
+    parser.parse2(ts)?;
+    Ok(args)
+}
+
+// ---------------------------------------------------------------------------------------
+// Source capture
+
+/// The function's source text as written, when the compiler can tell where it is: read from
+/// the file between the item's first and last token. `None` falls back to the tokens.
+fn capture_source(item: &TokenStream) -> Option<String> {
+    let mut tokens = item.clone().into_iter();
+    let first = tokens.next()?.span();
+    let last = tokens.last().map(|t| t.span()).unwrap_or(first);
+    let file = first.local_file()?;
+    if last.local_file()? != file {
+        return None;
+    }
+    let (l0, c0) = (first.start().line(), first.start().column());
+    let (l1, c1) = (last.end().line(), last.end().column());
+    if l0 == 0 || (l1, c1) <= (l0, c0) {
+        return None;
+    }
+    let text = std::fs::read_to_string(&file).ok()?;
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = String::new();
+    for (i, line) in lines.get(l0 - 1..l1)?.iter().enumerate() {
+        let chars: Vec<char> = line.chars().collect();
+        let from = if i == 0 {
+            c0.saturating_sub(1)
+        } else {
+            // Dedent by the first line's indentation where the line has it.
+            let indent = c0.saturating_sub(1);
+            chars.iter().take(indent).take_while(|c| c.is_whitespace()).count()
+        };
+        let to = if l0 - 1 + i == l1 - 1 {
+            c1.saturating_sub(1).min(chars.len())
+        } else {
+            chars.len()
+        };
+        if from > to {
+            return None;
+        }
+        out.extend(&chars[from..to]);
+        out.push('\n');
+    }
+    Some(normalize_attribute(&out))
+}
+
+/// The op's attribute, normalised to `#[weave::op]` (as Python normalises its decorator to
+/// `@weave.op`), in place when the slice holds it (other attributes came first), else first.
+fn normalize_attribute(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 14);
+    let mut found = false;
+    let mut depth: i32 = 0;
+    for line in text.lines() {
+        let t = line.trim_start();
+        if depth > 0 {
+            depth += bracket_balance(t);
+            continue;
+        }
+        if !found && (t.starts_with("#[weave::op") || t.starts_with("#[op")) {
+            found = true;
+            let indent = &line[..line.len() - t.len()];
+            out.push_str(indent);
+            out.push_str("#[weave::op]\n");
+            depth = bracket_balance(t);
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if found {
+        out
+    } else {
+        format!("#[weave::op]\n{text}")
+    }
+}
+
+fn bracket_balance(s: &str) -> i32 {
+    s.chars().fold(0, |n, c| match c {
+        '[' => n + 1,
+        ']' => n - 1,
+        _ => n,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Expansion
+
+/// One captured input: its key and the expression naming it.
+struct Input {
+    key: String,
+    ident: TokenStream2,
+}
+
+fn collect_pat(pat: &Pat, out: &mut Vec<Ident>) -> syn::Result<()> {
+    match pat {
+        Pat::Ident(p) => {
+            if let Some((_, sub)) = &p.subpat {
+                collect_pat(sub, out)?;
+            }
+            out.push(p.ident.clone());
+        }
+        Pat::Tuple(t) => {
+            for p in &t.elems {
+                collect_pat(p, out)?;
+            }
+        }
+        Pat::TupleStruct(t) => {
+            for p in &t.elems {
+                collect_pat(p, out)?;
+            }
+        }
+        Pat::Struct(s) => {
+            for f in &s.fields {
+                collect_pat(&f.pat, out)?;
+            }
+        }
+        Pat::Reference(r) => collect_pat(&r.pat, out)?,
+        Pat::Slice(s) => {
+            for p in &s.elems {
+                collect_pat(p, out)?;
+            }
+        }
+        Pat::Paren(p) => collect_pat(&p.pat, out)?,
+        Pat::Type(t) => collect_pat(&t.pat, out)?,
+        Pat::Wild(_) | Pat::Rest(_) => {}
+        other => {
+            return Err(syn::Error::new(
+                other.span(),
+                "#[weave::op] cannot capture this argument pattern; bind it to a name",
+            ))
+        }
+    }
+    Ok(())
+}
+
+fn inputs(func: &ItemFn, skip: &[Ident]) -> syn::Result<Vec<Input>> {
+    let mut all: Vec<(String, TokenStream2)> = Vec::new();
+    for arg in &func.sig.inputs {
+        match arg {
+            FnArg::Receiver(r) => all.push(("self".into(), r.self_token.to_token_stream())),
+            FnArg::Typed(t) => {
+                let mut ids = Vec::new();
+                collect_pat(&t.pat, &mut ids)?;
+                for id in ids {
+                    let key = id.to_string();
+                    let key = key.strip_prefix("r#").unwrap_or(&key).to_string();
+                    all.push((key, id.to_token_stream()));
+                }
+            }
+        }
+    }
+    for s in skip {
+        if !all.iter().any(|(k, _)| *k == s.to_string()) {
+            return Err(syn::Error::new(
+                s.span(),
+                format!("`skip({s})`: this function has no argument named `{s}`"),
+            ));
+        }
+    }
+    Ok(all
+        .into_iter()
+        .filter(|(k, _)| !skip.iter().any(|s| s == k))
+        .map(|(key, ident)| Input { key, ident })
+        .collect())
+}
+
+fn contains_impl_trait(ty: &Type) -> bool {
+    ty.to_token_stream()
+        .into_iter()
+        .any(|t| matches!(&t, proc_macro2::TokenTree::Ident(i) if i == "impl"))
+        || ty.to_token_stream().to_string().contains("impl ")
+}
+
+fn is_result(ty: &Type) -> bool {
+    match ty {
+        Type::Path(p) => p
+            .path
+            .segments
+            .last()
+            .is_some_and(|s| s.ident == "Result"),
+        Type::Group(g) => is_result(&g.elem),
+        Type::Paren(p) => is_result(&p.elem),
+        _ => false,
+    }
+}
+
+/// The async block of an `#[async_trait]`-expanded method: `Box::pin(async move { .. })` as
+/// the body's last expression.
+fn async_trait_body(block: &Block) -> Option<(usize, &syn::ExprAsync)> {
+    let (i, last) = block.stmts.iter().enumerate().last()?;
+    let Stmt::Expr(Expr::Call(call), None) = last else {
+        return None;
+    };
+    let Expr::Path(p) = &*call.func else {
+        return None;
+    };
+    let segs: Vec<_> = p.path.segments.iter().map(|s| s.ident.to_string()).collect();
+    if segs.len() < 2 || segs[segs.len() - 2] != "Box" || segs[segs.len() - 1] != "pin" {
+        return None;
+    }
+    if call.args.len() != 1 {
+        return None;
+    }
+    match call.args.first()? {
+        Expr::Async(a) if a.capture.is_some() => Some((i, a)),
+        _ => None,
+    }
+}
+
+fn expand(args: Args, func: ItemFn, source: String) -> syn::Result<TokenStream2> {
+    if let Some(c) = &func.sig.constness {
+        return Err(syn::Error::new(
+            c.span(),
+            "#[weave::op] cannot trace a `const fn`",
+        ));
+    }
+    let inputs = inputs(&func, &args.skip)?;
+    let fn_name = func.sig.ident.to_string();
+    let fn_name = fn_name.strip_prefix("r#").unwrap_or(&fn_name).to_string();
+    let name = args
+        .name
+        .as_ref()
+        .map(LitStr::value)
+        .unwrap_or_else(|| fn_name.clone());
+    let rt = quote!(::weave::__private::rt);
+    let core = quote!(::weave::__private::weave_core);
+
+    // The op, built once.
+    let kind = args.kind.as_ref().map(|k| quote!(.kind(#k)));
+    let pp_in = args
+        .postprocess_inputs
+        .as_ref()
+        .map(|p| quote_spanned!(p.span()=> .postprocess_inputs(#p)));
+    let pp_out = args
+        .postprocess_output
+        .as_ref()
+        .map(|p| quote_spanned!(p.span()=> .postprocess_output(#p)));
+    let sample_rate = args.sample_rate.map(|(v, _)| v).unwrap_or(1.0);
+    let site = quote! {
+        static __WEAVE_SITE: #rt::OpSite = #rt::OpSite::new(
+            || #core::Op::new(#name).code(#source) #kind #pp_in #pp_out,
+            #sample_rate,
+        );
+    };
+    let display = match &args.display_name {
+        None => quote!(#rt::DisplayNameArg::None),
+        Some(DisplayName::Static(s)) => quote!(#rt::DisplayNameArg::Static(#s)),
+        Some(DisplayName::Fn(p)) => quote_spanned!(p.span()=> #rt::DisplayNameArg::Fn(#p)),
+    };
+    let keys = inputs.iter().map(|i| &i.key);
+    let idents = inputs.iter().map(|i| &i.ident);
+    let n_inputs = inputs.len();
+    let start = quote! {
+        let mut __weave_op = if #rt::enabled() {
+            __WEAVE_SITE.start(
+                || {
+                    #[allow(unused_imports)]
+                    use #rt::{ViaSerialize as _, ViaDebug as _, ViaNothing as _};
+                    #[allow(unused_mut)]
+                    let mut __weave_inputs = #core::JsonMap::with_capacity(#n_inputs);
+                    #(
+                        __weave_inputs.insert(
+                            ::std::string::String::from(#keys),
+                            (&&&#rt::Capture(&#idents)).__weave_value(),
+                        );
+                    )*
+                    __weave_inputs
+                },
+                #display,
+            )
+        } else {
+            #rt::OpCall::off()
+        };
+        __weave_op.attach_span(|__weave_id| {
+            #rt::tracing::info_span!(#name, weave.call_id = __weave_id)
+        });
+    };
+
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = &func;
+    let ret_ty: Option<Type> = match &sig.output {
+        ReturnType::Default => Some(syn::parse_quote!(())),
+        ReturnType::Type(_, t) => Some((**t).clone()),
+    };
+    let nameable = ret_ty.as_ref().filter(|t| !contains_impl_trait(t));
+    let result = ret_ty.as_ref().is_some_and(is_result);
+    let finish = |out: TokenStream2| {
+        if result {
+            quote! {
+                if __weave_op.is_live() {
+                    #[allow(unused_imports)]
+                    use #rt::{ViaSerialize as _, ViaDebug as _, ViaNothing as _};
+                    #[allow(unused_imports)]
+                    use #rt::{ErrViaError as _, ErrViaDisplay as _, ErrViaDebug as _, ErrViaNothing as _};
+                    match &#out {
+                        ::std::result::Result::Ok(__weave_v) => {
+                            __weave_op.finish(|| (&&&#rt::Capture(__weave_v)).__weave_value())
+                        }
+                        ::std::result::Result::Err(__weave_e) => {
+                            __weave_op.fail(|| (&&&&#rt::CaptureErr(__weave_e)).__weave_exception())
+                        }
+                    }
+                }
+            }
+        } else {
+            quote! {
+                if __weave_op.is_live() {
+                    #[allow(unused_imports)]
+                    use #rt::{ViaSerialize as _, ViaDebug as _, ViaNothing as _};
+                    __weave_op.finish(|| (&&&#rt::Capture(&#out)).__weave_value());
+                }
+            }
+        }
+    };
+    let allow = quote! {
+        #[allow(
+            unknown_lints,
+            unreachable_code,
+            clippy::diverging_sub_expression,
+            clippy::let_unit_value,
+            clippy::unreachable,
+            clippy::empty_loop,
+            clippy::redundant_closure_call,
+            clippy::needless_return
+        )]
+    };
+    let fake_return = nameable.map(|t| {
+        quote! {
+            #allow
+            if false {
+                let __weave_fake: #t = loop {};
+                return __weave_fake;
+            }
+        }
+    });
+    let annot = nameable.map(|t| quote!(: #t));
+    let stmts = &block.stmts;
+
+    if sig.asyncness.is_some() {
+        let fin = finish(quote!(__weave_out));
+        return Ok(quote! {
+            #(#attrs)* #vis #sig {
+                #site
+                #start
+                #allow
+                let __weave_out #annot = __weave_op.run_async(async move {
+                    #fake_return
+                    #(#stmts)*
+                }).await;
+                #fin
+                __weave_out
+            }
+        });
+    }
+
+    if let Some((i, async_block)) = async_trait_body(block) {
+        // An #[async_trait] method: trace the boxed future's body.
+        let before = &block.stmts[..i];
+        let inner = &async_block.block;
+        let fin = finish(quote!(__weave_out));
+        return Ok(quote! {
+            #(#attrs)* #vis #sig {
+                #site
+                #(#before)*
+                #start
+                ::std::boxed::Box::pin(async move {
+                    let mut __weave_op = __weave_op;
+                    let __weave_out = __weave_op.run_async(async move #inner).await;
+                    #fin
+                    __weave_out
+                })
+            }
+        });
+    }
+
+    let fin = finish(quote!(__weave_out));
+    Ok(quote! {
+        #(#attrs)* #vis #sig {
+            #site
+            #start
+            #allow
+            let __weave_out #annot = __weave_op.run(move || {
+                #fake_return
+                #(#stmts)*
+            });
+            #fin
+            __weave_out
+        }
+    })
+}

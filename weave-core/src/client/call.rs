@@ -1,5 +1,6 @@
 //! [`Call`]: one recorded invocation, live (being recorded) or read back from the store.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Serialize, Serializer};
@@ -52,6 +53,8 @@ struct CallInner {
     client: WeaveClient,
     /// The live parent, to which this call's summary is reported when it finishes.
     parent: Option<Call>,
+    /// Set once the call has ended (read on every stack lookup, so without the lock).
+    finished: AtomicBool,
     state: Mutex<CallState>,
 }
 
@@ -117,6 +120,7 @@ impl Call {
                 total_storage_size_bytes: None,
                 client,
                 parent: c.parent,
+                finished: AtomicBool::new(false),
                 state: Mutex::new(CallState::default()),
             }),
         }
@@ -142,6 +146,7 @@ impl Call {
                 total_storage_size_bytes: s.total_storage_size_bytes,
                 client,
                 parent: None,
+                finished: AtomicBool::new(s.ended_at.is_some()),
                 state: Mutex::new(CallState {
                     display_name: s.display_name,
                     output: s.output,
@@ -323,7 +328,12 @@ impl Call {
     }
     /// Whether the call has ended.
     pub fn is_finished(&self) -> bool {
-        self.state().ended_at.is_some()
+        self.inner.finished.load(Ordering::Acquire)
+    }
+
+    /// Marks the call finished; false when it already was (so only one finish wins).
+    pub(crate) fn try_mark_finished(&self) -> bool {
+        !self.inner.finished.swap(true, Ordering::AcqRel)
     }
     /// The status, derived as the server does (PROTOCOL §4.5).
     pub fn status(&self) -> TraceStatus {

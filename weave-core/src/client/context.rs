@@ -107,6 +107,13 @@ pub fn is_suppressed() -> bool {
     matches!(current(), Current::Suppressed)
 }
 
+/// Whether anything is on this thread's stack (a cheap pre-check for ops).
+pub(crate) fn stack_is_nonempty() -> bool {
+    STACK
+        .try_with(|s| s.try_borrow().map(|s| !s.is_empty()).unwrap_or(false))
+        .unwrap_or(false)
+}
+
 pub(crate) fn push_frame(frame: Frame) {
     let _ = STACK.try_with(|s| {
         if let Ok(mut s) = s.try_borrow_mut() {

@@ -88,7 +88,7 @@ impl Exception {
 
 /// `core::num::error::ParseIntError` → `ParseIntError`; `dyn core::error::Error` → `Error`;
 /// generics are dropped.
-fn short_type_name(full: &str) -> String {
+pub(crate) fn short_type_name(full: &str) -> String {
     let base = full
         .split('<')
         .next()

@@ -14,7 +14,9 @@ static GLOBAL: RwLock<Option<WeaveClient>> = RwLock::new(None);
 /// Makes `client` the process-wide client (replacing any previous one), or clears it with
 /// `None`. `weave::init` does this for you.
 pub fn set_global_client(client: Option<WeaveClient>) {
+    let on = client.is_some();
     *GLOBAL.write().unwrap_or_else(|e| e.into_inner()) = client;
+    crate::rt::set_global_client_flag(on);
 }
 
 /// The process-wide client, if one is set.

@@ -354,7 +354,7 @@ fn redact(v: &mut Value) {
 
 /// A value as JSON, nesting capped at [`crate::limits::MAX_DEPTH`]; a value whose `Serialize`
 /// fails is recorded as a readable placeholder.
-fn to_json<T: Serialize + ?Sized>(value: &T) -> Value {
+pub(crate) fn to_json<T: Serialize + ?Sized>(value: &T) -> Value {
     capture::to_value_capped(value).unwrap_or_else(|e| {
         Value::String(format!(
             "<unserializable {}: {e}>",
@@ -699,7 +699,7 @@ impl WeaveClient {
         exception: Option<Exception>,
         op: Option<&Op>,
     ) -> Result<()> {
-        if call.is_finished() {
+        if !call.try_mark_finished() {
             return Err(WeaveError::invalid_input(format!(
                 "call {} is already finished",
                 call.id()

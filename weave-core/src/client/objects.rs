@@ -290,6 +290,47 @@ impl WeaveClient {
         )
     }
 
+    /// The source text an op version was saved with (its `obj.py`): the function as written
+    /// for a `#[weave::op]`, a stub for an op known only by name. `op_ref` is an op ref, such
+    /// as a call's [`Call::op_name`](crate::Call::op_name).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let client = weave_core::WeaveClient::new("e", "p", std::sync::Arc::new(weave_core::SqliteServer::in_memory().unwrap()), false).unwrap();
+    /// use weave_core::Op;
+    /// let op = Op::new("double").code("fn double(x: u32) -> u32 { x * 2 }");
+    /// let call = client.create_call(&op, serde_json::json!({"x": 2}))?;
+    /// client.finish_call(&call, 4)?;
+    /// assert_eq!(client.op_code(call.op_name())?, "fn double(x: u32) -> u32 { x * 2 }");
+    /// # Ok::<(), weave_core::WeaveError>(())
+    /// ```
+    pub fn op_code(&self, op_ref: &str) -> Result<String> {
+        match op_ref.parse::<Ref>()? {
+            Ref::Object(o) if o.kind == ObjectKind::Op => {}
+            _ => {
+                return Err(WeaveError::invalid_input(format!(
+                    "{op_ref:?} is not an op ref"
+                )))
+            }
+        }
+        self.flush();
+        let val = self.get(op_ref)?;
+        let digest = val
+            .pointer("/files/obj.py")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                WeaveError::invalid_input(format!("{op_ref:?} names an op without code"))
+            })?;
+        let res = self.server().file_content_read(FileContentReadReq {
+            project_id: self.project_id().to_string(),
+            digest: digest.to_string(),
+        })?;
+        String::from_utf8(res.content).map_err(|_| {
+            WeaveError::invalid_input(format!("the code of {op_ref:?} is not UTF-8"))
+        })
+    }
+
     /// Reads what a ref names: an object or op version (by digest, `latest` or `v<N>`), a part
     /// of it (extra path edges, following nested refs and table row ids), a table (its rows
     /// as a list) or a call. A missing or deleted object is [`WeaveError::NotFound`]; a

@@ -1,0 +1,553 @@
+//! The runtime of `#[weave::op]`: what the generated code calls. Not a public API — the
+//! macro is; names here may change in any release.
+//!
+//! Generated code for a sync op, in outline:
+//!
+//! ```text
+//! static SITE: OpSite = OpSite::new(build_op, sample_rate);
+//! let mut op = if enabled() { SITE.start(|| inputs, display_name) } else { OpCall::off() };
+//! op.attach_span(|id| info_span!("name", weave.call_id = id));
+//! let out: Ret = op.run(move || body);          // push the call, enter the span, catch panics
+//! op.finish(capture(&out)) / op.fail(exception(&e))
+//! out
+//! ```
+//!
+//! An `async fn` does the same with [`OpCall::run_async`], which pushes the call and enters
+//! the span around every poll; dropping the future before it completes fails the call as
+//! cancelled.
+
+use std::any::Any;
+use std::cell::Cell;
+use std::fmt::{Debug, Display};
+use std::future::Future;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::OnceLock;
+use std::task::{Context as TaskContext, Poll};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::client::context::{self, Current, Frame, FrameGuard};
+use crate::{Call, CallOptions, Exception, JsonMap, Op, WeaveClient};
+
+pub use serde_json;
+pub use tracing;
+
+// ---------------------------------------------------------------------------------------
+// On / off
+
+const UNINIT: u8 = 0x80;
+const GLOBAL_CLIENT: u8 = 0x01;
+const DISABLED: u8 = 0x02;
+
+static MODE: AtomicU8 = AtomicU8::new(UNINIT);
+
+#[cold]
+fn init_mode() -> u8 {
+    let disabled = crate::config::Settings::from_env().disabled;
+    let set = if disabled { DISABLED } else { 0 };
+    // Keep a GLOBAL_CLIENT bit set meanwhile by set_global_client.
+    let _ = MODE.fetch_update(Ordering::AcqRel, Ordering::Acquire, |m| {
+        Some((m & !UNINIT) | set)
+    });
+    MODE.load(Ordering::Acquire)
+}
+
+#[inline]
+fn mode() -> u8 {
+    let m = MODE.load(Ordering::Relaxed);
+    if m & UNINIT != 0 {
+        init_mode()
+    } else {
+        m
+    }
+}
+
+/// Whether tracing is turned off for this process (`WEAVE_DISABLED`).
+pub fn is_disabled() -> bool {
+    mode() & DISABLED != 0
+}
+
+/// Whether an op should even look at tracing now: not disabled, and either a process-wide
+/// client is set or a call encloses this code (ops inherit their parent's client). One
+/// atomic load in the common cases.
+#[inline]
+pub fn enabled() -> bool {
+    let m = mode();
+    if m == GLOBAL_CLIENT {
+        return true;
+    }
+    m & DISABLED == 0 && context::stack_is_nonempty()
+}
+
+pub(crate) fn set_global_client_flag(on: bool) {
+    let _ = mode();
+    if on {
+        MODE.fetch_or(GLOBAL_CLIENT, Ordering::AcqRel);
+    } else {
+        MODE.fetch_and(!GLOBAL_CLIENT, Ordering::AcqRel);
+    }
+}
+
+/// The client a new root call (no enclosing call) is recorded with: the process-wide one.
+fn root_client() -> Option<WeaveClient> {
+    if mode() & GLOBAL_CLIENT == 0 {
+        return None;
+    }
+    crate::global_client()
+}
+
+/// Where a new call goes: under the enclosing call, as a root, or nowhere.
+#[derive(Debug)]
+pub enum Placement {
+    /// Inside a sampled-out trace, or no client: do not trace.
+    Untraced,
+    /// A root call on this client.
+    Root(WeaveClient),
+    /// A child of this call (on its client).
+    Child(Call),
+}
+
+/// Decides where a call made now goes (ops and the tracing layer both use this).
+pub fn placement() -> Placement {
+    if is_disabled() {
+        return Placement::Untraced;
+    }
+    match context::current() {
+        Current::Suppressed => Placement::Untraced,
+        Current::Call(c) => Placement::Child(c),
+        Current::None => match root_client() {
+            Some(c) => Placement::Root(c),
+            None => Placement::Untraced,
+        },
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Sampling
+
+thread_local! {
+    static RNG: Cell<u64> = Cell::new({
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(0x9e37_79b9_7f4a_7c15);
+        h.finish() | 1
+    });
+}
+
+/// A uniform draw in [0, 1) (xorshift64*, per thread).
+fn random_unit() -> f64 {
+    RNG.with(|r| {
+        let mut x = r.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        r.set(x);
+        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Op sites and calls
+
+/// One `#[weave::op]` function: its [`Op`] (built once) and sample rate.
+#[derive(Debug)]
+pub struct OpSite {
+    build: fn() -> Op,
+    sample_rate: f64,
+    op: OnceLock<Op>,
+}
+
+/// How a call's display name is given.
+#[derive(Debug)]
+pub enum DisplayNameArg {
+    /// None given.
+    None,
+    /// A fixed name.
+    Static(&'static str),
+    /// A function of the new call.
+    Fn(fn(&Call) -> String),
+}
+
+impl OpSite {
+    /// A site whose op is made by `build` on first use.
+    pub const fn new(build: fn() -> Op, sample_rate: f64) -> Self {
+        OpSite {
+            build,
+            sample_rate,
+            op: OnceLock::new(),
+        }
+    }
+
+    /// The op.
+    pub fn op(&self) -> &Op {
+        self.op.get_or_init(self.build)
+    }
+
+    /// Starts a call of this op where the stack says (see [`placement`]), with the inputs
+    /// `inputs` builds (only called when the call is traced).
+    pub fn start(
+        &'static self,
+        inputs: impl FnOnce() -> JsonMap,
+        display_name: DisplayNameArg,
+    ) -> OpCall {
+        let (client, parent) = match placement() {
+            Placement::Untraced => return OpCall::off(),
+            Placement::Child(p) => (p.client().clone(), Some(p)),
+            Placement::Root(c) => {
+                if self.sample_rate < 1.0 && random_unit() >= self.sample_rate {
+                    return OpCall {
+                        state: State::SampledOut,
+                    };
+                }
+                (c, None)
+            }
+        };
+        let mut opts = CallOptions::new().use_stack(false);
+        opts.parent = parent;
+        match display_name {
+            DisplayNameArg::None => {}
+            DisplayNameArg::Static(s) => opts = opts.display_name(s),
+            DisplayNameArg::Fn(f) => opts = opts.display_name_fn(f),
+        }
+        let op = self.op();
+        match client.create_call_with(op, inputs(), opts) {
+            Ok(call) => {
+                context::offer_to_capture(&call);
+                OpCall {
+                    state: State::Live(Box::new(Live {
+                        call,
+                        op,
+                        span: tracing::Span::none(),
+                        done: false,
+                    })),
+                }
+            }
+            Err(e) => {
+                report_once(&e);
+                OpCall::off()
+            }
+        }
+    }
+}
+
+#[cold]
+fn report_once(e: &crate::WeaveError) {
+    static REPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !REPORTED.swap(true, Ordering::Relaxed) {
+        eprintln!("weave: an op could not be traced ({e}); it ran untraced. Further such errors are not reported.");
+    }
+}
+
+struct Live {
+    call: Call,
+    op: &'static Op,
+    span: tracing::Span,
+    done: bool,
+}
+
+enum State {
+    Off,
+    SampledOut,
+    Live(Box<Live>),
+}
+
+/// One invocation of an op: traced (live), sampled out, or off.
+pub struct OpCall {
+    state: State,
+}
+
+impl std::fmt::Debug for OpCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.state {
+            State::Off => f.write_str("OpCall::Off"),
+            State::SampledOut => f.write_str("OpCall::SampledOut"),
+            State::Live(l) => write!(f, "OpCall({})", l.call.id()),
+        }
+    }
+}
+
+impl OpCall {
+    /// Not traced: the op runs as a plain function.
+    #[inline]
+    pub fn off() -> Self {
+        OpCall { state: State::Off }
+    }
+
+    /// Whether a call is being recorded.
+    #[inline]
+    pub fn is_live(&self) -> bool {
+        matches!(self.state, State::Live(_))
+    }
+
+    /// The live call.
+    pub fn call(&self) -> Option<&Call> {
+        match &self.state {
+            State::Live(l) => Some(&l.call),
+            _ => None,
+        }
+    }
+
+    /// Makes the op's `tracing` span with `make(call_id)`, for a live call only. The
+    /// tracing layer recognises op spans by their `weave.call_id` field and does not make a
+    /// second call for them.
+    #[inline]
+    pub fn attach_span(&mut self, make: impl FnOnce(&str) -> tracing::Span) {
+        if let State::Live(l) = &mut self.state {
+            OP_SPAN_CALL.with(|c| c.replace(Some(l.call.clone())));
+            l.span = make(l.call.id());
+            OP_SPAN_CALL.with(|c| c.take());
+        }
+    }
+
+    fn frame(&self) -> Option<Frame> {
+        match &self.state {
+            State::Off => None,
+            State::SampledOut => Some(Frame::Suppressed),
+            State::Live(l) => Some(Frame::Call(l.call.clone())),
+        }
+    }
+
+    /// Runs the body with the call current and its span entered. A panic fails the call with
+    /// the panic's message, then continues.
+    #[inline]
+    pub fn run<R>(&mut self, body: impl FnOnce() -> R) -> R {
+        if let State::Off = self.state {
+            return body();
+        }
+        let res = {
+            let _frame = FrameGuard::push(self.frame());
+            let _enter = match &self.state {
+                State::Live(l) => Some(l.span.enter()),
+                _ => None,
+            };
+            catch_unwind(AssertUnwindSafe(body))
+        };
+        match res {
+            Ok(r) => r,
+            Err(payload) => {
+                self.fail_panic(&*payload);
+                resume_unwind(payload)
+            }
+        }
+    }
+
+    /// Wraps the body of an `async fn` (see [`OpFuture`]).
+    pub fn run_async<F: Future>(&mut self, body: F) -> OpFuture<'_, F> {
+        OpFuture { op: self, fut: body }
+    }
+
+    fn fail_panic(&mut self, payload: &(dyn Any + Send)) {
+        let msg = panic_message(payload);
+        self.end(Value::Null, Some(Exception::new("panic", msg)));
+    }
+
+    fn end(&mut self, output: Value, exception: Option<Exception>) {
+        if let State::Live(l) = &mut self.state {
+            if l.done {
+                return;
+            }
+            l.done = true;
+            let _ = l
+                .call
+                .client()
+                .finish_call_with(&l.call, output, exception, Some(l.op));
+        }
+    }
+
+    /// Ends the call successfully with `output` (built only for a live call).
+    #[inline]
+    pub fn finish(&mut self, output: impl FnOnce() -> Value) {
+        if self.is_live() {
+            self.end(output(), None);
+        }
+    }
+
+    /// Ends the call as failed with `exception` (built only for a live call).
+    #[inline]
+    pub fn fail(&mut self, exception: impl FnOnce() -> Exception) {
+        if self.is_live() {
+            self.end(Value::Null, Some(exception()));
+        }
+    }
+}
+
+impl Drop for OpCall {
+    fn drop(&mut self) {
+        if let State::Live(l) = &self.state {
+            if !l.done {
+                let e = if std::thread::panicking() {
+                    Exception::new("panic", "the op panicked")
+                } else {
+                    Exception::new(
+                        "Cancelled",
+                        "the op's future was dropped before it completed",
+                    )
+                };
+                self.end(Value::Null, Some(e));
+            }
+        }
+    }
+}
+
+thread_local! {
+    static OP_SPAN_CALL: std::cell::RefCell<Option<Call>> = const { std::cell::RefCell::new(None) };
+}
+
+/// For the tracing layer: the op call whose span is being created right now on this thread.
+pub fn op_span_call() -> Option<Call> {
+    OP_SPAN_CALL
+        .try_with(|c| c.borrow().clone())
+        .ok()
+        .flatten()
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "Box<dyn Any>".to_string()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The body of an `async` op: every poll runs with the op's call current and its span
+    /// entered; a panic in a poll fails the call and continues.
+    pub struct OpFuture<'a, F> {
+        op: &'a mut OpCall,
+        #[pin]
+        fut: F,
+    }
+}
+
+impl<F: Future> Future for OpFuture<'_, F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        if let State::Off = this.op.state {
+            return this.fut.poll(cx);
+        }
+        let res = {
+            let _frame = FrameGuard::push(this.op.frame());
+            let _enter = match &this.op.state {
+                State::Live(l) => Some(l.span.enter()),
+                _ => None,
+            };
+            let fut = this.fut;
+            catch_unwind(AssertUnwindSafe(move || fut.poll(cx)))
+        };
+        match res {
+            Ok(p) => p,
+            Err(payload) => {
+                this.op.fail_panic(&*payload);
+                resume_unwind(payload)
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Capturing values without bounds: Serialize, else Debug, else a placeholder.
+//
+// Autoref specialisation: `(&&&Capture(&x)).__weave_value()` picks the first impl that
+// applies, in the order of the receiver types `&&Capture`, `&Capture`, `Capture`.
+
+/// A value to capture (see the module docs).
+#[derive(Debug)]
+pub struct Capture<'a, T: ?Sized>(pub &'a T);
+
+/// Capture through `serde`.
+pub trait ViaSerialize {
+    /// The value as JSON.
+    fn __weave_value(&self) -> Value;
+}
+/// Capture through `Debug`.
+pub trait ViaDebug {
+    /// The value as JSON.
+    fn __weave_value(&self) -> Value;
+}
+/// Capture as a placeholder naming the type.
+pub trait ViaNothing {
+    /// The value as JSON.
+    fn __weave_value(&self) -> Value;
+}
+
+impl<T: Serialize + ?Sized> ViaSerialize for &&Capture<'_, T> {
+    fn __weave_value(&self) -> Value {
+        crate::client::to_json(self.0)
+    }
+}
+impl<T: Debug + ?Sized> ViaDebug for &Capture<'_, T> {
+    fn __weave_value(&self) -> Value {
+        Value::String(format!("{:?}", self.0))
+    }
+}
+impl<T: ?Sized> ViaNothing for Capture<'_, T> {
+    fn __weave_value(&self) -> Value {
+        Value::String(placeholder(std::any::type_name::<T>()))
+    }
+}
+
+fn placeholder(type_name: &str) -> String {
+    format!("<{}>", type_name.trim_start_matches('&'))
+}
+
+/// An error to capture (see the module docs): `std::error::Error` (with its source chain),
+/// else `Display`, else `Debug`, else a placeholder.
+#[derive(Debug)]
+pub struct CaptureErr<'a, T: ?Sized>(pub &'a T);
+
+/// Capture through `std::error::Error`.
+pub trait ErrViaError {
+    /// The error as an exception.
+    fn __weave_exception(&self) -> Exception;
+}
+/// Capture through `Display`.
+pub trait ErrViaDisplay {
+    /// The error as an exception.
+    fn __weave_exception(&self) -> Exception;
+}
+/// Capture through `Debug`.
+pub trait ErrViaDebug {
+    /// The error as an exception.
+    fn __weave_exception(&self) -> Exception;
+}
+/// Capture as a placeholder naming the type.
+pub trait ErrViaNothing {
+    /// The error as an exception.
+    fn __weave_exception(&self) -> Exception;
+}
+
+fn short_type<T: ?Sized>() -> String {
+    crate::client::exception::short_type_name(std::any::type_name::<T>())
+}
+
+impl<T: std::error::Error + ?Sized> ErrViaError for &&&CaptureErr<'_, T> {
+    fn __weave_exception(&self) -> Exception {
+        Exception::from_error(self.0)
+    }
+}
+impl<T: Display + ?Sized> ErrViaDisplay for &&CaptureErr<'_, T> {
+    fn __weave_exception(&self) -> Exception {
+        // `{:#}` gives the whole chain for error types that support it (anyhow, eyre).
+        Exception::new(short_type::<T>(), format!("{:#}", self.0))
+    }
+}
+impl<T: Debug + ?Sized> ErrViaDebug for &CaptureErr<'_, T> {
+    fn __weave_exception(&self) -> Exception {
+        Exception::new(short_type::<T>(), format!("{:?}", self.0))
+    }
+}
+impl<T: ?Sized> ErrViaNothing for CaptureErr<'_, T> {
+    fn __weave_exception(&self) -> Exception {
+        Exception::new(
+            short_type::<T>(),
+            placeholder(std::any::type_name::<T>()),
+        )
+    }
+}
