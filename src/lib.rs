@@ -36,6 +36,20 @@
 
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
+mod init;
+mod spawn;
+
+pub use init::{
+    finish, init, init_with, layer, Backend, InitOptions, WeaveGuard, DEFAULT_ENTITY,
+    FINISH_TIMEOUT,
+};
+pub use spawn::{spawn, spawn_thread};
+pub use weave_core::{
+    capture_call, capture_call_async, is_suppressed, Context, WithContext, EVENTS_DROPPED_KEY,
+    EVENTS_KEY, MAX_EVENTS,
+};
+pub use weave_tracing::WeaveLayer;
+
 pub use weave_core::{
     current_call, generate_id, global_client, is_valid_call_id, is_valid_trace_id, pop_call,
     publish, push_call, sanitize_object_name, set_global_client, with_call, Call, CallOptions,

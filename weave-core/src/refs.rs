@@ -297,7 +297,7 @@ fn parse_extra(
     extras: &[&str],
     bad: &dyn Fn(&str) -> WeaveError,
 ) -> Result<Vec<(RefEdge, String)>, WeaveError> {
-    if extras.len() % 2 != 0 {
+    if !extras.len().is_multiple_of(2) {
         return Err(bad("extra path parts must come in (edge, value) pairs"));
     }
     let mut extra = Vec::new();

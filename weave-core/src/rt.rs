@@ -102,10 +102,12 @@ fn root_client() -> Option<WeaveClient> {
 /// Where a new call goes: under the enclosing call, as a root, or nowhere.
 #[derive(Debug)]
 pub enum Placement {
-    /// Inside a sampled-out trace, or no client: do not trace.
-    Untraced,
-    /// A root call on this client.
-    Root(WeaveClient),
+    /// Tracing is off for the process (`WEAVE_DISABLED`).
+    Disabled,
+    /// Inside a sampled-out trace: not traced, and what is made here stays untraced.
+    Suppressed,
+    /// A root call, on the process-wide client if one is set.
+    Root(Option<WeaveClient>),
     /// A child of this call (on its client).
     Child(Call),
 }
@@ -113,16 +115,23 @@ pub enum Placement {
 /// Decides where a call made now goes (ops and the tracing layer both use this).
 pub fn placement() -> Placement {
     if is_disabled() {
-        return Placement::Untraced;
+        return Placement::Disabled;
     }
     match context::current() {
-        Current::Suppressed => Placement::Untraced,
+        Current::Suppressed => Placement::Suppressed,
         Current::Call(c) => Placement::Child(c),
-        Current::None => match root_client() {
-            Some(c) => Placement::Root(c),
-            None => Placement::Untraced,
-        },
+        Current::None => Placement::Root(root_client()),
     }
+}
+
+/// Makes the code below run as part of a sampled-out trace, until [`pop_suppressed`].
+pub fn push_suppressed() {
+    context::push_frame(Frame::Suppressed);
+}
+
+/// Ends a [`push_suppressed`].
+pub fn pop_suppressed() {
+    context::pop_frame(&Frame::Suppressed);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -194,9 +203,11 @@ impl OpSite {
         display_name: DisplayNameArg,
     ) -> OpCall {
         let (client, parent) = match placement() {
-            Placement::Untraced => return OpCall::off(),
+            Placement::Disabled | Placement::Suppressed | Placement::Root(None) => {
+                return OpCall::off()
+            }
             Placement::Child(p) => (p.client().clone(), Some(p)),
-            Placement::Root(c) => {
+            Placement::Root(Some(c)) => {
                 if self.sample_rate < 1.0 && random_unit() >= self.sample_rate {
                     return OpCall {
                         state: State::SampledOut,

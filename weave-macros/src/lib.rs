@@ -333,7 +333,7 @@ fn inputs(func: &ItemFn, skip: &[Ident]) -> syn::Result<Vec<Input>> {
         }
     }
     for s in skip {
-        if !all.iter().any(|(k, _)| *k == s.to_string()) {
+        if !all.iter().any(|(k, _)| s == k) {
             return Err(syn::Error::new(
                 s.span(),
                 format!("`skip({s})`: this function has no argument named `{s}`"),
@@ -370,7 +370,8 @@ fn is_result(ty: &Type) -> bool {
 /// The async block of an `#[async_trait]`-expanded method: `Box::pin(async move { .. })` as
 /// the body's last expression.
 fn async_trait_body(block: &Block) -> Option<(usize, &syn::ExprAsync)> {
-    let (i, last) = block.stmts.iter().enumerate().last()?;
+    let i = block.stmts.len().checked_sub(1)?;
+    let last = &block.stmts[i];
     let Stmt::Expr(Expr::Call(call), None) = last else {
         return None;
     };

@@ -50,6 +50,8 @@ pub const EVENTS_DROPPED_KEY: &str = "events_dropped";
 /// How long `flush()` waits at most.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// An op version this client has met: (object digest, op ref).
+type OpVersion = (Arc<str>, Arc<str>);
 type InputsFn = dyn Fn(JsonMap) -> JsonMap + Send + Sync;
 type OutputFn = dyn Fn(Value) -> Value + Send + Sync;
 type DisplayNameFn = dyn Fn(&Call) -> String + Send + Sync;
@@ -312,7 +314,7 @@ struct ClientInner {
     app_url: String,
     print_call_link: bool,
     /// Op refs resolved so far: sanitized name → (object digest, ref), saved once each.
-    ops: RwLock<HashMap<String, Vec<(Arc<str>, Arc<str>)>>>,
+    ops: RwLock<HashMap<String, Vec<OpVersion>>>,
 }
 
 impl std::fmt::Debug for WeaveClient {
@@ -446,6 +448,10 @@ impl WeaveClient {
         )
     }
 
+    /// Whether `other` is a clone of this client (same backend handle and writer).
+    pub fn same_client(&self, other: &WeaveClient) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
     /// The entity.
     pub fn entity(&self) -> &str {
         &self.inner.entity

@@ -1,0 +1,215 @@
+//! `weave::init` / `weave::finish`: one call to start tracing a program.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing_subscriber::layer::SubscriberExt;
+use weave_core::config::Settings;
+use weave_core::{
+    global_client, set_global_client, Result, SqliteServer, SqliteServerConfig, TraceServer,
+    WeaveClient, WeaveError,
+};
+use weave_tracing::WeaveLayer;
+
+/// How long the guard and [`finish`] wait for queued calls to be written.
+pub const FINISH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The entity used when `init` is given a bare project name.
+pub const DEFAULT_ENTITY: &str = "local";
+
+/// Where `init` sends calls.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub enum Backend {
+    /// The environment decides: the embedded store unless a remote trace server is configured
+    /// (remote backends are the next step of the SDK; today this is the embedded store).
+    #[default]
+    Auto,
+    /// The embedded SQLite store at its default location (`WEAVE_DB_PATH`, else the user's
+    /// data directory).
+    Embedded,
+    /// This backend.
+    Server(Arc<dyn TraceServer>),
+}
+
+/// Options of [`init_with`].
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// Where calls go.
+    pub backend: Backend,
+    /// Whether to install [`layer()`] as the global `tracing` subscriber when no global
+    /// subscriber is set yet (default true). With your own subscriber, add [`layer()`] to it.
+    pub install_subscriber: bool,
+    /// Settings; default: from the environment.
+    pub settings: Settings,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            backend: Backend::Auto,
+            install_subscriber: true,
+            settings: Settings::from_env(),
+        }
+    }
+}
+
+/// Flushes (and stops tracing) when dropped; returned by [`init`]. Keep it alive for as long
+/// as the program traces: `let (client, _guard) = weave::init(…)?;` — not `let _ = …`, which
+/// drops it at once.
+#[must_use = "dropping the guard stops tracing: bind it with `let _guard = …`"]
+#[derive(Debug)]
+pub struct WeaveGuard {
+    client: Option<WeaveClient>,
+}
+
+impl WeaveGuard {
+    /// The client this guard flushes (`None` when tracing is disabled).
+    pub fn client(&self) -> Option<&WeaveClient> {
+        self.client.as_ref()
+    }
+}
+
+impl Drop for WeaveGuard {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            finish_client(&client);
+        }
+    }
+}
+
+/// Starts tracing to `"entity/project"` (or a bare `"project"`, under the entity
+/// [`DEFAULT_ENTITY`]) — Python's `weave.init`. Returns the client, for queries, and a guard
+/// that flushes when dropped.
+///
+/// - The backend is the embedded SQLite store (see [`Backend::Auto`]).
+/// - The client becomes the process-wide one that root `#[weave::op]` calls and root spans
+///   use.
+/// - [`layer()`] is installed as the global `tracing` subscriber, unless a global subscriber
+///   is already set; then add [`layer()`] to yours (see [`layer()`]).
+/// - With `WEAVE_DISABLED=true` nothing is traced: the client returned is backed by an empty
+///   in-memory store, no process-wide client is set, no subscriber is installed.
+///
+/// # Examples
+///
+/// ```
+/// # std::env::set_var("WEAVE_DB_PATH", ":memory:");
+/// #[weave::op]
+/// fn add(a: u64, b: u64) -> u64 {
+///     a + b
+/// }
+///
+/// let (client, guard) = weave::init("acme/demo")?;
+/// assert_eq!(add(1, 2), 3);
+/// drop(guard); // flushes; ops are plain functions again
+/// let call = client.get_calls(weave::CallsQuery::new()).next().unwrap()?;
+/// assert_eq!(call.func_name(), "add");
+/// assert_eq!(call.output(), serde_json::json!(3));
+/// # Ok::<(), weave::WeaveError>(())
+/// ```
+pub fn init(project: &str) -> Result<(WeaveClient, WeaveGuard)> {
+    init_with(project, InitOptions::default())
+}
+
+/// [`init`] with explicit [`InitOptions`].
+pub fn init_with(project: &str, opts: InitOptions) -> Result<(WeaveClient, WeaveGuard)> {
+    let (entity, project) = match project.split_once('/') {
+        Some((e, p)) => (e.to_string(), p.to_string()),
+        None => (
+            std::env::var("WANDB_ENTITY")
+                .ok()
+                .filter(|e| !e.trim().is_empty())
+                .unwrap_or_else(|| DEFAULT_ENTITY.to_string()),
+            project.to_string(),
+        ),
+    };
+    if project.contains('/') {
+        return Err(WeaveError::InvalidInput(format!(
+            "project {:?} must be \"entity/project\" or \"project\"",
+            format!("{entity}/{project}")
+        )));
+    }
+    let settings = opts.settings;
+    if settings.disabled {
+        let client = WeaveClient::with_settings(
+            entity,
+            project,
+            Arc::new(SqliteServer::in_memory()?),
+            false,
+            &settings,
+        )?;
+        return Ok((client, WeaveGuard { client: None }));
+    }
+    let server: Arc<dyn TraceServer> = match opts.backend {
+        Backend::Server(s) => s,
+        // The remote backend plugs in here, chosen from WF_TRACE_SERVER_URL / WANDB_API_KEY.
+        Backend::Auto | Backend::Embedded => Arc::new(SqliteServer::with_config(
+            SqliteServerConfig {
+                path: settings.db_path(),
+                app_url: settings.local_app_url(),
+            },
+        )?),
+    };
+    let client = WeaveClient::with_settings(entity, project, server, true, &settings)?;
+    set_global_client(Some(client.clone()));
+    if opts.install_subscriber {
+        let subscriber = tracing_subscriber::registry().with(WeaveLayer::new());
+        // Fails when the program already set one: then it composes weave::layer() itself.
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    }
+    Ok((
+        client.clone(),
+        WeaveGuard {
+            client: Some(client),
+        },
+    ))
+}
+
+/// Stops tracing (Python's `weave.finish`): waits up to [`FINISH_TIMEOUT`] for queued calls
+/// to be written and clears the process-wide client, so ops run untraced from here on.
+/// The guard of [`init`] does this when dropped.
+pub fn finish() {
+    if let Some(client) = global_client() {
+        finish_client(&client);
+    }
+}
+
+fn finish_client(client: &WeaveClient) {
+    if let Some(current) = global_client() {
+        if current.project_id() == client.project_id() && current.same_client(client) {
+            set_global_client(None);
+        }
+    }
+    if !client.flush_timeout(FINISH_TIMEOUT) {
+        eprintln!(
+            "weave: calls were still being written after {}s; some may be lost",
+            FINISH_TIMEOUT.as_secs()
+        );
+    }
+}
+
+/// The `tracing` layer that turns spans into calls, to add to your own subscriber. Root
+/// spans use the process-wide client ([`init`]).
+///
+/// # Examples
+///
+/// With a `fmt` layer and an `EnvFilter` narrowing what weave records (the `fmt` and
+/// `env-filter` features of `tracing-subscriber`):
+///
+/// ```ignore
+/// use tracing_subscriber::{prelude::*, EnvFilter};
+/// tracing_subscriber::registry()
+///     .with(tracing_subscriber::fmt::layer())
+///     .with(weave::layer().with_filter(EnvFilter::new("my_app=info")))
+///     .init();
+/// let (_client, _guard) = weave::init_with("acme/app", weave::InitOptions {
+///     install_subscriber: false,
+///     ..Default::default()
+/// })?;
+/// ```
+///
+/// Beside `tracing-opentelemetry`, both layers see the same spans: add
+/// `.with(tracing_opentelemetry::layer().with_tracer(tracer))` to the same registry.
+pub fn layer() -> WeaveLayer {
+    WeaveLayer::new()
+}
