@@ -1,39 +1,58 @@
-//! Quickstart: record a small agent trace in the embedded store, then query it back.
+//! Quickstart: trace a small agent with `#[weave::op]`, then query the trace back.
 //!
 //! ```text
 //! cargo run --example quickstart
 //! ```
 //!
-//! An "agent" answers a question: it asks an LLM which tool to use, calls the tool (which
-//! fails once and is retried), asks the LLM again to write the answer, and returns it. Every
-//! step is a call; the LLM outputs carry token usage, which rolls up to the agent. The trace
-//! is stored in the embedded SQLite store (set `WEAVE_DB_PATH` to choose the file); each run
-//! adds one more trace to it.
+//! An agent answers a question: it asks an LLM which tool to use, calls the tool (which
+//! fails once and is retried), asks the LLM again to write the answer, and returns it. Each
+//! function is an op, so each invocation is a call — `async` and plain functions alike. The
+//! LLM's replies carry token usage, which rolls up to the agent. The trace goes to the
+//! embedded SQLite store (set `WEAVE_DB_PATH` to choose the file); each run adds one more.
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
-use weave::{query::field, Call, CallsFilter, CallsQuery, SortBy, WeaveClient};
+use serde::Serialize;
+use weave::{query::field, Call, CallsFilter, CallsQuery, SortBy};
 
-/// A pretend LLM: sleeps a little and reports token usage like OpenAI's API does.
-fn fake_llm(client: &WeaveClient, prompt: &str, reply: &str) -> weave::Result<String> {
-    let call = client.create_call("llm", json!({"model": "gpt-4o-mini", "prompt": prompt}))?;
-    std::thread::sleep(Duration::from_millis(15));
+/// What the pretend LLM returns: shaped like OpenAI's response, with `model` and `usage`,
+/// which is how Weave finds token usage in an op's output.
+#[derive(Debug, Serialize)]
+struct Completion {
+    model: String,
+    text: String,
+    usage: Usage,
+}
+
+#[derive(Debug, Serialize)]
+struct Usage {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+}
+
+/// A pretend LLM call (an `async fn` op of kind "llm").
+#[weave::op(kind = "llm")]
+async fn chat(model: &str, prompt: &str, reply: &str) -> Completion {
+    tokio::time::sleep(Duration::from_millis(15)).await;
     let prompt_tokens = prompt.split_whitespace().count() as u64 * 4 / 3 + 8;
     let completion_tokens = reply.split_whitespace().count() as u64 * 4 / 3 + 1;
-    client.finish_call(
-        &call,
-        json!({
-            "model": "gpt-4o-mini",
-            "choices": [{"message": {"role": "assistant", "content": reply}}],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
-        }),
-    )?;
-    Ok(reply.to_string())
+    Completion {
+        model: model.to_string(),
+        text: reply.to_string(),
+        usage: Usage {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens: prompt_tokens + completion_tokens,
+        },
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Weather {
+    city: String,
+    forecast: String,
+    temp_c: i32,
 }
 
 #[derive(Debug)]
@@ -45,39 +64,41 @@ impl std::fmt::Display for ToolError {
 }
 impl std::error::Error for ToolError {}
 
-/// A pretend tool that fails on its first attempt.
-fn get_weather(client: &WeaveClient, city: &str, attempt: u32) -> weave::Result<Option<Value>> {
-    let call = client.create_call("get_weather", json!({"city": city, "attempt": attempt}))?;
+/// A pretend tool (a plain `fn` op) that fails on its first attempt: the `Err` is recorded
+/// as the call's exception and returned to the caller unchanged.
+#[weave::op(kind = "tool")]
+fn get_weather(city: &str, attempt: u32) -> Result<Weather, ToolError> {
     std::thread::sleep(Duration::from_millis(5));
     if attempt == 1 {
-        client.fail_call(&call, &ToolError("503 Service Unavailable".into()))?;
-        return Ok(None);
+        return Err(ToolError("503 Service Unavailable".into()));
     }
-    let weather = json!({"city": city, "forecast": "light rain", "temp_c": 14});
-    client.finish_call(&call, &weather)?;
-    Ok(Some(weather))
+    Ok(Weather {
+        city: city.to_string(),
+        forecast: "light rain".into(),
+        temp_c: 14,
+    })
 }
 
-fn agent(client: &WeaveClient, question: &str) -> weave::Result<Call> {
-    let call = client.create_call("agent", json!({"question": question}))?;
-    fake_llm(client, question, "call get_weather(city=\"Paris\")")?;
-    let mut weather = None;
-    for attempt in 1..=2 {
-        weather = get_weather(client, "Paris", attempt)?;
-        if weather.is_some() {
-            break;
-        }
+/// The agent: calls to `chat` and `get_weather` inside it become its children.
+#[weave::op(kind = "agent")]
+async fn agent(question: &str) -> Result<String, ToolError> {
+    chat("gpt-4o-mini", question, "call get_weather(city=\"Paris\")").await;
+    let mut weather = get_weather("Paris", 1);
+    if weather.is_err() {
+        weather = get_weather("Paris", 2);
     }
-    let answer = fake_llm(
-        client,
-        &format!(
-            "Question: {question}\nTool result: {}",
-            weather.unwrap_or_default()
-        ),
+    let weather = weather?;
+    let prompt = format!(
+        "Question: {question}\nTool result: {} {}°C",
+        weather.forecast, weather.temp_c
+    );
+    let answer = chat(
+        "gpt-4o-mini",
+        &prompt,
         "Expect light rain in Paris today, around 14°C. Take an umbrella.",
-    )?;
-    client.finish_call(&call, json!({"answer": answer}))?;
-    Ok(call)
+    )
+    .await;
+    Ok(answer.text)
 }
 
 fn print_tree(call: &Call, depth: usize) -> weave::Result<()> {
@@ -102,11 +123,21 @@ fn print_tree(call: &Call, depth: usize) -> weave::Result<()> {
 }
 
 fn main() -> weave::Result<()> {
-    let client = WeaveClient::embedded("quickstart/weather-agent")?;
-    let root = agent(&client, "What's the weather in Paris?")?;
+    // Tracing starts here: the embedded store, and the client root ops are recorded with.
+    let (client, _guard) = weave::init("quickstart/weather-agent")?;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a tokio runtime");
+    // `capture_call_async` hands back the agent's call with its result (Python's `op.call`).
+    let (answer, call) = runtime.block_on(weave::capture_call_async(agent(
+        "What's the weather in Paris?",
+    )));
+    println!("Answer: {}\n", answer.unwrap_or_else(|e| e.to_string()));
 
     // Query it back: the root with its derived status and rolled-up usage, then the tree.
-    let root = client.get_call(root.id())?;
+    let root = client.get_call(call.expect("traced").id())?;
     println!("Trace {}\n", root.trace_id());
     print_tree(&root, 0)?;
 
@@ -129,20 +160,21 @@ fn main() -> weave::Result<()> {
         );
     }
 
-    let traces = client.get_calls(CallsQuery::new().filter(CallsFilter {
+    // Ops are versioned by their code: the call names the op version it ran.
+    println!("\nop version: {}", root.op_name());
+
+    let roots = CallsFilter {
         trace_roots_only: Some(true),
         ..Default::default()
-    }));
+    };
+    let traces = client.get_calls(CallsQuery::new().filter(roots.clone()));
     println!(
         "\n{} agent run(s) stored so far. The latest three:",
         traces.size()?
     );
     let latest = client.get_calls(
         CallsQuery::new()
-            .filter(CallsFilter {
-                trace_roots_only: Some(true),
-                ..Default::default()
-            })
+            .filter(roots)
             .sort_by(SortBy::desc("started_at"))
             .limit(3),
     );
