@@ -143,12 +143,12 @@ pub fn init_with(project: &str, opts: InitOptions) -> Result<(WeaveClient, Weave
     let server: Arc<dyn TraceServer> = match opts.backend {
         Backend::Server(s) => s,
         // The remote backend plugs in here, chosen from WF_TRACE_SERVER_URL / WANDB_API_KEY.
-        Backend::Auto | Backend::Embedded => Arc::new(SqliteServer::with_config(
-            SqliteServerConfig {
+        Backend::Auto | Backend::Embedded => {
+            Arc::new(SqliteServer::with_config(SqliteServerConfig {
                 path: settings.db_path(),
                 app_url: settings.local_app_url(),
-            },
-        )?),
+            })?)
+        }
     };
     let client = WeaveClient::with_settings(entity, project, server, true, &settings)?;
     set_global_client(Some(client.clone()));

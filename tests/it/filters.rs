@@ -141,10 +141,7 @@ fn op_names_any_version() {
     );
     // Wildcard and exact names mix.
     assert_eq!(
-        fx.filter(f(&[
-            "weave:///test-entity/test-project/op/my_fn:*",
-            OP_LLM
-        ])),
+        fx.filter(f(&["weave:///test-entity/test-project/op/my_fn:*", OP_LLM])),
         ["v1", "v2", "llm"]
     );
     assert_eq!(

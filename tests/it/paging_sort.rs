@@ -576,7 +576,11 @@ fn paging_with_an_odd_page_size() {
         .cloned()
         .collect();
     assert_eq!(xs.len(), 17);
-    let x_ref = calls.iter().find(|c| c.func_name() == "x").unwrap().op_name();
+    let x_ref = calls
+        .iter()
+        .find(|c| c.func_name() == "x")
+        .unwrap()
+        .op_name();
     assert_eq!(paged(by_op.query(field("op_name").eq(x_ref)), 7), xs);
 }
 

@@ -28,10 +28,10 @@ mod ids;
 pub mod limits;
 pub mod query;
 pub mod refs;
-pub mod schema;
-pub mod server;
 #[doc(hidden)]
 pub mod rt;
+pub mod schema;
+pub mod server;
 mod time;
 
 pub use client::call::{Call, MAX_EVENTS};

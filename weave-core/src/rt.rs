@@ -347,7 +347,10 @@ impl OpCall {
 
     /// Wraps the body of an `async fn` (see [`OpFuture`]).
     pub fn run_async<F: Future>(&mut self, body: F) -> OpFuture<'_, F> {
-        OpFuture { op: self, fut: body }
+        OpFuture {
+            op: self,
+            fut: body,
+        }
     }
 
     fn fail_panic(&mut self, payload: &(dyn Any + Send)) {
@@ -409,10 +412,7 @@ thread_local! {
 
 /// For the tracing layer: the op call whose span is being created right now on this thread.
 pub fn op_span_call() -> Option<Call> {
-    OP_SPAN_CALL
-        .try_with(|c| c.borrow().clone())
-        .ok()
-        .flatten()
+    OP_SPAN_CALL.try_with(|c| c.borrow().clone()).ok().flatten()
 }
 
 fn panic_message(payload: &(dyn Any + Send)) -> String {
@@ -556,9 +556,6 @@ impl<T: Debug + ?Sized> ErrViaDebug for &CaptureErr<'_, T> {
 }
 impl<T: ?Sized> ErrViaNothing for CaptureErr<'_, T> {
     fn __weave_exception(&self) -> Exception {
-        Exception::new(
-            short_type::<T>(),
-            placeholder(std::any::type_name::<T>()),
-        )
+        Exception::new(short_type::<T>(), placeholder(std::any::type_name::<T>()))
     }
 }

@@ -12,8 +12,7 @@ use quote::{quote, quote_spanned, ToTokens};
 use syn::parse::Parser;
 use syn::spanned::Spanned;
 use syn::{
-    Block, Expr, FnArg, Ident, ItemFn, LitFloat, LitInt, LitStr, Pat, Path, ReturnType, Stmt,
-    Type,
+    Block, Expr, FnArg, Ident, ItemFn, LitFloat, LitInt, LitStr, Pat, Path, ReturnType, Stmt, Type,
 };
 
 /// The op kinds the Python SDK knows (`weave.op(kind=...)`).
@@ -203,26 +202,42 @@ fn capture_source(item: &TokenStream) -> Option<String> {
     }
     let text = std::fs::read_to_string(&file).ok()?;
     let lines: Vec<&str> = text.lines().collect();
+    let indent = c0.saturating_sub(1);
+    let mut raw = String::new();
     let mut out = String::new();
     for (i, line) in lines.get(l0 - 1..l1)?.iter().enumerate() {
         let chars: Vec<char> = line.chars().collect();
-        let from = if i == 0 {
-            c0.saturating_sub(1)
-        } else {
-            // Dedent by the first line's indentation where the line has it.
-            let indent = c0.saturating_sub(1);
-            chars.iter().take(indent).take_while(|c| c.is_whitespace()).count()
-        };
-        let to = if l0 - 1 + i == l1 - 1 {
+        let to = if i == l1 - l0 {
             c1.saturating_sub(1).min(chars.len())
         } else {
             chars.len()
         };
-        if from > to {
+        // The first line from the first token; the others dedented by the first line's
+        // indentation where they have it.
+        let (raw_from, from) = if i == 0 {
+            (indent, indent)
+        } else {
+            let ws = chars
+                .iter()
+                .take(indent)
+                .take_while(|c| c.is_whitespace())
+                .count();
+            (0, ws)
+        };
+        if from > to || raw_from > to {
             return None;
         }
+        raw.extend(&chars[raw_from..to]);
+        raw.push('\n');
         out.extend(&chars[from..to]);
         out.push('\n');
+    }
+    // The slice must really be this item: it starts and ends with the first and last tokens'
+    // own text (doctests and macro-generated items can point elsewhere).
+    let raw = raw.trim_end();
+    let (first_text, last_text) = (first.source_text()?, last.source_text()?);
+    if !raw.starts_with(first_text.trim()) || !raw.ends_with(last_text.trim()) {
+        return None;
     }
     Some(normalize_attribute(&out))
 }
@@ -356,11 +371,7 @@ fn contains_impl_trait(ty: &Type) -> bool {
 
 fn is_result(ty: &Type) -> bool {
     match ty {
-        Type::Path(p) => p
-            .path
-            .segments
-            .last()
-            .is_some_and(|s| s.ident == "Result"),
+        Type::Path(p) => p.path.segments.last().is_some_and(|s| s.ident == "Result"),
         Type::Group(g) => is_result(&g.elem),
         Type::Paren(p) => is_result(&p.elem),
         _ => false,
@@ -378,7 +389,12 @@ fn async_trait_body(block: &Block) -> Option<(usize, &syn::ExprAsync)> {
     let Expr::Path(p) = &*call.func else {
         return None;
     };
-    let segs: Vec<_> = p.path.segments.iter().map(|s| s.ident.to_string()).collect();
+    let segs: Vec<_> = p
+        .path
+        .segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect();
     if segs.len() < 2 || segs[segs.len() - 2] != "Box" || segs[segs.len() - 1] != "pin" {
         return None;
     }

@@ -334,9 +334,7 @@ fn report_once(e: &weave_core::WeaveError) {
     use std::sync::atomic::{AtomicBool, Ordering};
     static REPORTED: AtomicBool = AtomicBool::new(false);
     if !REPORTED.swap(true, Ordering::Relaxed) {
-        eprintln!(
-            "weave: a span could not be traced ({e}); further such errors are not reported."
-        );
+        eprintln!("weave: a span could not be traced ({e}); further such errors are not reported.");
     }
 }
 
@@ -396,7 +394,12 @@ fn instrument_event_kind(meta: &Metadata<'_>) -> Option<InstrumentEvent> {
 /// anything else stays text.
 fn debug_value(text: String) -> Value {
     let t = text.trim_start();
-    if t.starts_with(['"', '[', '{', '-']) || t.starts_with(|c: char| c.is_ascii_digit()) || t == "true" || t == "false" || t == "null" {
+    if t.starts_with(['"', '[', '{', '-'])
+        || t.starts_with(|c: char| c.is_ascii_digit())
+        || t == "true"
+        || t == "false"
+        || t == "null"
+    {
         if let Ok(v) = serde_json::from_str::<Value>(&text) {
             return v;
         }
@@ -448,10 +451,20 @@ macro_rules! visit_all {
             self.$put(field, json!(value));
         }
         fn record_i128(&mut self, field: &Field, value: i128) {
-            self.$put(field, i64::try_from(value).map(|v| json!(v)).unwrap_or_else(|_| json!(value.to_string())));
+            self.$put(
+                field,
+                i64::try_from(value)
+                    .map(|v| json!(v))
+                    .unwrap_or_else(|_| json!(value.to_string())),
+            );
         }
         fn record_u128(&mut self, field: &Field, value: u128) {
-            self.$put(field, u64::try_from(value).map(|v| json!(v)).unwrap_or_else(|_| json!(value.to_string())));
+            self.$put(
+                field,
+                u64::try_from(value)
+                    .map(|v| json!(v))
+                    .unwrap_or_else(|_| json!(value.to_string())),
+            );
         }
         fn record_bool(&mut self, field: &Field, value: bool) {
             self.$put(field, json!(value));

@@ -649,7 +649,10 @@ impl WeaveClient {
             return Ok(op.name.clone());
         }
         crate::refs::check_op_name(&op.name)?;
-        let code = op.code.as_deref().unwrap_or_else(|| op_code::OpCode::stub());
+        let code = op
+            .code
+            .as_deref()
+            .unwrap_or_else(|| op_code::OpCode::stub());
         {
             let ops = self.inner.ops.read().unwrap_or_else(|e| e.into_inner());
             if let Some(versions) = ops.get(&*op.name) {
@@ -677,7 +680,9 @@ impl WeaveClient {
         }
         versions.push((Arc::from(code.digest()), r.clone()));
         drop(ops);
-        self.inner.writer.enqueue_op(code.save_requests(&self.inner.project_id, &object_id));
+        self.inner
+            .writer
+            .enqueue_op(code.save_requests(&self.inner.project_id, &object_id));
         Ok(r)
     }
 
@@ -746,7 +751,10 @@ impl WeaveClient {
             // What the parent rolls up excludes this call's own events.
             let rollup = merged.clone();
             if !st.events.is_empty() {
-                merged.insert(EVENTS_KEY.into(), Value::Array(std::mem::take(&mut st.events)));
+                merged.insert(
+                    EVENTS_KEY.into(),
+                    Value::Array(std::mem::take(&mut st.events)),
+                );
             }
             if st.events_dropped > 0 {
                 merged.insert(EVENTS_DROPPED_KEY.into(), json!(st.events_dropped));

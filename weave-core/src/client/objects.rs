@@ -326,9 +326,8 @@ impl WeaveClient {
             project_id: self.project_id().to_string(),
             digest: digest.to_string(),
         })?;
-        String::from_utf8(res.content).map_err(|_| {
-            WeaveError::invalid_input(format!("the code of {op_ref:?} is not UTF-8"))
-        })
+        String::from_utf8(res.content)
+            .map_err(|_| WeaveError::invalid_input(format!("the code of {op_ref:?} is not UTF-8")))
     }
 
     /// Reads what a ref names: an object or op version (by digest, `latest` or `v<N>`), a part

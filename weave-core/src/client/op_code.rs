@@ -14,7 +14,8 @@ pub(crate) const OP_FILE: &str = "obj.py";
 
 /// The stub saved for an op without captured code (a plain name given to `create_call`, or a
 /// `tracing` span), as Python saves a stub for an anonymous op.
-const STUB: &str = "// weave-rs: code capture unavailable for this op (a plain op name or a tracing span)\n";
+const STUB: &str =
+    "// weave-rs: code capture unavailable for this op (a plain op name or a tracing span)\n";
 
 /// An op's code and the digests it gives.
 #[derive(Debug)]
