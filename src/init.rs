@@ -87,8 +87,9 @@ impl Drop for WeaveGuard {
 ///   use.
 /// - [`layer()`] is installed as the global `tracing` subscriber, unless a global subscriber
 ///   is already set; then add [`layer()`] to yours (see [`layer()`]).
-/// - With `WEAVE_DISABLED=true` nothing is traced: the client returned is backed by an empty
-///   in-memory store, no process-wide client is set, no subscriber is installed.
+/// - With `WEAVE_DISABLED=true` (or `settings.disabled`) nothing is traced, for the rest of
+///   the process: the client returned is backed by an empty in-memory store, no process-wide
+///   client is set, no subscriber is installed.
 ///
 /// # Examples
 ///
@@ -131,6 +132,7 @@ pub fn init_with(project: &str, opts: InitOptions) -> Result<(WeaveClient, Weave
     }
     let settings = opts.settings;
     if settings.disabled {
+        weave_core::rt::disable();
         let client = WeaveClient::with_settings(
             entity,
             project,
@@ -176,7 +178,7 @@ pub fn finish() {
 
 fn finish_client(client: &WeaveClient) {
     if let Some(current) = global_client() {
-        if current.project_id() == client.project_id() && current.same_client(client) {
+        if current.same_client(client) {
             set_global_client(None);
         }
     }

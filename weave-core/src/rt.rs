@@ -82,6 +82,13 @@ pub fn enabled() -> bool {
     m & DISABLED == 0 && context::stack_is_nonempty()
 }
 
+/// Turns tracing off for the rest of the process, as `WEAVE_DISABLED=true` does (used by
+/// `weave::init` when its settings say disabled).
+pub fn disable() {
+    let _ = mode();
+    MODE.fetch_or(DISABLED, Ordering::AcqRel);
+}
+
 pub(crate) fn set_global_client_flag(on: bool) {
     let _ = mode();
     if on {
