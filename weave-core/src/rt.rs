@@ -231,7 +231,19 @@ impl OpSite {
             DisplayNameArg::Fn(f) => opts = opts.display_name_fn(f),
         }
         let op = self.op();
-        match client.create_call_with(op, inputs(), opts) {
+        // A user's Serialize/Debug that panics must not stop the op from running.
+        let inputs = catch_unwind(AssertUnwindSafe(inputs)).unwrap_or_else(|p| {
+            let mut m = JsonMap::new();
+            m.insert(
+                "_weave_capture_error".into(),
+                Value::String(format!(
+                    "capturing the inputs panicked: {}",
+                    panic_message(&*p)
+                )),
+            );
+            m
+        });
+        match client.create_call_with(op, inputs, opts) {
             Ok(call) => {
                 context::offer_to_capture(&call);
                 OpCall {
@@ -382,7 +394,13 @@ impl OpCall {
     #[inline]
     pub fn finish(&mut self, output: impl FnOnce() -> Value) {
         if self.is_live() {
-            self.end(output(), None);
+            let output = catch_unwind(AssertUnwindSafe(output)).unwrap_or_else(|p| {
+                Value::String(format!(
+                    "<capturing the output panicked: {}>",
+                    panic_message(&*p)
+                ))
+            });
+            self.end(output, None);
         }
     }
 
@@ -390,7 +408,13 @@ impl OpCall {
     #[inline]
     pub fn fail(&mut self, exception: impl FnOnce() -> Exception) {
         if self.is_live() {
-            self.end(Value::Null, Some(exception()));
+            let exception = catch_unwind(AssertUnwindSafe(exception)).unwrap_or_else(|p| {
+                Exception::new(
+                    "Error",
+                    format!("<capturing the error panicked: {}>", panic_message(&*p)),
+                )
+            });
+            self.end(Value::Null, Some(exception));
         }
     }
 }
@@ -473,7 +497,8 @@ impl<F: Future> Future for OpFuture<'_, F> {
 // Capturing values without bounds: Serialize, else Debug, else a placeholder.
 //
 // Autoref specialisation: `(&&&Capture(&x)).__weave_value()` picks the first impl that
-// applies, in the order of the receiver types `&&Capture`, `&Capture`, `Capture`.
+// applies, in the order of the receiver types `&&Capture`, `&Capture`, `Capture`; errors
+// likewise with `(&&&&&CaptureErr(&e)).__weave_exception()` over five levels.
 
 /// A value to capture (see the module docs).
 #[derive(Debug)]
@@ -520,6 +545,12 @@ fn placeholder(type_name: &str) -> String {
 #[derive(Debug)]
 pub struct CaptureErr<'a, T: ?Sized>(pub &'a T);
 
+/// Capture through the `std::error::Error` inside a `Box` (`Box<dyn Error + Send + Sync>`,
+/// which does not itself implement `Error`).
+pub trait ErrViaBoxedError {
+    /// The error as an exception.
+    fn __weave_exception(&self) -> Exception;
+}
 /// Capture through `std::error::Error`.
 pub trait ErrViaError {
     /// The error as an exception.
@@ -545,6 +576,11 @@ fn short_type<T: ?Sized>() -> String {
     crate::client::exception::short_type_name(std::any::type_name::<T>())
 }
 
+impl<T: std::error::Error + ?Sized> ErrViaBoxedError for &&&&CaptureErr<'_, Box<T>> {
+    fn __weave_exception(&self) -> Exception {
+        Exception::from_error(&**self.0)
+    }
+}
 impl<T: std::error::Error + ?Sized> ErrViaError for &&&CaptureErr<'_, T> {
     fn __weave_exception(&self) -> Exception {
         Exception::from_error(self.0)

@@ -9,6 +9,7 @@
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::{quote, quote_spanned, ToTokens};
+use syn::ext::IdentExt;
 use syn::parse::Parser;
 use syn::spanned::Spanned;
 use syn::{
@@ -30,6 +31,21 @@ pub fn op(args: TokenStream, item: TokenStream) -> TokenStream {
     let func: ItemFn = match syn::parse2(item2.clone()) {
         Ok(f) => f,
         Err(_) => {
+            // A method declared without a body (in a trait): point at the declaration.
+            if let Ok(syn::TraitItemFn {
+                sig,
+                default: None,
+                semi_token: Some(semi),
+                ..
+            }) = syn::parse2(item2)
+            {
+                return syn::Error::new_spanned(
+                    quote!(#sig #semi),
+                    "#[weave::op] needs a function body; put it on the method in the `impl` block",
+                )
+                .to_compile_error()
+                .into();
+            }
             return syn::Error::new(
                 Span::call_site(),
                 "#[weave::op] goes on a function or method with a body",
@@ -96,6 +112,15 @@ fn parse_args(ts: TokenStream2) -> syn::Result<Args> {
                 if !args.skip.is_empty() {
                     return Err(meta.error("`skip` is given twice"));
                 }
+                let empty = meta
+                    .input
+                    .cursor()
+                    .group(proc_macro2::Delimiter::Parenthesis)
+                    .is_some_and(|(inside, _, _)| inside.eof());
+                if empty {
+                    meta.input.parse::<proc_macro2::TokenTree>()?; // so the error covers `skip()`
+                    return Err(meta.error("`skip` needs at least one argument name: skip(a, b)"));
+                }
                 meta.parse_nested_meta(|inner| {
                     if let Some(id) = inner.path.get_ident() {
                         args.skip.push(id.clone());
@@ -107,9 +132,6 @@ fn parse_args(ts: TokenStream2) -> syn::Result<Args> {
                         Err(inner.error("`skip` takes argument names: skip(a, b)"))
                     }
                 })?;
-                if args.skip.is_empty() {
-                    return Err(meta.error("`skip` needs at least one argument name"));
-                }
             }
             "display_name" => {
                 once!(args.display_name);
@@ -331,7 +353,7 @@ fn collect_pat(pat: &Pat, out: &mut Vec<Ident>) -> syn::Result<()> {
     Ok(())
 }
 
-fn inputs(func: &ItemFn, skip: &[Ident]) -> syn::Result<Vec<Input>> {
+fn inputs(func: &ItemFn, skip_idents: &[Ident]) -> syn::Result<Vec<Input>> {
     let mut all: Vec<(String, TokenStream2)> = Vec::new();
     for arg in &func.sig.inputs {
         match arg {
@@ -347,11 +369,12 @@ fn inputs(func: &ItemFn, skip: &[Ident]) -> syn::Result<Vec<Input>> {
             }
         }
     }
-    for s in skip {
+    let skip: Vec<String> = skip_idents.iter().map(|s| s.unraw().to_string()).collect();
+    for (s, id) in skip.iter().zip(skip_idents) {
         if !all.iter().any(|(k, _)| s == k) {
             return Err(syn::Error::new(
-                s.span(),
-                format!("`skip({s})`: this function has no argument named `{s}`"),
+                id.span(),
+                format!("`skip({id})`: this function has no argument named `{id}`"),
             ));
         }
     }
@@ -375,6 +398,39 @@ fn is_result(ty: &Type) -> bool {
         Type::Group(g) => is_result(&g.elem),
         Type::Paren(p) => is_result(&p.elem),
         _ => false,
+    }
+}
+
+/// The `T` of a `Pin<Box<dyn Future<Output = T> + ..>>` (the return type `#[async_trait]`
+/// gives a method).
+fn future_output(ty: &Type) -> Option<&Type> {
+    match ty {
+        Type::Path(p) => p.path.segments.last().and_then(|s| match &s.arguments {
+            syn::PathArguments::AngleBracketed(a) => a.args.iter().find_map(|arg| match arg {
+                syn::GenericArgument::Type(t) => future_output(t),
+                _ => None,
+            }),
+            _ => None,
+        }),
+        Type::TraitObject(t) => t.bounds.iter().find_map(|b| {
+            let syn::TypeParamBound::Trait(tb) = b else {
+                return None;
+            };
+            let seg = tb.path.segments.last()?;
+            if seg.ident != "Future" {
+                return None;
+            }
+            let syn::PathArguments::AngleBracketed(a) = &seg.arguments else {
+                return None;
+            };
+            a.args.iter().find_map(|arg| match arg {
+                syn::GenericArgument::AssocType(at) if at.ident == "Output" => Some(&at.ty),
+                _ => None,
+            })
+        }),
+        Type::Group(g) => future_output(&g.elem),
+        Type::Paren(p) => future_output(&p.elem),
+        _ => None,
     }
 }
 
@@ -482,26 +538,35 @@ fn expand(args: Args, func: ItemFn, source: String) -> syn::Result<TokenStream2>
         sig,
         block,
     } = &func;
+    // `!` cannot be written as a variable's type on stable Rust: a diverging body is run as a
+    // `()` closure (it never returns) and the function ends with `unreachable!()`.
+    let never = matches!(&sig.output, ReturnType::Type(_, t) if matches!(**t, Type::Never(_)));
+    let tail = if never {
+        quote!(::std::unreachable!())
+    } else {
+        quote!(__weave_out)
+    };
     let ret_ty: Option<Type> = match &sig.output {
         ReturnType::Default => Some(syn::parse_quote!(())),
+        ReturnType::Type(..) if never => Some(syn::parse_quote!(())),
         ReturnType::Type(_, t) => Some((**t).clone()),
     };
     let nameable = ret_ty.as_ref().filter(|t| !contains_impl_trait(t));
     let result = ret_ty.as_ref().is_some_and(is_result);
-    let finish = |out: TokenStream2| {
+    let finish = |out: TokenStream2, result: bool| {
         if result {
             quote! {
                 if __weave_op.is_live() {
                     #[allow(unused_imports)]
                     use #rt::{ViaSerialize as _, ViaDebug as _, ViaNothing as _};
                     #[allow(unused_imports)]
-                    use #rt::{ErrViaError as _, ErrViaDisplay as _, ErrViaDebug as _, ErrViaNothing as _};
+                    use #rt::{ErrViaBoxedError as _, ErrViaError as _, ErrViaDisplay as _, ErrViaDebug as _, ErrViaNothing as _};
                     match &#out {
                         ::std::result::Result::Ok(__weave_v) => {
                             __weave_op.finish(|| (&&&#rt::Capture(__weave_v)).__weave_value())
                         }
                         ::std::result::Result::Err(__weave_e) => {
-                            __weave_op.fail(|| (&&&&#rt::CaptureErr(__weave_e)).__weave_exception())
+                            __weave_op.fail(|| (&&&&&#rt::CaptureErr(__weave_e)).__weave_exception())
                         }
                     }
                 }
@@ -541,7 +606,7 @@ fn expand(args: Args, func: ItemFn, source: String) -> syn::Result<TokenStream2>
     let stmts = &block.stmts;
 
     if sig.asyncness.is_some() {
-        let fin = finish(quote!(__weave_out));
+        let fin = finish(quote!(__weave_out), result);
         return Ok(quote! {
             #(#attrs)* #vis #sig {
                 #site
@@ -552,7 +617,7 @@ fn expand(args: Args, func: ItemFn, source: String) -> syn::Result<TokenStream2>
                     #(#stmts)*
                 }).await;
                 #fin
-                __weave_out
+                #tail
             }
         });
     }
@@ -561,7 +626,12 @@ fn expand(args: Args, func: ItemFn, source: String) -> syn::Result<TokenStream2>
         // An #[async_trait] method: trace the boxed future's body.
         let before = &block.stmts[..i];
         let inner = &async_block.block;
-        let fin = finish(quote!(__weave_out));
+        // The method's declared return type is now the boxed future's `Output`.
+        let result = ret_ty
+            .as_ref()
+            .and_then(future_output)
+            .is_some_and(is_result);
+        let fin = finish(quote!(__weave_out), result);
         return Ok(quote! {
             #(#attrs)* #vis #sig {
                 #site
@@ -577,7 +647,7 @@ fn expand(args: Args, func: ItemFn, source: String) -> syn::Result<TokenStream2>
         });
     }
 
-    let fin = finish(quote!(__weave_out));
+    let fin = finish(quote!(__weave_out), result);
     Ok(quote! {
         #(#attrs)* #vis #sig {
             #site
@@ -588,7 +658,7 @@ fn expand(args: Args, func: ItemFn, source: String) -> syn::Result<TokenStream2>
                 #(#stmts)*
             });
             #fin
-            __weave_out
+            #tail
         }
     })
 }

@@ -1,0 +1,16 @@
+//! #[weave::op] behaviour, one module per behaviour.
+
+mod common;
+
+mod async_ops;
+mod cancellation;
+mod capture;
+mod current_call;
+mod display_names;
+mod errors;
+mod names;
+mod no_client;
+mod panics;
+mod postprocess;
+mod sampling;
+mod skip;
