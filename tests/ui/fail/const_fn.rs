@@ -1,0 +1,6 @@
+#[weave::op]
+const fn f() -> u8 {
+    1
+}
+
+fn main() {}

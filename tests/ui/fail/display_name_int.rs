@@ -1,0 +1,4 @@
+#[weave::op(display_name = 42)]
+fn f() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[weave::op(name = "a", kind = "llm", name = "b")]
+fn f() {}
+
+fn main() {}

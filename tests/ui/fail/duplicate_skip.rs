@@ -1,0 +1,4 @@
+#[weave::op(skip(a), skip(b))]
+fn f(a: u8, b: u8) {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[weave::op(kind = "banana")]
+fn f() {}
+
+fn main() {}

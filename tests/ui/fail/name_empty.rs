@@ -1,0 +1,4 @@
+#[weave::op(name = "")]
+fn f() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[weave::op]
+struct NotAFunction {
+    x: u8,
+}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[weave::op(postprocess_inputs = "string")]
+fn f() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[weave::op(sample_rate = 1.5)]
+fn f() {}
+
+fn main() {}

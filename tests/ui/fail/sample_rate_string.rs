@@ -1,0 +1,4 @@
+#[weave::op(sample_rate = "x")]
+fn f() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[weave::op(skip())]
+fn f(a: u8) {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+trait Tool {
+    #[weave::op]
+    fn run(&self, input: String) -> String;
+}
+
+fn main() {}

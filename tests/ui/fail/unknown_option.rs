@@ -1,0 +1,4 @@
+#[weave::op(nme = "x")]
+fn f() {}
+
+fn main() {}
