@@ -165,8 +165,13 @@ where
         }
         let placement = if attrs.is_root() {
             Placement::Root(None)
-        } else if let Some(parent) = attrs.parent() {
-            explicit_parent(&ctx, parent)
+        } else if attrs.parent().is_some() {
+            // The span's registry parent is the explicit parent or, when a per-layer filter
+            // hides that one from this layer, its nearest ancestor this layer sees.
+            match span.parent() {
+                Some(parent) => nearest_call(parent.scope()),
+                None => Placement::Root(None),
+            }
         } else {
             rt::placement()
         };
@@ -343,14 +348,22 @@ fn explicit_parent<S>(ctx: &Context<'_, S>, parent: &Id) -> Placement
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    if let Some(scope) = ctx.span_scope(parent) {
-        for span in scope {
-            match span.extensions().get::<SpanEntry>() {
-                Some(SpanEntry::Owned(o)) => return Placement::Child(o.call.clone()),
-                Some(SpanEntry::Op(c)) => return Placement::Child(c.clone()),
-                Some(SpanEntry::Suppressed) => return Placement::Suppressed,
-                None => {}
-            }
+    match ctx.span_scope(parent) {
+        Some(scope) => nearest_call(scope),
+        None => Placement::Root(None),
+    }
+}
+
+/// The first call among `scope` (a span and its ancestors).
+fn nearest_call<'a, R: LookupSpan<'a>>(
+    scope: tracing_subscriber::registry::Scope<'a, R>,
+) -> Placement {
+    for span in scope {
+        match span.extensions().get::<SpanEntry>() {
+            Some(SpanEntry::Owned(o)) => return Placement::Child(o.call.clone()),
+            Some(SpanEntry::Op(c)) => return Placement::Child(c.clone()),
+            Some(SpanEntry::Suppressed) => return Placement::Suppressed,
+            None => {}
         }
     }
     Placement::Root(None)

@@ -1,0 +1,283 @@
+//! Shared fixtures: a temporary SQLite store with its client, the binary-wide lock on
+//! process-global state, the once-installed global subscriber, trace-tree helpers, and
+//! child-process runs for environment-driven behaviour.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex, MutexGuard, Once};
+
+use tracing::Level;
+use tracing_subscriber::layer::SubscriberExt;
+use weave::{Call, CallsFilter, CallsQuery, SqliteServer, WeaveClient, WeaveLayer};
+
+/// A client on a fresh SQLite file in a temporary directory (kept alive with it).
+pub struct TestStore {
+    pub client: WeaveClient,
+    pub server: SqliteServer,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestStore {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let server = SqliteServer::open(dir.path().join("weave.sqlite")).expect("open store");
+        let client = WeaveClient::new(
+            "layer-entity",
+            "layer-project",
+            Arc::new(server.clone()),
+            true,
+        )
+        .expect("client");
+        TestStore {
+            client,
+            server,
+            dir,
+        }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("weave.sqlite")
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Process-global state
+
+/// Held by every test that touches the process-wide client (root ops, root spans through the
+/// global subscriber, `set_global_client`).
+pub static GLOBAL: Mutex<()> = Mutex::new(());
+
+pub fn global_lock() -> MutexGuard<'static, ()> {
+    GLOBAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Holds [`GLOBAL`] with `client` as the process-wide client; clears it when dropped (also
+/// when the test panics).
+pub struct GlobalClient {
+    _lock: MutexGuard<'static, ()>,
+}
+
+impl GlobalClient {
+    pub fn set(client: &WeaveClient) -> Self {
+        let lock = global_lock();
+        weave::set_global_client(Some(client.clone()));
+        GlobalClient { _lock: lock }
+    }
+}
+
+impl Drop for GlobalClient {
+    fn drop(&mut self) {
+        weave::set_global_client(None);
+    }
+}
+
+/// Installs, once for the whole binary, the global default subscriber: a registry with
+/// `weave::layer()` recording every level (the most permissive layer: tests that check the
+/// default level use a thread-local subscriber of their own). Tests on multi-threaded
+/// runtimes and other threads rely on it; each isolates itself with an explicit root call
+/// from its own client (children use their parent's client).
+pub fn install_global_subscriber() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let subscriber =
+            tracing_subscriber::registry().with(weave::layer().with_max_level(Level::TRACE));
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no other global subscriber in this binary");
+    });
+}
+
+/// Runs `f` with a thread-local subscriber whose layer records root spans with `client` (the
+/// default level, INFO).
+pub fn with_layer<R>(client: &WeaveClient, f: impl FnOnce() -> R) -> R {
+    tracing::subscriber::with_default(
+        tracing_subscriber::registry().with(WeaveLayer::with_client(client.clone())),
+        f,
+    )
+}
+
+/// [`with_layer`] recording up to `level`.
+pub fn with_layer_level<R>(client: &WeaveClient, level: Level, f: impl FnOnce() -> R) -> R {
+    tracing::subscriber::with_default(
+        tracing_subscriber::registry()
+            .with(WeaveLayer::with_client(client.clone()).with_max_level(level)),
+        f,
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading calls back
+
+/// Every call of the store, collected.
+pub fn all_calls(client: &WeaveClient) -> Vec<Call> {
+    calls(client, CallsQuery::new())
+}
+
+pub fn calls(client: &WeaveClient, q: impl Into<CallsQuery>) -> Vec<Call> {
+    client
+        .get_calls(q)
+        .collect::<Result<Vec<_>, _>>()
+        .expect("query")
+}
+
+/// The names (`func_name`) of calls, sorted.
+pub fn sorted_names(calls: &[Call]) -> Vec<String> {
+    let mut v: Vec<String> = calls.iter().map(|c| c.func_name().to_string()).collect();
+    v.sort();
+    v
+}
+
+/// One trace read back: its calls by id and a parent → children map (children in start
+/// order).
+pub struct Tree {
+    pub calls: HashMap<String, Call>,
+    pub children: HashMap<String, Vec<String>>,
+    pub roots: Vec<String>,
+}
+
+impl Tree {
+    /// The trace `trace_id`.
+    pub fn of_trace(client: &WeaveClient, trace_id: &str) -> Tree {
+        let calls = calls(
+            client,
+            CallsFilter {
+                trace_ids: Some(vec![trace_id.to_string()]),
+                ..Default::default()
+            },
+        );
+        Tree::from_calls(calls)
+    }
+
+    /// The trace of the call `id`.
+    pub fn of_call(client: &WeaveClient, id: &str) -> Tree {
+        let call = client.get_call(id).expect("call");
+        Tree::of_trace(client, call.trace_id())
+    }
+
+    pub fn from_calls(mut list: Vec<Call>) -> Tree {
+        list.sort_by_key(|c| c.started_at());
+        let mut children: HashMap<String, Vec<String>> = HashMap::new();
+        let mut roots = Vec::new();
+        for c in &list {
+            match c.parent_id() {
+                Some(p) => children
+                    .entry(p.to_string())
+                    .or_default()
+                    .push(c.id().to_string()),
+                None => roots.push(c.id().to_string()),
+            }
+        }
+        let calls = list.into_iter().map(|c| (c.id().to_string(), c)).collect();
+        Tree {
+            calls,
+            children,
+            roots,
+        }
+    }
+
+    pub fn call(&self, id: &str) -> &Call {
+        &self.calls[id]
+    }
+
+    /// The children of `id`, in start order.
+    pub fn kids(&self, id: &str) -> Vec<&Call> {
+        self.children
+            .get(id)
+            .map(|v| v.iter().map(|k| &self.calls[k]).collect())
+            .unwrap_or_default()
+    }
+
+    /// The names of the children of `id`, in start order.
+    pub fn kid_names(&self, id: &str) -> Vec<String> {
+        self.kids(id)
+            .iter()
+            .map(|c| c.func_name().to_string())
+            .collect()
+    }
+
+    /// The only child of `id` (panics unless there is exactly one).
+    pub fn only_kid(&self, id: &str) -> &Call {
+        let kids = self.kids(id);
+        assert_eq!(
+            kids.len(),
+            1,
+            "expected one child of {}, got {:?}",
+            self.calls[id].func_name(),
+            self.kid_names(id)
+        );
+        kids[0]
+    }
+
+    /// An indented outline `name` per line, for failure messages.
+    pub fn outline(&self) -> String {
+        fn go(t: &Tree, id: &str, depth: usize, out: &mut String) {
+            out.push_str(&format!(
+                "{}{}\n",
+                "  ".repeat(depth),
+                t.calls[id].func_name()
+            ));
+            for k in t.children.get(id).into_iter().flatten() {
+                go(t, k, depth + 1, out);
+            }
+        }
+        let mut out = String::new();
+        for r in &self.roots {
+            go(self, r, 0, &mut out);
+        }
+        out
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Child processes
+
+/// Re-runs this test binary for the one `#[ignore]`d test `test` (its full path, e.g.
+/// `init::child_writes`) with `envs` set (and weave's variables otherwise unset). Asserts
+/// that it ran and passed, and returns its output.
+pub fn run_child(test: &str, envs: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(std::env::current_exe().expect("current exe"));
+    cmd.args([
+        "--exact",
+        test,
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
+    for var in [
+        "WEAVE_DISABLED",
+        "WEAVE_PRINT_CALL_LINK",
+        "WEAVE_DB_PATH",
+        "WEAVE_LOCAL_APP_URL",
+        "WANDB_ENTITY",
+        "RUST_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run the child test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "child {test} failed ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        out.status
+    );
+    assert!(
+        stdout.contains(&format!("{CHILD_DONE} {test}")),
+        "child {test} did not run to its end:\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    out
+}
+
+/// Printed by a child test as its last act (`child_done(name)`), so the parent knows the
+/// filter matched and the test got to its end.
+pub const CHILD_DONE: &str = "CHILD-TEST-DONE";
+
+pub fn child_done(test: &str) {
+    use std::io::Write;
+    println!("{CHILD_DONE} {test}");
+    let _ = std::io::stdout().flush();
+}

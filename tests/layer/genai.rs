@@ -1,0 +1,154 @@
+//! GenAI semantic-convention fields on spans → `summary.usage[model]`, rolled up to
+//! ancestors, priced by `add_cost`.
+
+use serde_json::{json, Value};
+use tracing::field::Empty;
+use tracing::info_span;
+
+use crate::common::{all_calls, with_layer, TestStore, Tree};
+
+/// An LLM request span: the request model and input tokens known up front, the response
+/// model and output tokens recorded when the answer arrives.
+fn chat(request_model: &str, response_model: &str, input: u64, output: u64) {
+    let span = info_span!(
+        "chat",
+        gen_ai.request.model = request_model,
+        gen_ai.response.model = Empty,
+        gen_ai.usage.input_tokens = input,
+        gen_ai.usage.output_tokens = Empty,
+        prompt = "hi",
+    );
+    span.in_scope(|| {});
+    span.record("gen_ai.response.model", response_model);
+    span.record("gen_ai.usage.output_tokens", output);
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-12
+}
+
+#[test]
+fn genai_fields_become_usage_of_the_response_model() {
+    let s = TestStore::new();
+    with_layer(&s.client, || chat("gpt-4o", "gpt-4o-2024-08-06", 120, 30));
+    let calls = all_calls(&s.client);
+    assert_eq!(calls.len(), 1);
+    let c = &calls[0];
+    assert_eq!(
+        Value::Object(c.usage()),
+        json!({"gpt-4o-2024-08-06": {
+            "input_tokens": 120, "output_tokens": 30, "total_tokens": 150, "requests": 1
+        }})
+    );
+    // The request model is an input; the response and usage are results, not inputs.
+    assert_eq!(
+        Value::Object(c.inputs().clone()),
+        json!({"gen_ai.request.model": "gpt-4o", "prompt": "hi"})
+    );
+}
+
+#[test]
+fn without_a_response_model_usage_is_keyed_by_the_request_model() {
+    let s = TestStore::new();
+    with_layer(&s.client, || {
+        let span = info_span!(
+            "completion",
+            gen_ai.request.model = "claude-3-5-sonnet",
+            gen_ai.usage.prompt_tokens = Empty,
+            gen_ai.usage.completion_tokens = Empty,
+        );
+        span.record("gen_ai.usage.prompt_tokens", 11);
+        span.record("gen_ai.usage.completion_tokens", 4);
+    });
+    let calls = all_calls(&s.client);
+    assert_eq!(
+        Value::Object(calls[0].usage()),
+        json!({"claude-3-5-sonnet": {
+            "prompt_tokens": 11, "completion_tokens": 4, "total_tokens": 15, "requests": 1
+        }})
+    );
+}
+
+#[test]
+fn a_model_without_token_counts_makes_no_usage() {
+    let s = TestStore::new();
+    with_layer(&s.client, || {
+        let _span = info_span!("no_tokens", gen_ai.request.model = "gpt-4o").entered();
+    });
+    let calls = all_calls(&s.client);
+    assert!(calls[0].usage().is_empty(), "{:?}", calls[0].summary());
+}
+
+#[test]
+fn usage_rolls_up_to_the_parents() {
+    let s = TestStore::new();
+    let root = s.client.create_call("root", json!({})).unwrap();
+    with_layer(&s.client, || {
+        info_span!("agent").in_scope(|| {
+            chat("gpt-4o", "gpt-4o-2024-08-06", 100, 20);
+            chat("gpt-4o", "gpt-4o-2024-08-06", 50, 5);
+            chat("claude", "claude-3-haiku", 7, 3);
+        });
+    });
+    s.client.finish_call(&root, ()).unwrap();
+
+    let tree = Tree::of_call(&s.client, root.id());
+    let agent = tree.only_kid(root.id());
+    assert_eq!(tree.kid_names(agent.id()), ["chat", "chat", "chat"]);
+    let expected = json!({
+        "gpt-4o-2024-08-06": {
+            "input_tokens": 150, "output_tokens": 25, "total_tokens": 175, "requests": 2
+        },
+        "claude-3-haiku": {
+            "input_tokens": 7, "output_tokens": 3, "total_tokens": 10, "requests": 1
+        },
+    });
+    assert_eq!(Value::Object(agent.usage()), expected);
+    let root_back = s.client.get_call(root.id()).unwrap();
+    assert_eq!(Value::Object(root_back.usage()), expected);
+}
+
+#[test]
+fn costs_are_computed_from_the_span_tokens() {
+    let s = TestStore::new();
+    let (prompt_price, completion_price) = (0.000_002_5, 0.000_01);
+    s.client
+        .add_cost("gpt-4o-2024-08-06", prompt_price, completion_price)
+        .unwrap();
+    let root = s.client.create_call("root", json!({})).unwrap();
+    with_layer(&s.client, || {
+        chat("gpt-4o", "gpt-4o-2024-08-06", 1200, 300);
+        chat("other", "unpriced-model", 10, 10);
+    });
+    s.client.finish_call(&root, ()).unwrap();
+
+    let tree = Tree::of_call(&s.client, root.id());
+    let chat_call = tree.kids(root.id())[0];
+    let back = s.client.get_call_with(chat_call.id(), true).unwrap();
+    let costs = &back.weave_summary().expect("summary.weave")["costs"];
+    let c = &costs["gpt-4o-2024-08-06"];
+    assert_eq!(c["prompt_tokens"], 1200);
+    assert_eq!(c["completion_tokens"], 300);
+    assert_eq!(c["requests"], 1);
+    assert_eq!(c["total_tokens"], 1500);
+    assert!(close(
+        c["prompt_tokens_total_cost"].as_f64().unwrap(),
+        1200.0 * prompt_price
+    ));
+    assert!(close(
+        c["completion_tokens_total_cost"].as_f64().unwrap(),
+        300.0 * completion_price
+    ));
+    assert_eq!(costs.as_object().unwrap().len(), 1, "{costs}");
+
+    // Without include_costs there are none.
+    let plain = s.client.get_call(chat_call.id()).unwrap();
+    assert!(plain.weave_summary().unwrap().get("costs").is_none());
+
+    // The root's rolled-up usage is priced too; the unpriced model has no cost.
+    let root_back = s.client.get_call_with(root.id(), true).unwrap();
+    let root_costs = &root_back.weave_summary().unwrap()["costs"];
+    assert_eq!(root_costs["gpt-4o-2024-08-06"]["prompt_tokens"], 1200);
+    assert!(root_costs.get("unpriced-model").is_none());
+    assert_eq!(root_back.usage()["unpriced-model"]["total_tokens"], 20);
+}
