@@ -179,7 +179,6 @@ fn a_backend_logging_on_the_writer_thread_makes_no_calls() {
 }
 
 #[test]
-#[ignore = "BUG (see report): client reads call the backend on the user's thread outside weave_core::internal"]
 fn a_backend_logging_on_the_users_thread_inside_a_call_makes_no_calls() {
     let (_dir, server, client) = noisy_store();
     server.other_methods.store(true, Ordering::SeqCst);

@@ -29,7 +29,8 @@ use std::task::{Context as TaskContext, Poll};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::client::context::{self, Current, Frame, FrameGuard};
+pub use crate::client::context::SavedFrames;
+use crate::client::context::{self, Current, Frame, FrameGuard, SegmentGuard};
 use crate::{Call, CallOptions, Exception, JsonMap, Op, WeaveClient};
 
 pub use serde_json;
@@ -131,14 +132,24 @@ pub fn placement() -> Placement {
     }
 }
 
-/// Makes the code below run as part of a sampled-out trace, until [`pop_suppressed`].
-pub fn push_suppressed() {
-    context::push_frame(Frame::Suppressed);
+/// For the tracing layer entering a span: makes `call` (or, with `None`, a sampled-out
+/// trace) current, with the frames `saved` when the span was last exited above it.
+pub fn enter_span_segment(call: Option<&Call>, saved: &mut SavedFrames) {
+    let frame = match call {
+        Some(c) => Frame::Call(c.clone()),
+        None => Frame::Suppressed,
+    };
+    context::enter_segment(Some(&frame), saved);
 }
 
-/// Ends a [`push_suppressed`].
-pub fn pop_suppressed() {
-    context::pop_frame(&Frame::Suppressed);
+/// For the tracing layer exiting a span: undoes [`enter_span_segment`], keeping in `saved`
+/// the live frames made above it meanwhile (direct `create_call`s), for the next enter.
+pub fn exit_span_segment(call: Option<&Call>, saved: &mut SavedFrames) {
+    let frame = match call {
+        Some(c) => Frame::Call(c.clone()),
+        None => Frame::Suppressed,
+    };
+    context::exit_segment(Some(&frame), 0, saved);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -368,6 +379,7 @@ impl OpCall {
     pub fn run_async<F: Future>(&mut self, body: F) -> OpFuture<'_, F> {
         OpFuture {
             op: self,
+            saved: SavedFrames::default(),
             fut: body,
         }
     }
@@ -461,6 +473,7 @@ pin_project_lite::pin_project! {
     /// entered; a panic in a poll fails the call and continues.
     pub struct OpFuture<'a, F> {
         op: &'a mut OpCall,
+        saved: SavedFrames,
         #[pin]
         fut: F,
     }
@@ -475,7 +488,7 @@ impl<F: Future> Future for OpFuture<'_, F> {
             return this.fut.poll(cx);
         }
         let res = {
-            let _frame = FrameGuard::push(this.op.frame());
+            let _segment = SegmentGuard::enter(this.op.frame(), this.saved);
             let _enter = match &this.op.state {
                 State::Live(l) => Some(l.span.enter()),
                 _ => None,

@@ -23,9 +23,19 @@
 //! # Filtering
 //!
 //! By default spans and events at `INFO` or more severe become calls and call events; the
-//! `DEBUG`/`TRACE` spans that libraries (hyper, h2, tower, …) emit do not. Widen it with
-//! [`WeaveLayer::with_max_level`], or narrow it with any per-layer filter, e.g.
-//! `weave::layer().with_filter(EnvFilter::new("my_app=debug"))`.
+//! `DEBUG`/`TRACE` spans that libraries (hyper, h2, tower, …) emit do not. Widen the level with
+//! [`WeaveLayer::with_max_level`]; narrow what is recorded with any per-layer filter, e.g.
+//! `weave::layer().with_filter(EnvFilter::new("my_app=info"))`. Both apply: to record
+//! `my_app`'s debug spans, use `with_max_level(Level::DEBUG)` and `"my_app=debug"`.
+//!
+//! Field values given as `Debug` or `Display` text (`?x`, `%x`) that is valid JSON are stored
+//! as that JSON (`ret` of a `u32` is a number, `?"text"` is the string `text`); other text is
+//! stored as a string.
+//!
+//! Known limits: an event whose explicit `parent:` is a span a per-layer filter hides from
+//! this layer cannot be placed, and is not kept (tracing-subscriber does not expose the
+//! span). A span whose explicit parent is hidden from *every* layer is a root to tracing
+//! itself, so it becomes a root call.
 //!
 //! Whatever the filter, nothing weave does itself is traced: spans and events on the SDK's
 //! own threads (the background writer, a backend's I/O) and from its own crates are ignored.
@@ -34,7 +44,9 @@
 //!
 //! Entering a call span makes its call the current call of the thread (and exiting undoes
 //! it), on the same stack that `#[weave::op]` and `WeaveClient::create_call` use, so the three
-//! nest in any order. A span's parent call is the current call where the span is created (or,
+//! nest in any order. Calls made directly with `create_call` inside a span that is exited
+//! before they finish (an instrumented future at an `.await`) are kept with the span and put
+//! back when it is entered again. A span's parent call is the current call where the span is created (or,
 //! for a span with an explicit `parent:`, the nearest call among that span's ancestors).
 
 use std::fmt;
@@ -45,7 +57,7 @@ use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
-use weave_core::rt::{self, Placement};
+use weave_core::rt::{self, Placement, SavedFrames};
 use weave_core::{Call, CallOptions, Exception, JsonMap, Op, Timestamp, WeaveClient};
 
 /// The field an op's span carries (set by `#[weave::op]`).
@@ -131,7 +143,7 @@ enum SpanEntry {
     /// An op's span: the op makes and finishes the call; kept for explicit-parent lookups.
     Op(Call),
     /// Made inside a sampled-out trace: entering it keeps its subtree untraced.
-    Suppressed,
+    Suppressed(SavedFrames),
 }
 
 struct Owned {
@@ -142,6 +154,8 @@ struct Owned {
     error: Option<Exception>,
     /// Depth of enters on the current thread(s), to pop what was pushed.
     entered: usize,
+    /// Direct calls made inside the span, kept while it is exited (see [`SavedFrames`]).
+    saved: SavedFrames,
 }
 
 impl<S> Layer<S> for WeaveLayer
@@ -178,7 +192,8 @@ where
         let (client, parent) = match placement {
             Placement::Disabled => return,
             Placement::Suppressed => {
-                span.extensions_mut().insert(SpanEntry::Suppressed);
+                span.extensions_mut()
+                    .insert(SpanEntry::Suppressed(SavedFrames::default()));
                 return;
             }
             Placement::Child(p) => (p.client().clone(), Some(p)),
@@ -204,6 +219,7 @@ where
                         output: None,
                         error: None,
                         entered: 0,
+                        saved: SavedFrames::default(),
                     })));
             }
             Err(e) => report_once(&e),
@@ -230,9 +246,9 @@ where
         match ext.get_mut::<SpanEntry>() {
             Some(SpanEntry::Owned(o)) => {
                 o.entered += 1;
-                weave_core::push_call(o.call.clone());
+                rt::enter_span_segment(Some(&o.call), &mut o.saved);
             }
-            Some(SpanEntry::Suppressed) => rt::push_suppressed(),
+            Some(SpanEntry::Suppressed(saved)) => rt::enter_span_segment(None, saved),
             _ => {}
         }
     }
@@ -243,9 +259,9 @@ where
         match ext.get_mut::<SpanEntry>() {
             Some(SpanEntry::Owned(o)) => {
                 o.entered = o.entered.saturating_sub(1);
-                weave_core::pop_call(&o.call);
+                rt::exit_span_segment(Some(&o.call), &mut o.saved);
             }
-            Some(SpanEntry::Suppressed) => rt::pop_suppressed(),
+            Some(SpanEntry::Suppressed(saved)) => rt::exit_span_segment(None, saved),
             _ => {}
         }
     }
@@ -319,6 +335,7 @@ where
             output,
             error,
             entered,
+            saved: _,
         } = *o;
         if entered > 0 {
             weave_core::pop_call(&call);
@@ -362,7 +379,7 @@ fn nearest_call<'a, R: LookupSpan<'a>>(
         match span.extensions().get::<SpanEntry>() {
             Some(SpanEntry::Owned(o)) => return Placement::Child(o.call.clone()),
             Some(SpanEntry::Op(c)) => return Placement::Child(c.clone()),
-            Some(SpanEntry::Suppressed) => return Placement::Suppressed,
+            Some(SpanEntry::Suppressed(_)) => return Placement::Suppressed,
             None => {}
         }
     }

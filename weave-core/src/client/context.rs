@@ -170,6 +170,84 @@ pub(crate) fn offer_to_capture(call: &Call) {
     });
 }
 
+fn same_frame(a: &Frame, b: &Frame) -> bool {
+    match (a, b) {
+        (Frame::Call(x), Frame::Call(y)) => x.same_call(y),
+        (Frame::Suppressed, Frame::Suppressed) => true,
+        (Frame::Capture(x), Frame::Capture(y)) => Arc::ptr_eq(x, y),
+        _ => false,
+    }
+}
+
+fn is_live(f: &Frame) -> bool {
+    !matches!(f, Frame::Call(c) if c.is_finished())
+}
+
+/// The frames a suspended future (an `async` op, a task, an entered span) had above its own
+/// frame when it was suspended — calls made directly with `create_call` inside it — put back
+/// when it resumes. So such calls stay current across `.await`, and never leak to whatever
+/// else runs on the thread meanwhile.
+#[derive(Debug, Default)]
+pub struct SavedFrames(Vec<Frame>);
+
+/// Pushes `frame` (if any) and then the saved frames; returns the stack depth before.
+pub(crate) fn enter_segment(frame: Option<&Frame>, saved: &mut SavedFrames) -> usize {
+    STACK
+        .try_with(|s| {
+            let Ok(mut s) = s.try_borrow_mut() else {
+                return 0;
+            };
+            let base = s.len();
+            if let Some(f) = frame {
+                s.push(f.clone());
+            }
+            s.extend(saved.0.drain(..).filter(is_live));
+            base
+        })
+        .unwrap_or(0)
+}
+
+/// Pops `frame` (or, without one, everything above `base`), keeping the live frames above it
+/// in `saved`.
+pub(crate) fn exit_segment(frame: Option<&Frame>, base: usize, saved: &mut SavedFrames) {
+    let _ = STACK.try_with(|s| {
+        let Ok(mut s) = s.try_borrow_mut() else {
+            return;
+        };
+        let at = match frame {
+            Some(f) => match s.iter().rposition(|x| same_frame(x, f)) {
+                Some(i) => i,
+                None => return,
+            },
+            None if s.len() > base => base,
+            None => return,
+        };
+        let above = s.split_off(at + usize::from(frame.is_some()));
+        s.truncate(at);
+        saved.0 = above.into_iter().filter(is_live).collect();
+    });
+}
+
+/// A segment entered for the life of the guard (see [`SavedFrames`]).
+pub(crate) struct SegmentGuard<'a> {
+    frame: Option<Frame>,
+    base: usize,
+    saved: &'a mut SavedFrames,
+}
+
+impl<'a> SegmentGuard<'a> {
+    pub(crate) fn enter(frame: Option<Frame>, saved: &'a mut SavedFrames) -> Self {
+        let base = enter_segment(frame.as_ref(), saved);
+        SegmentGuard { frame, base, saved }
+    }
+}
+
+impl Drop for SegmentGuard<'_> {
+    fn drop(&mut self) {
+        exit_segment(self.frame.as_ref(), self.base, self.saved);
+    }
+}
+
 /// A frame pushed for the life of the guard.
 pub(crate) struct FrameGuard(Option<Frame>);
 
@@ -274,7 +352,11 @@ impl Context {
 
     /// Wraps `fut` so that every poll of it runs inside this context.
     pub fn wrap<F: Future>(self, fut: F) -> WithContext<F> {
-        WithContext { ctx: self, fut }
+        WithContext {
+            ctx: self,
+            saved: SavedFrames::default(),
+            fut,
+        }
     }
 }
 
@@ -284,6 +366,7 @@ pin_project_lite::pin_project! {
     #[must_use = "futures do nothing unless polled"]
     pub struct WithContext<F> {
         ctx: Context,
+        saved: SavedFrames,
         #[pin]
         fut: F,
     }
@@ -294,7 +377,7 @@ impl<F: Future> Future for WithContext<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<F::Output> {
         let this = self.project();
-        let _guard = FrameGuard::push(this.ctx.frame.clone());
+        let _segment = SegmentGuard::enter(this.ctx.frame.clone(), this.saved);
         this.fut.poll(cx)
     }
 }

@@ -404,6 +404,8 @@ impl WeaveClient {
         let (entity, project) = (entity.into(), project.into());
         check_name("entity", &entity)?;
         check_name("project", &project)?;
+        // Every request the client makes runs as weave-internal work (never traced).
+        let server: Arc<dyn TraceServer> = Arc::new(crate::server::internal::Internal(server));
         if ensure_project_exists {
             server.ensure_project_exists(&entity, &project)?;
         }

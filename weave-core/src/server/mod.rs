@@ -8,6 +8,7 @@
 //! Methods are synchronous: the client calls them from its background writer thread or, for
 //! reads, from the caller's thread. A backend that speaks HTTP owns its own runtime.
 
+pub(crate) mod internal;
 pub mod sqlite;
 
 pub use sqlite::{SqliteServer, SqliteServerConfig};
