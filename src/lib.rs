@@ -209,7 +209,7 @@ pub mod __private {
 /// [crate docs](crate#ops-weaveop) for a runnable example).
 ///
 /// ```ignore
-/// #[weave::op]                                   // name: the function's name
+/// #[weave::op]                                   // name: the function's name (`Type.method` for methods)
 /// #[weave::op(name = "summarize")]               // another op name
 /// #[weave::op(skip(client, self))]               // not recorded as inputs
 /// #[weave::op(display_name = "Summarizer")]      // the calls' display name

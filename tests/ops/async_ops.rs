@@ -163,7 +163,8 @@ fn async_trait_methods_are_traced_with_inputs_output_and_children() {
         multi_thread_rt().block_on(s.under_root_async(async { tool.run("hi".into(), 2).await }));
     assert_eq!(r.out, "> hi20");
     let c = r.only_child();
-    assert_eq!(c.func_name(), "run");
+    // Methods are named `Type.method`, as Python names them by `__qualname__`.
+    assert_eq!(c.func_name(), "Echo.run");
     assert_eq!(
         Value::Object(c.inputs().clone()),
         json!({"self": {"prefix": "> "}, "query": "hi", "n": 2})

@@ -167,14 +167,15 @@ fn self_is_captured_for_ref_mut_ref_and_value_receivers() {
     let [get, bump, into_total] = &r.children[..] else {
         panic!("expected 3 children, got {:?}", r.children)
     };
-    assert_eq!(get.func_name(), "get");
+    // Methods are named `Type.method`, as Python names them by `__qualname__`.
+    assert_eq!(get.func_name(), "Counter.get");
     assert_eq!(
         Value::Object(get.inputs().clone()),
         json!({"self": {"n": 1}})
     );
     assert_eq!(get.output(), json!(1));
 
-    assert_eq!(bump.func_name(), "bump");
+    assert_eq!(bump.func_name(), "Counter.bump");
     // Inputs are captured when the call starts: self before the mutation.
     assert_eq!(
         Value::Object(bump.inputs().clone()),
@@ -182,7 +183,7 @@ fn self_is_captured_for_ref_mut_ref_and_value_receivers() {
     );
     assert_eq!(bump.output(), json!(11));
 
-    assert_eq!(into_total.func_name(), "into_total");
+    assert_eq!(into_total.func_name(), "Counter.into_total");
     assert_eq!(
         Value::Object(into_total.inputs().clone()),
         json!({"self": {"n": 11}, "extra": 100})

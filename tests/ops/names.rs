@@ -214,3 +214,39 @@ fn kind_is_stored_in_the_weave_attributes() {
     assert_eq!(p.func_name(), "Planner");
     assert_eq!(p.attributes()["weave"]["kind"], json!("agent"));
 }
+
+struct Planner;
+struct Executor;
+
+impl Planner {
+    #[weave::op]
+    fn run(&self, goal: &str) -> String {
+        format!("plan for {goal}")
+    }
+}
+
+impl Executor {
+    #[weave::op]
+    fn run(&self, plan: &str) -> String {
+        format!("done: {plan}")
+    }
+
+    #[weave::op(name = "execute")]
+    fn run_named(&self, plan: &str) -> usize {
+        plan.len()
+    }
+}
+
+#[test]
+fn methods_of_different_types_are_different_ops_named_type_dot_method() {
+    let s = crate::common::TestStore::new();
+    let r = s.under_root(|| {
+        let plan = Planner.run("ship it");
+        let _ = Executor.run_named(&plan);
+        Executor.run(&plan)
+    });
+    assert_eq!(r.out, "done: plan for ship it");
+    let names: Vec<&str> = r.children.iter().map(|c| c.func_name()).collect();
+    assert_eq!(names, ["Planner.run", "execute", "Executor.run"]);
+    assert!(r.children[0].op_name().contains("/op/Planner.run:"));
+}

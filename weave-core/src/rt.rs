@@ -209,16 +209,31 @@ impl OpSite {
     }
 
     /// The op.
-    pub fn op(&self) -> &Op {
-        self.op.get_or_init(self.build)
+    ///
+    /// A method's op is named `Type.method` after the `Self` type given by the first call
+    /// (Python names methods by their `__qualname__`).
+    pub fn op(&self, self_type: Option<&'static str>) -> &Op {
+        self.op.get_or_init(|| {
+            let op = (self.build)();
+            match self_type {
+                Some(t) => {
+                    let ty = crate::client::exception::short_type_name(t);
+                    let name = format!("{ty}.{}", op.name());
+                    op.renamed(name)
+                }
+                None => op,
+            }
+        })
     }
 
     /// Starts a call of this op where the stack says (see [`placement`]), with the inputs
     /// `inputs` builds (only called when the call is traced).
+    /// `self_type` is `type_name::<Self>()` for a method without an explicit name.
     pub fn start(
         &'static self,
         inputs: impl FnOnce() -> JsonMap,
         display_name: DisplayNameArg,
+        self_type: Option<&'static str>,
     ) -> OpCall {
         let (client, parent) = match placement() {
             Placement::Disabled | Placement::Suppressed | Placement::Root(None) => {
@@ -241,7 +256,7 @@ impl OpSite {
             DisplayNameArg::Static(s) => opts = opts.display_name(s),
             DisplayNameArg::Fn(f) => opts = opts.display_name_fn(f),
         }
-        let op = self.op();
+        let op = self.op(self_type);
         // A user's Serialize/Debug that panics must not stop the op from running.
         let inputs = catch_unwind(AssertUnwindSafe(inputs)).unwrap_or_else(|p| {
             let mut m = JsonMap::new();

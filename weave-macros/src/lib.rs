@@ -506,6 +506,15 @@ fn expand(args: Args, func: ItemFn, source: String) -> syn::Result<TokenStream2>
     let keys = inputs.iter().map(|i| &i.key);
     let idents = inputs.iter().map(|i| &i.ident);
     let n_inputs = inputs.len();
+    // A method's op is `Type.method`, as Python names methods by `__qualname__`.
+    let is_method = matches!(func.sig.inputs.first(), Some(FnArg::Receiver(_)));
+    let self_type = if is_method && args.name.is_none() {
+        quote!(::core::option::Option::Some(
+            ::core::any::type_name::<Self>()
+        ))
+    } else {
+        quote!(::core::option::Option::None)
+    };
     let start = quote! {
         let mut __weave_op = if #rt::enabled() {
             __WEAVE_SITE.start(
@@ -523,6 +532,7 @@ fn expand(args: Args, func: ItemFn, source: String) -> syn::Result<TokenStream2>
                     __weave_inputs
                 },
                 #display,
+                #self_type,
             )
         } else {
             #rt::OpCall::off()

@@ -99,6 +99,10 @@ impl Op {
     pub fn name(&self) -> &str {
         &self.name
     }
+    pub(crate) fn renamed(mut self, name: String) -> Self {
+        self.name = Arc::from(name);
+        self
+    }
     /// Sets the op's source text: it is saved as the op object's code (`obj.py`), so that
     /// changed code makes a new op version.
     pub fn code(mut self, source: impl Into<String>) -> Self {
