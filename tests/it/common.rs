@@ -1,47 +1,12 @@
 //! Shared fixtures.
 #![allow(dead_code)]
 
-use std::sync::Arc;
-
 use serde_json::Value;
-use weave::{Call, CallsQuery, SqliteServer, WeaveClient};
+use weave::{Call, CallsQuery, WeaveClient};
 
-/// A client on a fresh SQLite file in a temporary directory (kept alive by the returned guard).
-pub struct TestStore {
-    pub client: WeaveClient,
-    pub server: SqliteServer,
-    pub dir: tempfile::TempDir,
-}
-
-impl TestStore {
-    pub fn new() -> Self {
-        Self::with_project("test-entity", "test-project")
-    }
-
-    pub fn with_project(entity: &str, project: &str) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let server = SqliteServer::open(dir.path().join("weave.sqlite")).expect("open store");
-        let client =
-            WeaveClient::new(entity, project, Arc::new(server.clone()), true).expect("client");
-        TestStore {
-            client,
-            server,
-            dir,
-        }
-    }
-
-    pub fn path(&self) -> std::path::PathBuf {
-        self.dir.path().join("weave.sqlite")
-    }
-}
-
-/// Every call matching `q`, collected (panics on a query error).
-pub fn calls(client: &WeaveClient, q: impl Into<CallsQuery>) -> Vec<Call> {
-    client
-        .get_calls(q)
-        .collect::<Result<Vec<_>, _>>()
-        .expect("query")
-}
+#[path = "../support/store.rs"]
+mod store;
+pub use store::{calls, TestStore};
 
 /// The ids of the calls matching `q`, in order.
 pub fn ids(client: &WeaveClient, q: impl Into<CallsQuery>) -> Vec<String> {

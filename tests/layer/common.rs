@@ -4,43 +4,16 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex, MutexGuard, Once};
+use std::sync::{Mutex, MutexGuard, Once};
 
 use tracing::Level;
 use tracing_subscriber::layer::SubscriberExt;
-use weave::{Call, CallsFilter, CallsQuery, SqliteServer, WeaveClient, WeaveLayer};
+use weave::{Call, CallsFilter, CallsQuery, WeaveClient, WeaveLayer};
 
-/// A client on a fresh SQLite file in a temporary directory (kept alive with it).
-pub struct TestStore {
-    pub client: WeaveClient,
-    pub server: SqliteServer,
-    pub dir: tempfile::TempDir,
-}
-
-impl TestStore {
-    pub fn new() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let server = SqliteServer::open(dir.path().join("weave.sqlite")).expect("open store");
-        let client = WeaveClient::new(
-            "layer-entity",
-            "layer-project",
-            Arc::new(server.clone()),
-            true,
-        )
-        .expect("client");
-        TestStore {
-            client,
-            server,
-            dir,
-        }
-    }
-
-    pub fn path(&self) -> PathBuf {
-        self.dir.path().join("weave.sqlite")
-    }
-}
+#[path = "../support/store.rs"]
+mod store;
+pub use store::{calls, TestStore};
 
 // ---------------------------------------------------------------------------------------
 // Process-global state
@@ -112,13 +85,6 @@ pub fn with_layer_level<R>(client: &WeaveClient, level: Level, f: impl FnOnce() 
 /// Every call of the store, collected.
 pub fn all_calls(client: &WeaveClient) -> Vec<Call> {
     calls(client, CallsQuery::new())
-}
-
-pub fn calls(client: &WeaveClient, q: impl Into<CallsQuery>) -> Vec<Call> {
-    client
-        .get_calls(q)
-        .collect::<Result<Vec<_>, _>>()
-        .expect("query")
 }
 
 /// The names (`func_name`) of calls, sorted.

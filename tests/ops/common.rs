@@ -3,36 +3,16 @@
 #![allow(dead_code)]
 
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use serde_json::json;
-use weave::{Call, CallOptions, CallsFilter, CallsQuery, Context, SqliteServer, WeaveClient};
+use weave::{Call, CallOptions, CallsFilter, CallsQuery, Context, WeaveClient};
 
-/// A client on a fresh SQLite file in a temporary directory (kept alive by the struct).
-pub struct TestStore {
-    pub client: WeaveClient,
-    pub server: SqliteServer,
-    pub dir: tempfile::TempDir,
-}
+#[path = "../support/store.rs"]
+mod store;
+pub use store::{calls, TestStore};
 
 impl TestStore {
-    pub fn new() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let server = SqliteServer::open(dir.path().join("weave.sqlite")).expect("open store");
-        let client = WeaveClient::new(
-            "test-entity",
-            "test-project",
-            Arc::new(server.clone()),
-            true,
-        )
-        .expect("client");
-        TestStore {
-            client,
-            server,
-            dir,
-        }
-    }
-
     /// Every call in the store, oldest first.
     pub fn all_calls(&self) -> Vec<Call> {
         calls(&self.client, CallsQuery::new())
@@ -110,14 +90,6 @@ impl<R> Rooted<R> {
         );
         &self.children[0]
     }
-}
-
-/// Every call matching `q`, collected (panics on a query error).
-pub fn calls(client: &WeaveClient, q: impl Into<CallsQuery>) -> Vec<Call> {
-    client
-        .get_calls(q)
-        .collect::<Result<Vec<_>, _>>()
-        .expect("query")
 }
 
 /// The direct children of `id`, oldest first.
