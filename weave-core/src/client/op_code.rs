@@ -13,9 +13,9 @@ use crate::schema::{FileCreateReq, ObjCreateReq, ObjSchemaForInsert};
 pub(crate) const OP_FILE: &str = "obj.py";
 
 /// The stub saved for an op without captured code (a plain name given to `create_call`, or a
-/// `tracing` span), as Python saves a stub for an anonymous op.
-const STUB: &str =
-    "// weave-rs: code capture unavailable for this op (a plain op name or a tracing span)\n";
+/// `tracing` span): byte for byte the file the Python SDK saves for an anonymous op, so the
+/// same name is the same op version whichever SDK recorded it.
+const STUB: &str = "import weave\n\n@weave.op\ndef op_fn(*args, **kwargs):  # type: ignore\n    # Code-capture unavailable for this op\n    pass\n";
 
 /// An op's code and the digests it gives.
 #[derive(Debug)]
@@ -73,5 +73,22 @@ impl OpCode {
                 },
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stub_op_has_the_python_sdks_digests() {
+        // Computed by the weave package: weave.shared.digest.bytes_digest of the file that
+        // `_build_anonymous_op` saves, and compute_object_digest of the op's value.
+        let stub = OpCode::stub();
+        assert_eq!(
+            stub.val["files"]["obj.py"],
+            "ETrc8kd4cPrqSoL568qx5Zfgg5JK00kstefm3C74dHE"
+        );
+        assert_eq!(stub.digest(), "6jAV4T6F42RKlabeB2RO0BXkbFFPrKyU2yyQedpotB8");
     }
 }
