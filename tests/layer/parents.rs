@@ -382,3 +382,44 @@ fn a_thousand_concurrent_traces_keep_their_own_shape() {
     assert_eq!(reached, TASKS * 10);
     assert_eq!(seen, (0..TASKS as u64).collect::<BTreeSet<_>>());
 }
+
+#[weave::op]
+async fn fan_out_in_current_span(n: u32) -> u32 {
+    // tracing's own way of carrying context into a task: the op's span goes with it.
+    let tasks: Vec<_> = (0..n)
+        .map(|i| tokio::spawn(leaf(i).in_current_span()))
+        .collect();
+    let mut sum = 0;
+    for t in tasks {
+        sum += t.await.unwrap();
+    }
+    sum
+}
+
+#[test]
+fn tokio_spawn_in_current_span_inside_an_op_keeps_the_op_as_parent() {
+    install_global_subscriber();
+    let s = TestStore::new();
+    let rt = runtime();
+    let root = s.client.create_call("test_root", json!({})).unwrap();
+    let out = rt.block_on(async { weave::spawn(fan_out_in_current_span(4)).await.unwrap() });
+    assert_eq!(out, 60);
+    s.client.finish_call(&root, ()).unwrap();
+
+    let calls = all_calls(&s.client);
+    let fan = calls
+        .iter()
+        .find(|c| c.func_name() == "fan_out_in_current_span")
+        .unwrap();
+    assert_eq!(fan.parent_id(), Some(root.id()));
+    let leaves: Vec<_> = calls.iter().filter(|c| c.func_name() == "leaf").collect();
+    assert_eq!(leaves.len(), 4);
+    for l in leaves {
+        assert_eq!(
+            l.parent_id(),
+            Some(fan.id()),
+            "a spawned leaf lost its parent"
+        );
+        assert_eq!(l.trace_id(), root.trace_id());
+    }
+}

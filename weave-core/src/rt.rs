@@ -142,6 +142,12 @@ pub fn enter_span_segment(call: Option<&Call>, saved: &mut SavedFrames) {
     context::enter_segment(Some(&frame), saved);
 }
 
+/// Whether `call` is on this thread's call stack (for the tracing layer: an op's span entered
+/// where the op itself runs needs no second push).
+pub fn is_on_stack(call: &Call) -> bool {
+    context::on_stack(call)
+}
+
 /// For the tracing layer exiting a span: undoes [`enter_span_segment`], keeping in `saved`
 /// the live frames made above it meanwhile (direct `create_call`s), for the next enter.
 pub fn exit_span_segment(call: Option<&Call>, saved: &mut SavedFrames) {

@@ -140,8 +140,10 @@ fn is_own_target(target: &str) -> bool {
 enum SpanEntry {
     /// A call this layer made for the span, finished when the span closes.
     Owned(Box<Owned>),
-    /// An op's span: the op makes and finishes the call; kept for explicit-parent lookups.
-    Op(Call),
+    /// An op's span: the op makes and finishes the call. Kept for explicit-parent lookups,
+    /// and pushed when the span is entered where the op's call is not already current (a
+    /// task spawned with `fut.in_current_span()` inside the op).
+    Op(Call, SavedFrames),
     /// Made inside a sampled-out trace: entering it keeps its subtree untraced.
     Suppressed(SavedFrames),
 }
@@ -170,7 +172,8 @@ where
         let Some(span) = ctx.span(id) else { return };
         if meta.fields().field(OP_SPAN_FIELD).is_some() {
             if let Some(call) = rt::op_span_call() {
-                span.extensions_mut().insert(SpanEntry::Op(call));
+                span.extensions_mut()
+                    .insert(SpanEntry::Op(call, SavedFrames::default()));
             }
             return;
         }
@@ -249,7 +252,14 @@ where
                 rt::enter_span_segment(Some(&o.call), &mut o.saved);
             }
             Some(SpanEntry::Suppressed(saved)) => rt::enter_span_segment(None, saved),
-            _ => {}
+            Some(SpanEntry::Op(call, saved)) => {
+                // The op pushes its own call where it runs; elsewhere the span carries it.
+                if !rt::is_on_stack(call) {
+                    rt::enter_span_segment(Some(call), saved);
+                    OP_SPANS_PUSHED.with(|p| p.borrow_mut().push(id.clone()));
+                }
+            }
+            None => {}
         }
     }
 
@@ -262,7 +272,22 @@ where
                 rt::exit_span_segment(Some(&o.call), &mut o.saved);
             }
             Some(SpanEntry::Suppressed(saved)) => rt::exit_span_segment(None, saved),
-            _ => {}
+            Some(SpanEntry::Op(call, saved)) => {
+                let pushed = OP_SPANS_PUSHED.with(|p| {
+                    let mut p = p.borrow_mut();
+                    match p.iter().rposition(|x| x == id) {
+                        Some(i) => {
+                            p.remove(i);
+                            true
+                        }
+                        None => false,
+                    }
+                });
+                if pushed {
+                    rt::exit_span_segment(Some(call), saved);
+                }
+            }
+            None => {}
         }
     }
 
@@ -351,6 +376,11 @@ where
     }
 }
 
+thread_local! {
+    /// Op spans this layer pushed on this thread (entered away from their op), to pop on exit.
+    static OP_SPANS_PUSHED: std::cell::RefCell<Vec<Id>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 #[cold]
 fn report_once(e: &weave_core::WeaveError) {
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -378,7 +408,7 @@ fn nearest_call<'a, R: LookupSpan<'a>>(
     for span in scope {
         match span.extensions().get::<SpanEntry>() {
             Some(SpanEntry::Owned(o)) => return Placement::Child(o.call.clone()),
-            Some(SpanEntry::Op(c)) => return Placement::Child(c.clone()),
+            Some(SpanEntry::Op(c, _)) => return Placement::Child(c.clone()),
             Some(SpanEntry::Suppressed(_)) => return Placement::Suppressed,
             None => {}
         }

@@ -107,6 +107,20 @@ pub fn is_suppressed() -> bool {
     matches!(current(), Current::Suppressed)
 }
 
+/// Whether `call` is on this thread's stack.
+pub(crate) fn on_stack(call: &Call) -> bool {
+    STACK
+        .try_with(|s| {
+            s.try_borrow()
+                .map(|s| {
+                    s.iter()
+                        .any(|f| matches!(f, Frame::Call(c) if c.same_call(call)))
+                })
+                .unwrap_or(false)
+        })
+        .unwrap_or(false)
+}
+
 /// Whether anything is on this thread's stack (a cheap pre-check for ops).
 pub(crate) fn stack_is_nonempty() -> bool {
     STACK
