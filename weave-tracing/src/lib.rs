@@ -252,14 +252,12 @@ where
                 rt::enter_span_segment(Some(&o.call), &mut o.saved);
             }
             Some(SpanEntry::Suppressed(saved)) => rt::enter_span_segment(None, saved),
-            Some(SpanEntry::Op(call, saved)) => {
-                // The op pushes its own call where it runs; elsewhere the span carries it.
-                if !rt::is_on_stack(call) {
-                    rt::enter_span_segment(Some(call), saved);
-                    OP_SPANS_PUSHED.with(|p| p.borrow_mut().push(id.clone()));
-                }
+            // The op pushes its own call where it runs; elsewhere the span carries it.
+            Some(SpanEntry::Op(call, saved)) if !rt::is_on_stack(call) => {
+                rt::enter_span_segment(Some(call), saved);
+                OP_SPANS_PUSHED.with(|p| p.borrow_mut().push(id.clone()));
             }
-            None => {}
+            Some(SpanEntry::Op(..)) | None => {}
         }
     }
 
