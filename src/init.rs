@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::Layer;
 use weave_core::config::Settings;
 use weave_core::{
     global_client, set_global_client, Result, SqliteServer, SqliteServerConfig, TraceServer,
@@ -86,7 +87,9 @@ impl Drop for WeaveGuard {
 /// - The client becomes the process-wide one that root `#[weave::op]` calls and root spans
 ///   use.
 /// - [`layer()`] is installed as the global `tracing` subscriber, unless a global subscriber
-///   is already set; then add [`layer()`] to yours (see [`layer()`]).
+///   is already set; then add [`layer()`] to yours (see [`layer()`]). Set up your own
+///   subscriber *before* `init` — or pass `install_subscriber: false` — since `tracing`
+///   allows one global subscriber and `.init()` of a second one panics.
 /// - With `WEAVE_DISABLED=true` (or `settings.disabled`) nothing is traced, for the rest of
 ///   the process: the client returned is backed by an empty in-memory store, no process-wide
 ///   client is set, no subscriber is installed.
@@ -155,7 +158,10 @@ pub fn init_with(project: &str, opts: InitOptions) -> Result<(WeaveClient, Weave
     let client = WeaveClient::with_settings(entity, project, server, true, &settings)?;
     set_global_client(Some(client.clone()));
     if opts.install_subscriber {
-        let subscriber = tracing_subscriber::registry().with(WeaveLayer::new());
+        // The level as a per-layer filter too, so that the DEBUG/TRACE callsites of libraries
+        // are disabled outright rather than dispatched and ignored.
+        let subscriber = tracing_subscriber::registry()
+            .with(WeaveLayer::new().with_filter(tracing_subscriber::filter::LevelFilter::INFO));
         // Fails when the program already set one: then it composes weave::layer() itself.
         let _ = tracing::subscriber::set_global_default(subscriber);
     }

@@ -313,3 +313,17 @@ fn spans_inside_a_sampled_out_trace_are_not_calls() {
         ["always_sampled", "inner_op", "span_in_sampled"]
     );
 }
+
+#[test]
+fn two_weave_layers_in_one_subscriber_do_not_panic_and_record_once() {
+    let a = TestStore::new();
+    let b = TestStore::with_project("other-entity", "other-project");
+    let subscriber = tracing_subscriber::registry()
+        .with(WeaveLayer::with_client(a.client.clone()))
+        .with(WeaveLayer::with_client(b.client.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        info_span!("work", n = 1).in_scope(|| {});
+    });
+    let total = all_calls(&a.client).len() + all_calls(&b.client).len();
+    assert_eq!(total, 1, "the span is recorded by one of the layers, once");
+}

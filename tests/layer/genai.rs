@@ -152,3 +152,28 @@ fn costs_are_computed_from_the_span_tokens() {
     assert!(root_costs.get("unpriced-model").is_none());
     assert_eq!(root_back.usage()["unpriced-model"]["total_tokens"], 20);
 }
+
+#[test]
+fn genai_response_fields_are_the_output_of_a_span_without_ret() {
+    let s = TestStore::new();
+    with_layer(&s.client, || {
+        let span = info_span!(
+            "chat",
+            gen_ai.request.model = "gpt-4o",
+            gen_ai.response.model = tracing::field::Empty,
+            gen_ai.response.id = tracing::field::Empty,
+            gen_ai.usage.input_tokens = tracing::field::Empty,
+        );
+        span.record("gen_ai.response.model", "gpt-4o-2024-08-06");
+        span.record("gen_ai.response.id", "chatcmpl-1");
+        span.record("gen_ai.usage.input_tokens", 3);
+        span.in_scope(|| {});
+    });
+    let call = &all_calls(&s.client)[0];
+    assert_eq!(
+        call.output(),
+        json!({"gen_ai.response.model": "gpt-4o-2024-08-06", "gen_ai.response.id": "chatcmpl-1"})
+    );
+    assert_eq!(call.inputs()["gen_ai.request.model"], "gpt-4o");
+    assert_eq!(call.usage()["gpt-4o-2024-08-06"]["input_tokens"], 3);
+}

@@ -332,3 +332,56 @@ fn an_explicit_span_parent_follows_the_nearest_call_among_its_ancestors() {
     assert!(detached.parent_id().is_none());
     assert_ne!(detached.trace_id(), root.trace_id());
 }
+
+#[weave::op]
+fn on_thread(who: &'static str) -> &'static str {
+    who
+}
+
+#[test]
+fn a_span_entered_on_two_threads_keeps_each_threads_direct_calls_apart() {
+    let s = TestStore::new();
+    let subscriber = std::sync::Arc::new(
+        tracing_subscriber::registry().with(WeaveLayer::with_client(s.client.clone())),
+    );
+    let span = tracing::subscriber::with_default(subscriber.clone(), || info_span!("shared"));
+    let a_entered = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let b_done = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let thread = |name: &'static str, first: bool| {
+        let (span, client, sub) = (span.clone(), s.client.clone(), subscriber.clone());
+        let (a_entered, b_done) = (a_entered.clone(), b_done.clone());
+        std::thread::spawn(move || {
+            tracing::subscriber::with_default(sub, || {
+                if first {
+                    // A: a direct call inside the span, left open while the span is exited.
+                    let direct = span.in_scope(|| client.create_call("a_direct", json!({})));
+                    let direct = direct.unwrap();
+                    a_entered.wait();
+                    b_done.wait();
+                    span.in_scope(|| on_thread(name));
+                    client.finish_call(&direct, ()).unwrap();
+                } else {
+                    a_entered.wait();
+                    span.in_scope(|| on_thread(name));
+                    b_done.wait();
+                }
+            })
+        })
+    };
+    let (a, b) = (thread("a", true), thread("b", false));
+    a.join().unwrap();
+    b.join().unwrap();
+    drop(span);
+    let calls = all_calls(&s.client);
+    let id_of = |name: &str| calls.iter().find(|c| c.func_name() == name).unwrap();
+    let shared = id_of("shared").id().to_string();
+    let direct = id_of("a_direct").id().to_string();
+    for c in calls.iter().filter(|c| c.func_name() == "on_thread") {
+        let want = if c.output() == json!("a") {
+            &direct
+        } else {
+            &shared
+        };
+        assert_eq!(c.parent_id(), Some(want.as_str()), "{:?}", c.output());
+    }
+}

@@ -423,3 +423,21 @@ fn tokio_spawn_in_current_span_inside_an_op_keeps_the_op_as_parent() {
         assert_eq!(l.trace_id(), root.trace_id());
     }
 }
+
+#[test]
+fn an_explicit_root_span_uses_the_process_wide_client() {
+    let s = TestStore::new();
+    let _global = GlobalClient::set(&s.client);
+    use tracing_subscriber::layer::SubscriberExt;
+    let subscriber = tracing_subscriber::registry().with(weave::layer());
+    tracing::subscriber::with_default(subscriber, || {
+        info_span!("outer").in_scope(|| {
+            info_span!(parent: None, "explicit_root").in_scope(|| {});
+        });
+    });
+    let calls = all_calls(&s.client);
+    let root = calls.iter().find(|c| c.func_name() == "explicit_root");
+    let root = root.expect("an explicit root span is a call");
+    assert_eq!(root.parent_id(), None);
+    assert_eq!(calls.len(), 2);
+}

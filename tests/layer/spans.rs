@@ -416,3 +416,49 @@ fn at_most_max_events_are_kept_per_call_and_the_rest_are_counted() {
     );
     assert_eq!(summary[weave::EVENTS_DROPPED_KEY], 5);
 }
+
+#[test]
+fn api_keys_in_span_fields_are_redacted_also_when_recorded_late() {
+    let s = TestStore::new();
+    with_layer(&s.client, || {
+        let span = info_span!(
+            "llm",
+            api_key = "sk-secret",
+            authorization = tracing::field::Empty,
+            model = "m"
+        );
+        span.record("authorization", "Bearer xyz");
+        span.in_scope(|| {});
+    });
+    let call = &all_calls(&s.client)[0];
+    assert_eq!(
+        serde_json::Value::Object(call.inputs().clone()),
+        json!({"api_key": "REDACTED", "authorization": "REDACTED", "model": "m"})
+    );
+}
+
+#[instrument]
+fn handles_its_error(text: &str) -> Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(n) => Ok(n),
+        Err(e) => {
+            // Logged and handled: the function succeeds.
+            warn!(error = %e);
+            Ok(0)
+        }
+    }
+}
+
+#[test]
+fn an_error_field_event_in_the_body_is_not_the_spans_exception() {
+    let s = TestStore::new();
+    assert_eq!(with_layer(&s.client, || handles_its_error("x")), Ok(0));
+    let call = &all_calls(&s.client)[0];
+    assert_eq!(call.status(), TraceStatus::Success);
+    assert_eq!(call.exception(), None);
+    let events = &call.summary().unwrap()["events"];
+    assert_eq!(
+        events[0]["fields"]["error"],
+        "invalid digit found in string"
+    );
+}

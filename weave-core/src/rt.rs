@@ -100,7 +100,7 @@ pub(crate) fn set_global_client_flag(on: bool) {
 }
 
 /// The client a new root call (no enclosing call) is recorded with: the process-wide one.
-fn root_client() -> Option<WeaveClient> {
+pub fn root_client() -> Option<WeaveClient> {
     if mode() & GLOBAL_CLIENT == 0 {
         return None;
     }
@@ -172,7 +172,7 @@ thread_local! {
 
 /// A uniform draw in [0, 1) (xorshift64*, per thread).
 fn random_unit() -> f64 {
-    RNG.with(|r| {
+    RNG.try_with(|r| {
         let mut x = r.get();
         x ^= x >> 12;
         x ^= x << 25;
@@ -180,6 +180,8 @@ fn random_unit() -> f64 {
         r.set(x);
         (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
     })
+    // During thread teardown: trace (a sampled trace is never wrongly dropped for this).
+    .unwrap_or(0.0)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -191,6 +193,8 @@ pub struct OpSite {
     build: fn() -> Op,
     sample_rate: f64,
     op: OnceLock<Op>,
+    /// A method's ops, one per `Self` type (a trait default method, a generic impl).
+    methods: std::sync::RwLock<Vec<(&'static str, &'static Op)>>,
 }
 
 /// How a call's display name is given.
@@ -211,25 +215,33 @@ impl OpSite {
             build,
             sample_rate,
             op: OnceLock::new(),
+            methods: std::sync::RwLock::new(Vec::new()),
         }
     }
 
-    /// The op.
-    ///
-    /// A method's op is named `Type.method` after the `Self` type given by the first call
-    /// (Python names methods by their `__qualname__`).
+    /// The op. A method's op is named `Type.method` after its `Self` type (Python names
+    /// methods by their `__qualname__`); each `Self` type gets its own op, built once and
+    /// kept for the life of the process (one per type a method runs on).
     pub fn op(&self, self_type: Option<&'static str>) -> &Op {
-        self.op.get_or_init(|| {
-            let op = (self.build)();
-            match self_type {
-                Some(t) => {
-                    let ty = crate::client::exception::short_type_name(t);
-                    let name = format!("{ty}.{}", op.name());
-                    op.renamed(name)
-                }
-                None => op,
+        let Some(t) = self_type else {
+            return self.op.get_or_init(self.build);
+        };
+        {
+            let methods = self.methods.read().unwrap_or_else(|e| e.into_inner());
+            if let Some((_, op)) = methods.iter().find(|(ty, _)| *ty == t) {
+                return op;
             }
-        })
+        }
+        let mut methods = self.methods.write().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, op)) = methods.iter().find(|(ty, _)| *ty == t) {
+            return op;
+        }
+        let op = (self.build)();
+        let ty = crate::client::exception::short_type_name(t);
+        let name = format!("{ty}.{}", op.name());
+        let op: &'static Op = Box::leak(Box::new(op.renamed(name)));
+        methods.push((t, op));
+        op
     }
 
     /// Starts a call of this op where the stack says (see [`placement`]), with the inputs
@@ -358,9 +370,9 @@ impl OpCall {
     #[inline]
     pub fn attach_span(&mut self, make: impl FnOnce(&str) -> tracing::Span) {
         if let State::Live(l) = &mut self.state {
-            OP_SPAN_CALL.with(|c| c.replace(Some(l.call.clone())));
+            let _ = OP_SPAN_CALL.try_with(|c| c.replace(Some(l.call.clone())));
             l.span = make(l.call.id());
-            OP_SPAN_CALL.with(|c| c.take());
+            let _ = OP_SPAN_CALL.try_with(|c| c.take());
         }
     }
 
@@ -457,7 +469,7 @@ impl Drop for OpCall {
         if let State::Live(l) = &self.state {
             if !l.done {
                 let e = if std::thread::panicking() {
-                    Exception::new("panic", "the op panicked")
+                    Exception::new("panic", "the op was dropped while its thread was panicking")
                 } else {
                     Exception::new(
                         "Cancelled",
@@ -479,15 +491,7 @@ pub fn op_span_call() -> Option<Call> {
     OP_SPAN_CALL.try_with(|c| c.borrow().clone()).ok().flatten()
 }
 
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "Box<dyn Any>".to_string()
-    }
-}
+use crate::client::panic_message;
 
 pin_project_lite::pin_project! {
     /// The body of an `async` op: every poll runs with the op's call current and its span

@@ -276,7 +276,11 @@ fn normalize_attribute(text: &str) -> String {
             depth += bracket_balance(t);
             continue;
         }
-        if !found && (t.starts_with("#[weave::op") || t.starts_with("#[op")) {
+        let ours = t.starts_with("#[weave::op]")
+            || t.starts_with("#[weave::op(")
+            || t.starts_with("#[op]")
+            || t.starts_with("#[op(");
+        if !found && ours {
             found = true;
             let indent = &line[..line.len() - t.len()];
             out.push_str(indent);
@@ -385,11 +389,24 @@ fn inputs(func: &ItemFn, skip_idents: &[Ident]) -> syn::Result<Vec<Input>> {
         .collect())
 }
 
-fn contains_impl_trait(ty: &Type) -> bool {
-    ty.to_token_stream()
-        .into_iter()
-        .any(|t| matches!(&t, proc_macro2::TokenTree::Ident(i) if i == "impl"))
-        || ty.to_token_stream().to_string().contains("impl ")
+/// `ty` with every `impl Trait` replaced by `_`.
+fn infer_impl_trait(ty: &Type) -> Type {
+    struct Infer;
+    impl syn::visit_mut::VisitMut for Infer {
+        fn visit_type_mut(&mut self, ty: &mut Type) {
+            if let Type::ImplTrait(it) = ty {
+                let underscore = syn::Token![_](it.impl_token.span);
+                *ty = Type::Infer(syn::TypeInfer {
+                    underscore_token: underscore,
+                });
+            } else {
+                syn::visit_mut::visit_type_mut(self, ty);
+            }
+        }
+    }
+    let mut ty = ty.clone();
+    syn::visit_mut::VisitMut::visit_type_mut(&mut Infer, &mut ty);
+    ty
 }
 
 fn is_result(ty: &Type) -> bool {
@@ -516,6 +533,7 @@ fn expand(args: Args, func: ItemFn, source: String) -> syn::Result<TokenStream2>
         quote!(::core::option::Option::None)
     };
     let start = quote! {
+        #[allow(clippy::used_underscore_binding)]
         let mut __weave_op = if #rt::enabled() {
             __WEAVE_SITE.start(
                 || {
@@ -561,7 +579,10 @@ fn expand(args: Args, func: ItemFn, source: String) -> syn::Result<TokenStream2>
         ReturnType::Type(..) if never => Some(syn::parse_quote!(())),
         ReturnType::Type(_, t) => Some((**t).clone()),
     };
-    let nameable = ret_ty.as_ref().filter(|t| !contains_impl_trait(t));
+    // The return type, with `impl Trait` parts left to inference (`Result<_, E>`), so that
+    // `?` in the body still knows its error type.
+    let nameable = ret_ty.as_ref().map(infer_impl_trait);
+    let nameable = nameable.as_ref();
     let result = ret_ty.as_ref().is_some_and(is_result);
     let finish = |out: TokenStream2, result: bool| {
         if result {
@@ -614,11 +635,16 @@ fn expand(args: Args, func: ItemFn, source: String) -> syn::Result<TokenStream2>
     });
     let annot = nameable.map(|t| quote!(: #t));
     let stmts = &block.stmts;
+    // Inner attributes (`#![allow(..)]` at the top of the body) stay at the top of the body.
+    let (inner_attrs, attrs): (Vec<_>, Vec<_>) = attrs
+        .iter()
+        .partition(|a| matches!(a.style, syn::AttrStyle::Inner(_)));
 
     if sig.asyncness.is_some() {
         let fin = finish(quote!(__weave_out), result);
         return Ok(quote! {
             #(#attrs)* #vis #sig {
+                #(#inner_attrs)*
                 #site
                 #start
                 #allow
@@ -644,11 +670,12 @@ fn expand(args: Args, func: ItemFn, source: String) -> syn::Result<TokenStream2>
         let fin = finish(quote!(__weave_out), result);
         return Ok(quote! {
             #(#attrs)* #vis #sig {
+                #(#inner_attrs)*
                 #site
                 #(#before)*
-                #start
                 ::std::boxed::Box::pin(async move {
-                    let mut __weave_op = __weave_op;
+                    // Started at the first poll, as an `async fn` op is.
+                    #start
                     let __weave_out = __weave_op.run_async(async move #inner).await;
                     #fin
                     __weave_out
@@ -660,6 +687,7 @@ fn expand(args: Args, func: ItemFn, source: String) -> syn::Result<TokenStream2>
     let fin = finish(quote!(__weave_out), result);
     Ok(quote! {
         #(#attrs)* #vis #sig {
+            #(#inner_attrs)*
             #site
             #start
             #allow

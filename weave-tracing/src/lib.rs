@@ -11,6 +11,7 @@
 //! | the `return` event of `#[instrument(ret)]` | `output` |
 //! | the `error` event of `#[instrument(err)]` | `exception` (the call fails) |
 //! | `gen_ai.usage.*` / `gen_ai.response.model` / `gen_ai.request.model` fields | `summary.usage[model]` |
+//! | other `gen_ai.response.*` fields (without `ret`) | `output` |
 //! | other events inside a call (any call: op, span or `create_call`) | `summary.events`, in order |
 //! | the span's target, level, file and line | `attributes.tracing` |
 //!
@@ -58,6 +59,7 @@ use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 use weave_core::rt::{self, Placement, SavedFrames};
+
 use weave_core::{Call, CallOptions, Exception, JsonMap, Op, Timestamp, WeaveClient};
 
 /// The field an op's span carries (set by `#[weave::op]`).
@@ -136,6 +138,35 @@ fn is_own_target(target: &str) -> bool {
         })
 }
 
+/// Frames saved when a span is exited, per thread: a span entered on two threads at once
+/// (rare, but allowed) must not hand one thread's direct calls to the other.
+#[derive(Default)]
+struct PerThreadSaved(Vec<(std::thread::ThreadId, SavedFrames)>);
+
+impl PerThreadSaved {
+    fn take(&mut self) -> SavedFrames {
+        let me = std::thread::current().id();
+        match self.0.iter().position(|(t, _)| *t == me) {
+            Some(i) => self.0.swap_remove(i).1,
+            None => SavedFrames::default(),
+        }
+    }
+    fn put(&mut self, saved: SavedFrames) {
+        if !saved.is_empty() {
+            self.0.push((std::thread::current().id(), saved));
+        }
+    }
+    fn enter(&mut self, call: Option<&Call>) {
+        let mut saved = self.take();
+        rt::enter_span_segment(call, &mut saved);
+    }
+    fn exit(&mut self, call: Option<&Call>) {
+        let mut saved = SavedFrames::default();
+        rt::exit_span_segment(call, &mut saved);
+        self.put(saved);
+    }
+}
+
 /// What the layer keeps in a span's extensions.
 enum SpanEntry {
     /// A call this layer made for the span, finished when the span closes.
@@ -143,9 +174,9 @@ enum SpanEntry {
     /// An op's span: the op makes and finishes the call. Kept for explicit-parent lookups,
     /// and pushed when the span is entered where the op's call is not already current (a
     /// task spawned with `fut.in_current_span()` inside the op).
-    Op(Call, SavedFrames),
+    Op(Call, PerThreadSaved),
     /// Made inside a sampled-out trace: entering it keeps its subtree untraced.
-    Suppressed(SavedFrames),
+    Suppressed(PerThreadSaved),
 }
 
 struct Owned {
@@ -157,7 +188,7 @@ struct Owned {
     /// Depth of enters on the current thread(s), to pop what was pushed.
     entered: usize,
     /// Direct calls made inside the span, kept while it is exited (see [`SavedFrames`]).
-    saved: SavedFrames,
+    saved: PerThreadSaved,
 }
 
 impl<S> Layer<S> for WeaveLayer
@@ -170,10 +201,14 @@ where
         }
         let meta = attrs.metadata();
         let Some(span) = ctx.span(id) else { return };
+        if span.extensions().get::<SpanEntry>().is_some() {
+            // Another WeaveLayer in the same subscriber has this span: one layer records it.
+            return;
+        }
         if meta.fields().field(OP_SPAN_FIELD).is_some() {
             if let Some(call) = rt::op_span_call() {
                 span.extensions_mut()
-                    .insert(SpanEntry::Op(call, SavedFrames::default()));
+                    .insert(SpanEntry::Op(call, PerThreadSaved::default()));
             }
             return;
         }
@@ -196,14 +231,16 @@ where
             Placement::Disabled => return,
             Placement::Suppressed => {
                 span.extensions_mut()
-                    .insert(SpanEntry::Suppressed(SavedFrames::default()));
+                    .insert(SpanEntry::Suppressed(PerThreadSaved::default()));
                 return;
             }
             Placement::Child(p) => (p.client().clone(), Some(p)),
-            Placement::Root(global) => match self.client.clone().or(global) {
-                Some(c) => (c, None),
-                None => return,
-            },
+            Placement::Root(global) => {
+                match self.client.clone().or(global).or_else(rt::root_client) {
+                    Some(c) => (c, None),
+                    None => return,
+                }
+            }
         };
         let mut fields = Fields::default();
         attrs.record(&mut fields);
@@ -222,7 +259,7 @@ where
                         output: None,
                         error: None,
                         entered: 0,
-                        saved: SavedFrames::default(),
+                        saved: PerThreadSaved::default(),
                     })));
             }
             Err(e) => report_once(&e),
@@ -231,15 +268,19 @@ where
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
+        if !matches!(
+            span.extensions().get::<SpanEntry>(),
+            Some(SpanEntry::Owned(_))
+        ) {
+            return;
+        }
+        // Format the values (user Debug/Display code) before taking the extensions lock.
+        let mut fields = Fields::default();
+        values.record(&mut fields);
         let mut ext = span.extensions_mut();
         if let Some(SpanEntry::Owned(o)) = ext.get_mut::<SpanEntry>() {
-            let mut fields = Fields {
-                inputs: std::mem::take(&mut o.inputs),
-                genai: std::mem::take(&mut o.genai),
-            };
-            values.record(&mut fields);
-            o.inputs = fields.inputs;
-            o.genai = fields.genai;
+            o.inputs.extend(fields.inputs);
+            o.genai.extend(fields.genai);
         }
     }
 
@@ -249,13 +290,13 @@ where
         match ext.get_mut::<SpanEntry>() {
             Some(SpanEntry::Owned(o)) => {
                 o.entered += 1;
-                rt::enter_span_segment(Some(&o.call), &mut o.saved);
+                o.saved.enter(Some(&o.call));
             }
-            Some(SpanEntry::Suppressed(saved)) => rt::enter_span_segment(None, saved),
+            Some(SpanEntry::Suppressed(saved)) => saved.enter(None),
             // The op pushes its own call where it runs; elsewhere the span carries it.
             Some(SpanEntry::Op(call, saved)) if !rt::is_on_stack(call) => {
-                rt::enter_span_segment(Some(call), saved);
-                OP_SPANS_PUSHED.with(|p| p.borrow_mut().push(id.clone()));
+                saved.enter(Some(call));
+                let _ = OP_SPANS_PUSHED.try_with(|p| p.borrow_mut().push(id.clone()));
             }
             Some(SpanEntry::Op(..)) | None => {}
         }
@@ -267,22 +308,24 @@ where
         match ext.get_mut::<SpanEntry>() {
             Some(SpanEntry::Owned(o)) => {
                 o.entered = o.entered.saturating_sub(1);
-                rt::exit_span_segment(Some(&o.call), &mut o.saved);
+                o.saved.exit(Some(&o.call));
             }
-            Some(SpanEntry::Suppressed(saved)) => rt::exit_span_segment(None, saved),
+            Some(SpanEntry::Suppressed(saved)) => saved.exit(None),
             Some(SpanEntry::Op(call, saved)) => {
-                let pushed = OP_SPANS_PUSHED.with(|p| {
-                    let mut p = p.borrow_mut();
-                    match p.iter().rposition(|x| x == id) {
-                        Some(i) => {
-                            p.remove(i);
-                            true
+                let pushed = OP_SPANS_PUSHED
+                    .try_with(|p| {
+                        let mut p = p.borrow_mut();
+                        match p.iter().rposition(|x| x == id) {
+                            Some(i) => {
+                                p.remove(i);
+                                true
+                            }
+                            None => false,
                         }
-                        None => false,
-                    }
-                });
+                    })
+                    .unwrap_or(false);
                 if pushed {
-                    rt::exit_span_segment(Some(call), saved);
+                    saved.exit(Some(call));
                 }
             }
             None => {}
@@ -298,14 +341,25 @@ where
             return;
         }
         // `#[instrument(ret)]` / `#[instrument(err)]`: one field named `return` / `error`, no
-        // message, inside the instrumented span.
+        // message, inside the instrumented span, emitted from the span's own source location
+        // (the attribute), so that `warn!(error = %e)` in the body is an ordinary event.
         if let Some(kind) = instrument_event_kind(meta) {
-            if let Some(span) = ctx.event_span(event) {
+            let span = ctx.event_span(event).filter(|span| {
+                let sm = span.metadata();
+                sm.file() == meta.file()
+                    && sm.line() == meta.line()
+                    && matches!(
+                        span.extensions().get::<SpanEntry>(),
+                        Some(SpanEntry::Owned(_))
+                    )
+            });
+            if let Some(span) = span {
+                // Format the value (user code) before taking the extensions lock.
+                let mut v = OneValue(None);
+                event.record(&mut v);
+                let value = v.0.unwrap_or(Value::Null);
                 let mut ext = span.extensions_mut();
                 if let Some(SpanEntry::Owned(o)) = ext.get_mut::<SpanEntry>() {
-                    let mut v = OneValue(None);
-                    event.record(&mut v);
-                    let value = v.0.unwrap_or(Value::Null);
                     match kind {
                         InstrumentEvent::Return => o.output = Some(value),
                         InstrumentEvent::Error => {
@@ -369,6 +423,16 @@ where
             by_model.insert(model, Value::Object(usage));
             call.set_summary_value("usage", Value::Object(by_model));
         }
+        // Without a `ret` value, the GenAI response fields (id, model, finish reasons) are the
+        // output: they are results, not inputs.
+        let output = output.or_else(|| {
+            let response: Map<String, Value> = genai
+                .iter()
+                .filter(|(k, _)| k.starts_with("gen_ai.response."))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            (!response.is_empty()).then_some(Value::Object(response))
+        });
         let client = call.client().clone();
         let _ = client.finish_call_with(&call, output.unwrap_or(Value::Null), error, None);
     }

@@ -55,6 +55,8 @@ struct CallInner {
     parent: Option<Call>,
     /// Set once the call has ended (read on every stack lookup, so without the lock).
     finished: AtomicBool,
+    /// Made inside a sampled-out trace: current while it runs, never written.
+    untraced: bool,
     state: Mutex<CallState>,
 }
 
@@ -94,6 +96,7 @@ pub(crate) struct NewCall {
     pub(crate) started_at: Timestamp,
     pub(crate) thread_id: Option<String>,
     pub(crate) turn_id: Option<String>,
+    pub(crate) untraced: bool,
 }
 
 impl Call {
@@ -121,6 +124,7 @@ impl Call {
                 client,
                 parent: c.parent,
                 finished: AtomicBool::new(false),
+                untraced: c.untraced,
                 state: Mutex::new(CallState::default()),
             }),
         }
@@ -147,6 +151,7 @@ impl Call {
                 client,
                 parent: None,
                 finished: AtomicBool::new(s.ended_at.is_some()),
+                untraced: false,
                 state: Mutex::new(CallState {
                     display_name: s.display_name,
                     output: s.output,
@@ -213,7 +218,7 @@ impl Call {
         }
         match st.pending_start.as_mut() {
             Some(start) => {
-                start.inputs = inputs;
+                start.inputs = super::redact_inputs(inputs);
                 true
             }
             None => false,
@@ -329,6 +334,13 @@ impl Call {
     /// Whether the call has ended.
     pub fn is_finished(&self) -> bool {
         self.inner.finished.load(Ordering::Acquire)
+    }
+
+    /// Whether this call is not recorded: it was made with `create_call` inside a trace that
+    /// was sampled out (an op's `sample_rate`), so it and everything below it stay untraced,
+    /// as the rest of that trace. Finishing it writes nothing.
+    pub fn is_untraced(&self) -> bool {
+        self.inner.untraced
     }
 
     /// Marks the call finished; false when it already was (so only one finish wins).

@@ -71,6 +71,9 @@ pub(crate) fn current() -> Current {
             }
             for f in s.iter().rev() {
                 match f {
+                    Frame::Call(c) if c.is_untraced() && !c.is_finished() => {
+                        return Current::Suppressed
+                    }
                     Frame::Call(c) if !c.is_finished() => return Current::Call(c.clone()),
                     Frame::Call(_) | Frame::Capture(_) => {}
                     Frame::Suppressed => return Current::Suppressed,
@@ -150,7 +153,7 @@ fn pop_frame_where(pred: impl Fn(&Frame) -> bool) {
 
 pub(crate) fn pop_frame(frame: &Frame) {
     match frame {
-        Frame::Call(c) => pop_call(c),
+        Frame::Call(c) => pop_frame_where(|f| matches!(f, Frame::Call(x) if x.same_call(c))),
         Frame::Suppressed => pop_frame_where(|f| matches!(f, Frame::Suppressed)),
         Frame::Capture(slot) => {
             pop_frame_where(|f| matches!(f, Frame::Capture(s) if Arc::ptr_eq(s, slot)))
@@ -163,10 +166,19 @@ pub fn push_call(call: Call) {
     push_frame(Frame::Call(call));
 }
 
-/// Removes the innermost stack entry of `call` on this thread (if any). Entries above it, if
-/// they were left by unbalanced use, are removed with it.
+/// Removes the innermost stack entry of `call` on this thread (if any). Entries above it
+/// stay: a span or call still running inside a call that was finished early keeps its place.
 pub fn pop_call(call: &Call) {
-    pop_frame_where(|f| matches!(f, Frame::Call(c) if c.same_call(call)));
+    let _ = STACK.try_with(|s| {
+        if let Ok(mut s) = s.try_borrow_mut() {
+            if let Some(i) = s
+                .iter()
+                .rposition(|f| matches!(f, Frame::Call(c) if c.same_call(call)))
+            {
+                s.remove(i);
+            }
+        }
+    });
 }
 
 /// Hands a new call to a waiting [`capture_call`] if the top frame is one (the call is then
@@ -203,6 +215,13 @@ fn is_live(f: &Frame) -> bool {
 /// else runs on the thread meanwhile.
 #[derive(Debug, Default)]
 pub struct SavedFrames(Vec<Frame>);
+
+impl SavedFrames {
+    /// Whether nothing was saved.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
 
 /// Pushes `frame` (if any) and then the saved frames; returns the stack depth before.
 pub(crate) fn enter_segment(frame: Option<&Frame>, saved: &mut SavedFrames) -> usize {

@@ -15,7 +15,9 @@ static GLOBAL: RwLock<Option<WeaveClient>> = RwLock::new(None);
 /// `None`. `weave::init` does this for you.
 pub fn set_global_client(client: Option<WeaveClient>) {
     let on = client.is_some();
-    *GLOBAL.write().unwrap_or_else(|e| e.into_inner()) = client;
+    let mut global = GLOBAL.write().unwrap_or_else(|e| e.into_inner());
+    *global = client;
+    // Under the lock, so that concurrent calls leave the flag matching the client.
     crate::rt::set_global_client_flag(on);
 }
 

@@ -339,6 +339,34 @@ fn check_name(what: &str, s: &str) -> Result<()> {
     Ok(())
 }
 
+/// Runs user code given to the SDK (postprocess functions, display-name functions): a panic in
+/// it must not break the traced program, so it is caught and `fallback` gets its message.
+pub(crate) fn guarded<T>(f: impl FnOnce() -> T, fallback: impl FnOnce(String) -> T) -> T {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|p| fallback(panic_message(&*p)))
+}
+
+/// The message of a panic payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "Box<dyn Any>".to_string()
+    }
+}
+
+/// `inputs` with [`REDACT_KEYS`] redacted at any depth.
+pub(crate) fn redact_inputs(inputs: JsonMap) -> JsonMap {
+    let mut v = Value::Object(inputs);
+    redact(&mut v);
+    match v {
+        Value::Object(m) => m,
+        _ => JsonMap::new(),
+    }
+}
+
 fn redact(v: &mut Value) {
     let mut stack = vec![v];
     while let Some(v) = stack.pop() {
@@ -537,15 +565,19 @@ impl WeaveClient {
                 )));
             }
         };
-        {
-            let mut v = Value::Object(std::mem::take(&mut inputs));
-            redact(&mut v);
-            if let Value::Object(m) = v {
-                inputs = m;
-            }
-        }
+        inputs = redact_inputs(inputs);
         if let Some(f) = &op.postprocess_inputs {
-            inputs = f(inputs);
+            inputs = guarded(
+                || f(inputs),
+                |msg| {
+                    let mut m = JsonMap::new();
+                    m.insert(
+                        "_weave_capture_error".into(),
+                        Value::String(format!("postprocess_inputs panicked: {msg}")),
+                    );
+                    m
+                },
+            );
         }
         if opts.attributes.contains_key("weave") {
             return Err(WeaveError::invalid_input(
@@ -563,13 +595,19 @@ impl WeaveClient {
         }
 
         let use_stack = opts.use_stack.unwrap_or(true);
-        let parent = opts.parent.or_else(|| {
-            if use_stack {
-                context::current_call()
-            } else {
-                None
+        // Below a sampled-out root (or an untraced call) nothing is recorded.
+        let (parent, untraced) = match opts.parent {
+            Some(p) => {
+                let untraced = p.is_untraced();
+                (Some(p), untraced)
             }
-        });
+            None if use_stack => match context::current() {
+                context::Current::Call(c) => (Some(c), false),
+                context::Current::Suppressed => (None, true),
+                context::Current::None => (None, false),
+            },
+            None => (None, false),
+        };
         let id = generate_id();
         let (trace_id, parent_id) = match &parent {
             Some(p) => (p.trace_id().to_string(), Some(p.id().to_string())),
@@ -601,11 +639,12 @@ impl WeaveClient {
                 started_at,
                 thread_id: thread_id.clone(),
                 turn_id: turn_id.clone(),
+                untraced,
             },
         );
-        let display_name = opts.display_name.map(|d| match d {
-            DisplayName::Static(s) => s,
-            DisplayName::Fn(f) => f(&call),
+        let display_name = opts.display_name.and_then(|d| match d {
+            DisplayName::Static(s) => Some(s),
+            DisplayName::Fn(f) => guarded(|| Some(f(&call)), |_| None),
         });
         let display_name = display_name
             .filter(|d| !d.is_empty())
@@ -629,21 +668,28 @@ impl WeaveClient {
             wb_run_id: None,
             wb_run_step: None,
         };
-        if opts.defer_start {
+        if untraced {
+            // Inside a sampled-out trace: a call that is current (so that what runs below it
+            // stays untraced) but is never written.
+        } else if opts.defer_start {
             call.state().pending_start = Some(Box::new(start));
         } else {
             self.inner
                 .writer
                 .enqueue(CallBatchItem::Start(CallStartReq { start }));
-        }
-        if self.inner.print_call_link && call.parent_id().is_none() {
-            eprintln!("🍩 {}", call.ui_url());
+            self.print_call_link(&call);
         }
         if use_stack {
             context::offer_to_capture(&call);
             context::push_call(call.clone());
         }
         Ok(call)
+    }
+
+    fn print_call_link(&self, call: &Call) {
+        if self.inner.print_call_link && call.parent_id().is_none() {
+            eprintln!("🍩 {}", call.ui_url());
+        }
     }
 
     /// The op ref an op's calls are recorded under: the op itself when it is a ref, else
@@ -732,7 +778,10 @@ impl WeaveClient {
             usage_from_output(&original).unwrap_or_default()
         };
         let output = match op.and_then(|o| o.postprocess_output.as_ref()) {
-            Some(f) => f(original),
+            Some(f) => guarded(
+                || f(original),
+                |msg| Value::String(format!("<postprocess_output panicked: {msg}>")),
+            ),
             None => original,
         };
         let counts = computed
@@ -777,11 +826,15 @@ impl WeaveClient {
         }
         context::pop_call(call);
 
+        if call.is_untraced() {
+            return Ok(());
+        }
         if let Some(mut start) = pending_start {
             start.display_name = call.display_name();
             self.inner
                 .writer
                 .enqueue(CallBatchItem::Start(CallStartReq { start: *start }));
+            self.print_call_link(call);
         }
         self.inner.writer.enqueue(CallBatchItem::End(CallEndReq {
             end: EndedCallSchemaForInsert {
