@@ -195,3 +195,20 @@ fn async_trait_method_returning_result_records_ok_as_output_and_err_as_exception
     assert_eq!(e.r#type, "ParseIntError");
     assert_eq!(e.message, "invalid digit found in string");
 }
+
+#[test]
+fn capture_call_async_returns_the_call_of_an_async_trait_op() {
+    let s = TestStore::new();
+    let tool = Echo {
+        prefix: "# ".into(),
+    };
+    let r = multi_thread_rt().block_on(s.under_root_async(async {
+        // The call starts at the first poll, inside capture_call_async.
+        weave::capture_call_async(tool.check("7")).await
+    }));
+    let (out, call) = r.out;
+    assert_eq!(out, Ok(7));
+    let call = call.expect("the async-trait op's call");
+    assert_eq!(call.func_name(), "Echo.check");
+    assert_eq!(call.parent_id(), Some(r.root.id()));
+}

@@ -12,5 +12,6 @@ mod names;
 mod no_client;
 mod panics;
 mod postprocess;
+mod robustness;
 mod sampling;
 mod skip;

@@ -250,3 +250,22 @@ fn methods_of_different_types_are_different_ops_named_type_dot_method() {
     assert_eq!(names, ["Planner.run", "execute", "Executor.run"]);
     assert!(r.children[0].op_name().contains("/op/Planner.run:"));
 }
+
+trait Describe {
+    #[weave::op]
+    fn describe(&self) -> String {
+        "a thing".to_string()
+    }
+}
+struct Alpha;
+struct Beta;
+impl Describe for Alpha {}
+impl Describe for Beta {}
+
+#[test]
+fn a_trait_default_method_is_one_op_per_implementing_type() {
+    let s = crate::common::TestStore::new();
+    let r = s.under_root(|| (Alpha.describe(), Beta.describe(), Alpha.describe()));
+    let names: Vec<&str> = r.children.iter().map(|c| c.func_name()).collect();
+    assert_eq!(names, ["Alpha.describe", "Beta.describe", "Alpha.describe"]);
+}

@@ -245,3 +245,24 @@ fn a_panic_in_a_sampled_out_root_does_not_leave_tracing_suppressed() {
     assert_eq!(rs.len(), 1);
     assert_eq!(rs[0].func_name(), "always");
 }
+
+#[weave::op(sample_rate = 0.0)]
+fn never_with_a_direct_call(client: weave::WeaveClient) -> bool {
+    // A direct create_call inside a sampled-out trace is part of it: untraced, and so is
+    // everything below it.
+    let call = client.create_call("direct", serde_json::json!({})).unwrap();
+    let below = inner(1);
+    let untraced = call.is_untraced();
+    client.finish_call(&call, below).unwrap();
+    untraced
+}
+
+#[test]
+fn a_direct_call_inside_a_sampled_out_root_is_untraced_with_its_subtree() {
+    let g = GlobalLock::acquire();
+    let s = TestStore::new();
+    g.set(&s.client);
+    assert!(never_with_a_direct_call(s.client.clone()));
+    g.clear();
+    assert_eq!(s.count(), 0, "{:?}", s.all_calls());
+}
