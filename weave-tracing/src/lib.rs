@@ -38,6 +38,9 @@
 //! span). A span whose explicit parent is hidden from *every* layer is a root to tracing
 //! itself, so it becomes a root call.
 //!
+//! One `WeaveLayer` per subscriber: if two are stacked (say, one per project), the first one
+//! records each span and the second leaves it alone.
+//!
 //! Whatever the filter, nothing weave does itself is traced: spans and events on the SDK's
 //! own threads (the background writer, a backend's I/O) and from its own crates are ignored.
 //!
