@@ -7,6 +7,7 @@ mod filters;
 mod genai;
 mod init;
 mod mixing;
+mod otel;
 mod own_work;
 mod parents;
 mod spans;
