@@ -187,12 +187,16 @@ fn main() -> weave::Result<()> {
             call.ui_url()
         );
     }
-    match weave::SqliteServer::default_path() {
-        Some(path) => println!(
+    match (
+        weave::server::HttpServerConfig::from_env(),
+        weave::SqliteServer::default_path(),
+    ) {
+        (Some(remote), _) => println!("\nSent to the trace server {}", remote.base_url),
+        (None, Some(path)) => println!(
             "\nStored in {} (set WEAVE_DB_PATH to change)",
             path.display()
         ),
-        None => println!("\nStored in memory (WEAVE_DB_PATH=:memory:)"),
+        (None, None) => println!("\nStored in memory (WEAVE_DB_PATH=:memory:)"),
     }
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::Layer;
 use weave_core::config::Settings;
+use weave_core::server::{HttpServer, HttpServerConfig};
 use weave_core::{
     global_client, set_global_client, Result, SqliteServer, SqliteServerConfig, TraceServer,
     WeaveClient, WeaveError,
@@ -22,13 +23,16 @@ pub const DEFAULT_ENTITY: &str = "local";
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub enum Backend {
-    /// The environment decides: the embedded store unless a remote trace server is configured
-    /// (remote backends are the next step of the SDK; today this is the embedded store).
+    /// The environment decides, as the Python SDK does: a remote trace server when
+    /// `WF_TRACE_SERVER_URL` or `WANDB_API_KEY` is set ([`HttpServerConfig::from_env`]), else
+    /// the embedded store.
     #[default]
     Auto,
     /// The embedded SQLite store at its default location (`WEAVE_DB_PATH`, else the user's
     /// data directory).
     Embedded,
+    /// A remote trace server.
+    Remote(HttpServerConfig),
     /// This backend.
     Server(Arc<dyn TraceServer>),
 }
@@ -83,7 +87,9 @@ impl Drop for WeaveGuard {
 /// [`DEFAULT_ENTITY`]) — Python's `weave.init`. Returns the client, for queries, and a guard
 /// that flushes when dropped.
 ///
-/// - The backend is the embedded SQLite store (see [`Backend::Auto`]).
+/// - The backend is a remote trace server when the environment configures one
+///   (`WF_TRACE_SERVER_URL`, `WANDB_API_KEY`; see [`Backend::Auto`]), else the embedded
+///   SQLite store.
 /// - The client becomes the process-wide one that root `#[weave::op]` calls and root spans
 ///   use.
 /// - [`layer()`] is installed as the global `tracing` subscriber, unless a global subscriber
@@ -133,7 +139,7 @@ pub fn init_with(project: &str, opts: InitOptions) -> Result<(WeaveClient, Weave
             format!("{entity}/{project}")
         )));
     }
-    let settings = opts.settings;
+    let mut settings = opts.settings;
     if settings.disabled {
         weave_core::rt::disable();
         let client = WeaveClient::with_settings(
@@ -147,13 +153,12 @@ pub fn init_with(project: &str, opts: InitOptions) -> Result<(WeaveClient, Weave
     }
     let server: Arc<dyn TraceServer> = match opts.backend {
         Backend::Server(s) => s,
-        // The remote backend plugs in here, chosen from WF_TRACE_SERVER_URL / WANDB_API_KEY.
-        Backend::Auto | Backend::Embedded => {
-            Arc::new(SqliteServer::with_config(SqliteServerConfig {
-                path: settings.db_path(),
-                app_url: settings.local_app_url(),
-            })?)
-        }
+        Backend::Remote(config) => remote(config, &mut settings)?,
+        Backend::Auto => match HttpServerConfig::from_env() {
+            Some(config) => remote(config, &mut settings)?,
+            None => embedded(&settings)?,
+        },
+        Backend::Embedded => embedded(&settings)?,
     };
     let client = WeaveClient::with_settings(entity, project, server, true, &settings)?;
     set_global_client(Some(client.clone()));
@@ -171,6 +176,19 @@ pub fn init_with(project: &str, opts: InitOptions) -> Result<(WeaveClient, Weave
             client: Some(client),
         },
     ))
+}
+
+fn embedded(settings: &Settings) -> Result<Arc<dyn TraceServer>> {
+    Ok(Arc::new(SqliteServer::with_config(SqliteServerConfig {
+        path: settings.db_path(),
+        app_url: settings.local_app_url(),
+    })?))
+}
+
+fn remote(config: HttpServerConfig, settings: &mut Settings) -> Result<Arc<dyn TraceServer>> {
+    // As in Python, a remote client prints each root call's link unless told not to.
+    settings.print_call_link.get_or_insert(true);
+    Ok(Arc::new(HttpServer::new(config)?))
 }
 
 /// Stops tracing (Python's `weave.finish`): waits up to [`FINISH_TIMEOUT`] for queued calls

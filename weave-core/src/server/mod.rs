@@ -8,9 +8,11 @@
 //! Methods are synchronous: the client calls them from its background writer thread or, for
 //! reads, from the caller's thread. A backend that speaks HTTP owns its own runtime.
 
+pub mod http;
 pub(crate) mod internal;
 pub mod sqlite;
 
+pub use http::{HttpServer, HttpServerConfig};
 pub use sqlite::{SqliteServer, SqliteServerConfig};
 
 use crate::error::Result;

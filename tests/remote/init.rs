@@ -1,0 +1,68 @@
+//! `weave::init` picks the remote backend from the environment, as the Python SDK does:
+//! with `WF_TRACE_SERVER_URL` set, ops and spans go to that server and the guard flushes
+//! them; each root call's link is printed.
+
+use std::sync::Arc;
+
+use weave::server::{HttpServer, HttpServerConfig};
+use weave::{CallsQuery, WeaveClient};
+
+#[path = "../support/child.rs"]
+mod child;
+use child::{child_done, run_child};
+
+use crate::common::RefServer;
+
+#[weave::op]
+fn greet(name: &str) -> String {
+    format!("hello {name}")
+}
+
+#[tracing::instrument]
+fn traced_step(n: u32) -> u32 {
+    n + 1
+}
+
+#[test]
+#[ignore = "run in a child process by init_goes_remote_when_wf_trace_server_url_is_set"]
+fn child_init_remote() {
+    let project = std::env::var("TEST_PROJECT").unwrap();
+    let (_client, guard) = weave::init(&format!("remote-init/{project}")).unwrap();
+    assert_eq!(greet("rust"), "hello rust");
+    assert_eq!(traced_step(1), 2);
+    drop(guard);
+    child_done("init::child_init_remote");
+}
+
+#[test]
+fn init_goes_remote_when_wf_trace_server_url_is_set() {
+    let server = RefServer::shared();
+    let project = format!("p-{}", &weave::generate_id()[24..]);
+    let out = run_child(
+        "init::child_init_remote",
+        &[
+            ("WF_TRACE_SERVER_URL", server.url.as_str()),
+            ("TEST_PROJECT", project.as_str()),
+            // Would be used if init wrongly chose the embedded store.
+            ("WEAVE_DB_PATH", ":memory:"),
+        ],
+    );
+    let http = HttpServer::new(HttpServerConfig::new(&server.url)).unwrap();
+    let client = WeaveClient::new("remote-init", project, Arc::new(http), false).unwrap();
+    let calls: Vec<_> = client
+        .get_calls(CallsQuery::new())
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut names: Vec<_> = calls.iter().map(|c| c.func_name().to_string()).collect();
+    names.sort();
+    assert_eq!(names, ["greet", "traced_step"]);
+    // Remote clients print each root call's link, as the Python SDK does.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for c in &calls {
+        assert!(
+            stderr.contains(&format!("🍩 {}", c.ui_url())),
+            "no link for {} in:\n{stderr}",
+            c.func_name()
+        );
+    }
+}

@@ -1,0 +1,8 @@
+//! The remote backend (`HttpServer`) against the reference Weave trace server: the same
+//! client API, end to end over HTTP.
+
+mod calls;
+mod common;
+mod init;
+mod objects_feedback_costs;
+mod runtime;

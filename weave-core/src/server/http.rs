@@ -1,0 +1,659 @@
+//! [`HttpServer`]: a Weave trace server over HTTP (PROTOCOL.md) — W&B's, a self-managed one,
+//! or anything speaking the protocol.
+//!
+//! The trait is synchronous; requests run on a small tokio runtime the SDK owns (its threads
+//! are weave-internal, so nothing they do is ever traced), and the calling thread waits for the
+//! answer without entering that runtime. So users never need tokio, and calling from inside
+//! their own tokio runtime never panics (it blocks that worker while the request runs, as any
+//! blocking call would).
+//!
+//! `/calls/stream_query` is consumed incrementally: the response body is read chunk by chunk
+//! into a bounded channel that the [`CallsStream`] iterator drains, so iterating a large
+//! result never holds it all in memory.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll, Wake, Waker};
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{CallsStream, TraceServer};
+use crate::error::{Result, WeaveError};
+use crate::schema::*;
+
+/// The public W&B trace server.
+pub const WANDB_TRACE_SERVER_URL: &str = "https://trace.wandb.ai";
+/// W&B's public API, the default `WANDB_BASE_URL`.
+pub const WANDB_PUBLIC_API_URL: &str = "https://api.wandb.ai";
+/// The per-request timeout unless `WEAVE_HTTP_TIMEOUT` (seconds) says otherwise.
+pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many streamed calls may wait, parsed, for the iterator to take them.
+const STREAM_BUFFER: usize = 256;
+
+/// Where and how to reach a trace server.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HttpServerConfig {
+    /// The base URL; route paths are appended to it (`{base}/call/start`).
+    pub base_url: String,
+    /// The W&B API key, sent as HTTP Basic `api:<key>`.
+    pub api_key: Option<String>,
+    /// Base of the UI links (`{app_url}/{entity}/{project}/r/call/{id}`).
+    pub app_url: String,
+    /// Per-request timeout.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for HttpServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpServerConfig")
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<set>"))
+            .field("app_url", &self.app_url)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+impl HttpServerConfig {
+    /// A server at `base_url`, without credentials.
+    pub fn new(base_url: impl Into<String>) -> Self {
+        let base_url = base_url.into().trim_end_matches('/').to_string();
+        HttpServerConfig {
+            app_url: app_url_for(&base_url),
+            base_url,
+            api_key: None,
+            timeout: DEFAULT_HTTP_TIMEOUT,
+        }
+    }
+
+    /// The remote server the environment configures, as the Python SDK reads it, or `None`
+    /// when neither `WF_TRACE_SERVER_URL` nor an API key (`WANDB_API_KEY`) is set.
+    ///
+    /// - Base URL: `WF_TRACE_SERVER_URL`; else `<WANDB_BASE_URL>/traces` when `WANDB_BASE_URL`
+    ///   is not W&B's public API; else `https://trace.wandb.ai`.
+    /// - Key: `WANDB_API_KEY`, else the `~/.netrc` (`~/_netrc`) password of the
+    ///   `WANDB_BASE_URL` host (`api.wandb.ai` by default).
+    /// - UI links: `WANDB_APP_URL`, else derived from `WANDB_BASE_URL` (`api.` → app host).
+    /// - Timeout: `WEAVE_HTTP_TIMEOUT` seconds (default 30).
+    pub fn from_env() -> Option<Self> {
+        let explicit = env("WF_TRACE_SERVER_URL");
+        let key_env = env("WANDB_API_KEY");
+        if explicit.is_none() && key_env.is_none() {
+            return None;
+        }
+        let wandb_base = env("WANDB_BASE_URL")
+            .unwrap_or_else(|| WANDB_PUBLIC_API_URL.to_string())
+            .trim_end_matches('/')
+            .to_string();
+        let base_url = explicit.unwrap_or_else(|| {
+            if wandb_base == WANDB_PUBLIC_API_URL {
+                WANDB_TRACE_SERVER_URL.to_string()
+            } else {
+                format!("{wandb_base}/traces")
+            }
+        });
+        let mut cfg = HttpServerConfig::new(base_url);
+        cfg.api_key = key_env.or_else(|| netrc_password(host_of(&wandb_base)));
+        cfg.app_url = env("WANDB_APP_URL")
+            .map(|u| u.trim_end_matches('/').to_string())
+            .unwrap_or_else(|| {
+                if env("WF_TRACE_SERVER_URL").is_some() && env("WANDB_BASE_URL").is_none() {
+                    app_url_for(&cfg.base_url)
+                } else {
+                    app_url_for(&wandb_base)
+                }
+            });
+        if let Some(t) = env("WEAVE_HTTP_TIMEOUT").and_then(|t| t.parse::<f64>().ok()) {
+            if t.is_finite() && t > 0.0 {
+                cfg.timeout = Duration::from_secs_f64(t);
+            }
+        }
+        Some(cfg)
+    }
+}
+
+fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host_port = rest.split('/').next().unwrap_or(rest);
+    host_port.split(':').next().unwrap_or(host_port)
+}
+
+/// The UI base for a server or API URL, as the wandb SDK's `app_url` helper derives it.
+fn app_url_for(url: &str) -> String {
+    let url = url.trim_end_matches('/');
+    let url = url.strip_suffix("/traces").unwrap_or(url);
+    if url == WANDB_TRACE_SERVER_URL {
+        return "https://wandb.ai".to_string();
+    }
+    if url.contains("://api.wandb.") {
+        return url.replacen("://api.", "://", 1);
+    }
+    if url.contains("://api.") {
+        return url.replacen("://api.", "://app.", 1);
+    }
+    url.to_string()
+}
+
+/// The password of `machine` in `~/.netrc` (or `~/_netrc`).
+fn netrc_password(machine: &str) -> Option<String> {
+    let home = env("HOME").or_else(|| env("USERPROFILE"))?;
+    let text = [".netrc", "_netrc"]
+        .iter()
+        .find_map(|f| std::fs::read_to_string(std::path::Path::new(&home).join(f)).ok())?;
+    parse_netrc(&text, machine)
+}
+
+fn parse_netrc(text: &str, machine: &str) -> Option<String> {
+    let mut tokens = text.split_whitespace();
+    let mut in_machine = false;
+    while let Some(t) = tokens.next() {
+        match t {
+            "machine" => in_machine = tokens.next() == Some(machine),
+            "default" => in_machine = false,
+            "password" if in_machine => return tokens.next().map(str::to_string),
+            "login" | "account" | "password" => {
+                tokens.next();
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// A Weave trace server reached over HTTP. Cheap to clone.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use weave_core::server::http::{HttpServer, HttpServerConfig};
+/// use weave_core::WeaveClient;
+///
+/// let server = HttpServer::new(HttpServerConfig::new("http://127.0.0.1:6345"))?;
+/// let client = WeaveClient::new("acme", "agents", Arc::new(server), true)?;
+/// # Ok::<(), weave_core::WeaveError>(())
+/// ```
+#[derive(Clone)]
+pub struct HttpServer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: HttpServerConfig,
+    auth: Option<String>,
+    http: reqwest::Client,
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    handle: tokio::runtime::Handle,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Never blocks, so dropping the last handle inside an async context is fine.
+        if let Some(rt) = self
+            .runtime
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl std::fmt::Debug for HttpServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpServer")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Waits for `fut` on this thread without a runtime: the futures waited on here (a oneshot
+/// or channel receiver fed by the SDK's runtime) need none, so this works on any thread,
+/// inside a user's async runtime too.
+fn wait<F: Future>(fut: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = TaskContext::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        match fut.as_mut().poll(&mut cx) {
+            Poll::Ready(v) => return v,
+            Poll::Pending => std::thread::park(),
+        }
+    }
+}
+
+/// The error a non-2xx answer means. Network errors, timeouts, 429 and 5xx are
+/// [`WeaveError::Backend`] (worth retrying); a missing resource is `NotFound`; the rest are
+/// [`WeaveError::InvalidInput`] naming the server's reason.
+fn status_error(path: &str, status: u16, body: &[u8]) -> WeaveError {
+    let reason = error_message(body);
+    match status {
+        404 => WeaveError::NotFound {
+            kind: kind_of_route(path),
+            id: reason,
+        },
+        408 | 429 | 500..=599 => WeaveError::Backend(format!("{path}: HTTP {status}: {reason}")),
+        _ => WeaveError::InvalidInput(format!("{path}: HTTP {status}: {reason}")),
+    }
+}
+
+fn kind_of_route(path: &str) -> &'static str {
+    match path.trim_start_matches('/').split('/').next().unwrap_or("") {
+        "obj" | "objs" => "object",
+        "table" => "table",
+        "file" | "files" => "file",
+        "refs" => "ref",
+        "call" | "calls" => "call",
+        "feedback" => "feedback",
+        "cost" => "cost",
+        _ => "resource",
+    }
+}
+
+/// The message of an error body: `message | error | detail | reason`, as the Python client
+/// builds it, else the body's text.
+fn error_message(body: &[u8]) -> String {
+    if let Ok(v) = serde_json::from_slice::<Value>(body) {
+        for key in ["message", "error", "detail", "reason"] {
+            match v.get(key) {
+                Some(Value::String(s)) => return s.clone(),
+                Some(Value::Null) | None => {}
+                Some(other) => return other.to_string(),
+            }
+        }
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        "no details".to_string()
+    } else {
+        text.chars().take(2000).collect()
+    }
+}
+
+fn transport_error(path: &str, e: reqwest::Error) -> WeaveError {
+    WeaveError::Backend(format!("{path}: {e}"))
+}
+
+impl HttpServer {
+    /// A client for the server `config` names. Starts the SDK's I/O runtime (two threads).
+    pub fn new(config: HttpServerConfig) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("weave-http")
+            .enable_all()
+            .on_thread_start(crate::client::context::mark_internal_thread)
+            .build()
+            .map_err(|e| WeaveError::Backend(format!("could not start the HTTP runtime: {e}")))?;
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .user_agent(concat!("weave-rs/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| WeaveError::Backend(format!("could not build the HTTP client: {e}")))?;
+        let auth = config.api_key.as_ref().map(|k| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("api:{k}"))
+            )
+        });
+        Ok(HttpServer {
+            inner: Arc::new(Inner {
+                handle: runtime.handle().clone(),
+                runtime: Mutex::new(Some(runtime)),
+                config,
+                auth,
+                http,
+            }),
+        })
+    }
+
+    /// The server [`HttpServerConfig::from_env`] configures, if any.
+    pub fn from_env() -> Option<Result<Self>> {
+        HttpServerConfig::from_env().map(Self::new)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &HttpServerConfig {
+        &self.inner.config
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.inner.config.base_url)
+    }
+
+    /// Runs `fut` on the SDK's runtime and waits for it here.
+    fn run<T: Send + 'static>(&self, fut: impl Future<Output = T> + Send + 'static) -> Result<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.inner.handle.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        wait(rx).map_err(|_| WeaveError::Shutdown)
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let mut rb = self.inner.http.request(method, self.url(path));
+        if let Some(auth) = &self.inner.auth {
+            rb = rb.header(reqwest::header::AUTHORIZATION, auth);
+        }
+        rb
+    }
+
+    /// Sends `rb` and returns the whole body of a 2xx answer.
+    fn send_bytes(&self, path: &str, rb: reqwest::RequestBuilder) -> Result<Vec<u8>> {
+        let path = path.to_string();
+        self.run(async move {
+            let resp = rb.send().await.map_err(|e| transport_error(&path, e))?;
+            let status = resp.status().as_u16();
+            let body = resp.bytes().await.map_err(|e| transport_error(&path, e))?;
+            if (200..300).contains(&status) {
+                Ok(body.to_vec())
+            } else {
+                Err(status_error(&path, status, &body))
+            }
+        })?
+    }
+
+    /// `POST path` with `req` as JSON, the answer parsed as `Res`.
+    fn post<Req: Serialize, Res: DeserializeOwned>(&self, path: &str, req: &Req) -> Result<Res> {
+        let body = serde_json::to_vec(req)?;
+        let rb = self
+            .request(reqwest::Method::POST, path)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        let bytes = self.send_bytes(path, rb)?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            WeaveError::Backend(format!(
+                "{path}: the server's answer is not what the protocol says: {e}"
+            ))
+        })
+    }
+}
+
+/// The lines of a streamed JSONL body, parsed, as they arrive.
+struct StreamIter {
+    rx: tokio::sync::mpsc::Receiver<Result<CallSchema>>,
+}
+
+impl Iterator for StreamIter {
+    type Item = Result<CallSchema>;
+    fn next(&mut self) -> Option<Self::Item> {
+        wait(self.rx.recv())
+    }
+}
+
+fn parse_line(path: &str, line: &[u8]) -> Option<Result<CallSchema>> {
+    let line = line.trim_ascii();
+    if line.is_empty() {
+        return None;
+    }
+    Some(
+        serde_json::from_slice(line)
+            .map_err(|e| WeaveError::Backend(format!("{path}: a streamed call is not valid: {e}"))),
+    )
+}
+
+impl TraceServer for HttpServer {
+    fn server_info(&self) -> Result<ServerInfoRes> {
+        let rb = self.request(reqwest::Method::GET, "/server_info");
+        let bytes = self.send_bytes("/server_info", rb)?;
+        Ok(serde_json::from_slice(&bytes)?)
+    }
+
+    fn call_start(&self, req: CallStartReq) -> Result<CallStartRes> {
+        self.post("/call/start", &req)
+    }
+
+    fn call_end(&self, req: CallEndReq) -> Result<CallEndRes> {
+        self.post("/call/end", &req)
+    }
+
+    fn call_start_batch(&self, req: CallCreateBatchReq) -> Result<CallCreateBatchRes> {
+        self.post("/call/upsert_batch", &req)
+    }
+
+    fn call_read(&self, req: CallReadReq) -> Result<CallReadRes> {
+        self.post("/call/read", &req)
+    }
+
+    fn calls_query_stream(&self, req: CallsQueryReq) -> Result<CallsStream> {
+        let path = "/calls/stream_query";
+        let body = serde_json::to_vec(&req)?;
+        let rb = self
+            .request(reqwest::Method::POST, path)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::ACCEPT, "application/jsonl")
+            .body(body);
+        let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
+        // The status is known before the first item: an error answer is an error here, not a
+        // stream that fails later.
+        let (status_tx, status_rx) = tokio::sync::oneshot::channel::<Result<()>>();
+        self.inner.handle.spawn(async move {
+            let mut resp = match rb.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = status_tx.send(Err(transport_error(path, e)));
+                    return;
+                }
+            };
+            let status = resp.status().as_u16();
+            if !(200..300).contains(&status) {
+                let body = resp.bytes().await.unwrap_or_default();
+                let _ = status_tx.send(Err(status_error(path, status, &body)));
+                return;
+            }
+            let _ = status_tx.send(Ok(()));
+            let mut pending: Vec<u8> = Vec::new();
+            loop {
+                match resp.chunk().await {
+                    Ok(Some(chunk)) => {
+                        pending.extend_from_slice(&chunk);
+                        while let Some(i) = pending.iter().position(|b| *b == b'\n') {
+                            let line: Vec<u8> = pending.drain(..=i).collect();
+                            if let Some(item) = parse_line(path, &line) {
+                                if tx.send(item).await.is_err() {
+                                    return; // the iterator was dropped
+                                }
+                            }
+                        }
+                    }
+                    Ok(None) => {
+                        if let Some(item) = parse_line(path, &pending) {
+                            let _ = tx.send(item).await;
+                        }
+                        return;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(transport_error(path, e))).await;
+                        return;
+                    }
+                }
+            }
+        });
+        wait(status_rx).map_err(|_| WeaveError::Shutdown)??;
+        Ok(Box::new(StreamIter { rx }))
+    }
+
+    fn calls_query_stats(&self, req: CallsQueryStatsReq) -> Result<CallsQueryStatsRes> {
+        self.post("/calls/query_stats", &req)
+    }
+
+    fn calls_delete(&self, req: CallsDeleteReq) -> Result<CallsDeleteRes> {
+        self.post("/calls/delete", &req)
+    }
+
+    fn call_update(&self, req: CallUpdateReq) -> Result<CallUpdateRes> {
+        self.post("/call/update", &req)
+    }
+
+    fn cost_create(&self, req: CostCreateReq) -> Result<CostCreateRes> {
+        self.post("/cost/create", &req)
+    }
+
+    fn cost_query(&self, req: CostQueryReq) -> Result<CostQueryRes> {
+        self.post("/cost/query", &req)
+    }
+
+    fn cost_purge(&self, req: CostPurgeReq) -> Result<CostPurgeRes> {
+        self.post("/cost/purge", &req)
+    }
+
+    fn feedback_create(&self, req: FeedbackCreateReq) -> Result<FeedbackCreateRes> {
+        self.post("/feedback/create", &req)
+    }
+
+    fn feedback_create_batch(&self, req: FeedbackCreateBatchReq) -> Result<FeedbackCreateBatchRes> {
+        self.post("/feedback/batch/create", &req)
+    }
+
+    fn feedback_query(&self, req: FeedbackQueryReq) -> Result<FeedbackQueryRes> {
+        self.post("/feedback/query", &req)
+    }
+
+    fn feedback_purge(&self, req: FeedbackPurgeReq) -> Result<FeedbackPurgeRes> {
+        self.post("/feedback/purge", &req)
+    }
+
+    fn feedback_replace(&self, req: FeedbackReplaceReq) -> Result<FeedbackReplaceRes> {
+        self.post("/feedback/replace", &req)
+    }
+
+    fn obj_create(&self, req: ObjCreateReq) -> Result<ObjCreateRes> {
+        self.post("/obj/create", &req)
+    }
+
+    fn obj_read(&self, req: ObjReadReq) -> Result<ObjReadRes> {
+        self.post("/obj/read", &req)
+    }
+
+    fn objs_query(&self, req: ObjQueryReq) -> Result<ObjQueryRes> {
+        self.post("/objs/query", &req)
+    }
+
+    fn obj_delete(&self, req: ObjDeleteReq) -> Result<ObjDeleteRes> {
+        self.post("/obj/delete", &req)
+    }
+
+    fn table_create(&self, req: TableCreateReq) -> Result<TableCreateRes> {
+        self.post("/table/create", &req)
+    }
+
+    fn table_query(&self, req: TableQueryReq) -> Result<TableQueryRes> {
+        self.post("/table/query", &req)
+    }
+
+    fn table_query_stats(&self, req: TableQueryStatsReq) -> Result<TableQueryStatsRes> {
+        self.post("/table/query_stats", &req)
+    }
+
+    fn refs_read_batch(&self, req: RefsReadBatchReq) -> Result<RefsReadBatchRes> {
+        self.post("/refs/read_batch", &req)
+    }
+
+    fn file_create(&self, req: FileCreateReq) -> Result<FileCreateRes> {
+        let path = "/file/create";
+        let part = reqwest::multipart::Part::bytes(req.content).file_name(req.name);
+        let form = reqwest::multipart::Form::new()
+            .text("project_id", req.project_id)
+            .part("file", part);
+        let rb = self.request(reqwest::Method::POST, path).multipart(form);
+        let bytes = self.send_bytes(path, rb)?;
+        Ok(serde_json::from_slice(&bytes)?)
+    }
+
+    fn file_content_read(&self, req: FileContentReadReq) -> Result<FileContentReadRes> {
+        let path = "/file/content";
+        let body = serde_json::to_vec(&serde_json::json!({
+            "project_id": req.project_id,
+            "digest": req.digest,
+        }))?;
+        let rb = self
+            .request(reqwest::Method::POST, path)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        Ok(FileContentReadRes {
+            content: self.send_bytes(path, rb)?,
+        })
+    }
+
+    fn app_url(&self) -> String {
+        self.inner.config.app_url.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_urls_follow_the_wandb_helper() {
+        assert_eq!(app_url_for("https://trace.wandb.ai"), "https://wandb.ai");
+        assert_eq!(app_url_for("https://api.wandb.ai"), "https://wandb.ai");
+        assert_eq!(
+            app_url_for("https://api.acme.example/traces"),
+            "https://app.acme.example"
+        );
+        assert_eq!(
+            app_url_for("http://127.0.0.1:6345"),
+            "http://127.0.0.1:6345"
+        );
+    }
+
+    #[test]
+    fn netrc_passwords_are_found_by_machine() {
+        let text = "machine example.com login x password nope\n\
+                    machine api.wandb.ai\n  login user\n  password KEY123\n";
+        assert_eq!(parse_netrc(text, "api.wandb.ai").as_deref(), Some("KEY123"));
+        assert_eq!(parse_netrc(text, "other"), None);
+        assert_eq!(host_of("https://api.wandb.ai:443/x"), "api.wandb.ai");
+    }
+
+    #[test]
+    fn error_bodies_give_the_servers_reason() {
+        assert_eq!(
+            error_message(br#"{"reason": "Obj x:latest not found"}"#),
+            "Obj x:latest not found"
+        );
+        assert_eq!(
+            error_message(br#"{"detail": [{"msg": "bad"}]}"#),
+            r#"[{"msg":"bad"}]"#
+        );
+        assert_eq!(error_message(b"plain text"), "plain text");
+        assert!(matches!(
+            status_error("/obj/read", 404, b"{}"),
+            WeaveError::NotFound { kind: "object", .. }
+        ));
+        assert!(matches!(
+            status_error("/call/upsert_batch", 503, b""),
+            WeaveError::Backend(_)
+        ));
+        assert!(matches!(
+            status_error("/call/upsert_batch", 429, b""),
+            WeaveError::Backend(_)
+        ));
+        assert!(matches!(
+            status_error("/call/update", 400, b""),
+            WeaveError::InvalidInput(_)
+        ));
+    }
+}
