@@ -3,6 +3,7 @@
 
 mod calls;
 mod common;
+mod faults;
 mod init;
 mod objects_feedback_costs;
 mod runtime;

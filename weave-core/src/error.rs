@@ -28,9 +28,24 @@ pub enum WeaveError {
     /// An argument is invalid: a bad id, a malformed ref, inputs that are not an object, …
     #[error("invalid input: {0}")]
     InvalidInput(String),
-    /// The storage backend failed (SQLite error, I/O error, HTTP error, …).
+    /// The storage backend failed (SQLite error, I/O error, an unexpected answer, …).
     #[error("backend error: {0}")]
     Backend(String),
+    /// The backend cannot be reached or is overloaded right now (connection refused, timeout,
+    /// HTTP 429 or 5xx): worth retrying — not before `retry_after` when the server said so.
+    #[error("backend unavailable: {message}")]
+    Unavailable {
+        /// What went wrong.
+        message: String,
+        /// The server's `Retry-After`, if it sent one.
+        retry_after: Option<std::time::Duration>,
+        /// Whether the request may have been applied although no answer came (the answer was
+        /// cut, or timed out after the request was sent): check before sending it again.
+        maybe_applied: bool,
+    },
+    /// The request was too large for the backend (HTTP 413): send less at a time.
+    #[error("request too large: {0}")]
+    TooLarge(String),
     /// A value could not be serialised to or deserialised from JSON.
     #[error("serialization error: {0}")]
     Serialization(#[from] serde_json::Error),

@@ -511,6 +511,12 @@ impl WeaveClient {
         self.inner.writer.dropped()
     }
 
+    /// How many times the background writer retried a request because the backend was
+    /// unavailable or failed (diagnostics: a remote server that is down or throttling).
+    pub fn write_retries(&self) -> u64 {
+        self.inner.writer.retries()
+    }
+
     /// Waits until every call write queued so far is durable in the backend.
     pub fn flush(&self) {
         self.inner.writer.flush(FLUSH_TIMEOUT);

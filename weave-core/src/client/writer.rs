@@ -6,9 +6,19 @@
 //!   tracing never blocks the traced program. [`WeaveClient::dropped`](crate::WeaveClient::dropped)
 //!   tells how many.
 //! - The thread takes up to [`MAX_BATCH`] queued items at a time and writes them with one
-//!   `call_start_batch` (one transaction in the embedded store). A batch that fails with a
-//!   backend error is retried with backoff; a batch rejected as invalid is written item by
-//!   item so that only the bad items are dropped.
+//!   `call_start_batch` (one transaction in the embedded store, one `/call/upsert_batch`
+//!   request remotely), split so that no request exceeds the backend's
+//!   [`TraceServer::max_request_bytes`].
+//! - A backend that is unavailable ([`WeaveError::Unavailable`]: refused, timed out, 429,
+//!   5xx) is retried with exponential backoff and jitter, honouring `Retry-After`, for as long
+//!   as it takes — meanwhile new items wait in the bounded queue, so nothing is lost while the
+//!   queue bound holds. Only when the client shuts down does the retrying stop, after
+//!   [`SHUTDOWN_GRACE`]; what is then unsent is dropped, counted and reported.
+//! - A batch too large for the backend ([`WeaveError::TooLarge`], HTTP 413) is split in half;
+//!   a single call too large for any request is sent with its oversized fields replaced by the
+//!   server's marker (`{"_weave": {"error": "<EXCEEDS_LIMITS>"}}`), once.
+//! - Any other backend error is retried a few times; a batch rejected as invalid is written
+//!   item by item so that only the bad items are dropped.
 //! - [`Writer::flush`] returns once everything enqueued before it is written (or finally
 //!   dropped). Dropping the writer flushes and joins the thread.
 
@@ -20,11 +30,19 @@ use std::time::{Duration, Instant};
 
 use super::op_code::OpSave;
 use crate::error::WeaveError;
-use crate::schema::{CallBatchItem, CallCreateBatchReq};
+use crate::limits::{exceeds_limits_marker, FIELD_BYTES_LIMIT};
+use crate::schema::{CallBatchItem, CallCreateBatchReq, JsonMap};
 use crate::server::TraceServer;
 
 /// The most items written in one batch.
 pub(crate) const MAX_BATCH: usize = 1000;
+/// How long a shutting-down writer keeps retrying an unavailable backend before dropping
+/// what is left (and saying so).
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// The first retry delay for an unavailable backend; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// The longest wait between two retries of an unavailable backend.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
 const RETRY_DELAYS: [Duration; 3] = [
     Duration::from_millis(50),
     Duration::from_millis(250),
@@ -43,9 +61,17 @@ struct Counters {
     done: AtomicU64,
     dropped: AtomicU64,
     reported: AtomicBool,
+    /// Set when the writer shuts down: retries stop at this instant.
+    deadline: Mutex<Option<Instant>>,
+    /// How many requests were retried (for tests and diagnostics).
+    retries: AtomicU64,
 }
 
 impl Counters {
+    fn deadline(&self) -> Option<Instant> {
+        *self.deadline.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn drop_items(&self, n: u64, why: &str) {
         self.dropped.fetch_add(n, Ordering::Relaxed);
         if !self.reported.swap(true, Ordering::Relaxed) {
@@ -142,10 +168,22 @@ impl Writer {
         self.counters.dropped.load(Ordering::Relaxed)
     }
 
-    /// Stops accepting items, writes what is queued, and joins the thread.
+    pub(crate) fn retries(&self) -> u64 {
+        self.counters.retries.load(Ordering::Relaxed)
+    }
+
+    /// Stops accepting items, writes what is queued — retrying an unavailable backend for at
+    /// most [`SHUTDOWN_GRACE`] — and joins the thread.
     pub(crate) fn shutdown(&self) {
+        *self
+            .counters
+            .deadline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now() + SHUTDOWN_GRACE);
         self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(h) = self.handle.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            // Wake it from a backoff wait.
+            h.thread().unpark();
             let _ = h.join();
         }
     }
@@ -188,15 +226,26 @@ fn run(rx: Receiver<Msg>, server: Arc<dyn TraceServer>, counters: Arc<Counters>)
 }
 
 fn save_op(server: &dyn TraceServer, op: OpSave, counters: &Counters) {
-    let mut attempt = 0;
+    let mut attempt: u32 = 0;
     loop {
         let res = server
             .file_create(op.file.clone())
             .and_then(|_| server.obj_create(op.obj.clone()));
         match res {
             Ok(_) => return,
-            Err(WeaveError::Backend(_)) if attempt < RETRY_DELAYS.len() => {
-                std::thread::sleep(RETRY_DELAYS[attempt]);
+            Err(WeaveError::Unavailable { retry_after, .. }) => {
+                counters.retries.fetch_add(1, Ordering::Relaxed);
+                if !backoff_wait(backoff(attempt, retry_after), counters) {
+                    counters.drop_items(
+                        1,
+                        "the backend was still unavailable when the client shut down",
+                    );
+                    return;
+                }
+                attempt = attempt.saturating_add(1);
+            }
+            Err(WeaveError::Backend(_)) if (attempt as usize) < RETRY_DELAYS.len() => {
+                std::thread::sleep(RETRY_DELAYS[attempt as usize]);
                 attempt += 1;
             }
             Err(e) => {
@@ -207,35 +256,291 @@ fn save_op(server: &dyn TraceServer, op: OpSave, counters: &Counters) {
     }
 }
 
-fn write_batch(server: &dyn TraceServer, batch: Vec<CallBatchItem>, counters: &Counters) {
-    let mut attempt = 0;
+/// Waits `d`, or less when the writer is shutting down (it is unparked then). Returns false
+/// when the shutdown deadline has passed.
+fn backoff_wait(d: Duration, counters: &Counters) -> bool {
+    let until = Instant::now() + d;
     loop {
-        match server.call_start_batch(CallCreateBatchReq {
-            batch: batch.clone(),
+        let now = Instant::now();
+        if let Some(deadline) = counters.deadline() {
+            if now >= deadline {
+                return false;
+            }
+        }
+        if now >= until {
+            return true;
+        }
+        let mut wait = until - now;
+        if let Some(deadline) = counters.deadline() {
+            wait = wait.min(deadline.saturating_duration_since(now));
+        }
+        std::thread::park_timeout(wait);
+    }
+}
+
+/// The wait before retry `attempt` (0-based): exponential from [`FIRST_BACKOFF`] to
+/// [`MAX_BACKOFF`], with up to 50% random jitter, and never less than `retry_after`.
+fn backoff(attempt: u32, retry_after: Option<Duration>) -> Duration {
+    let exp = FIRST_BACKOFF
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(MAX_BACKOFF);
+    let jitter = exp.mul_f64(0.5 * jitter_unit());
+    (exp + jitter).max(retry_after.unwrap_or_default())
+}
+
+fn jitter_unit() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos());
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Writes a batch, splitting it to stay under the backend's request size.
+fn write_batch(server: &dyn TraceServer, batch: Vec<CallBatchItem>, counters: &Counters) {
+    let Some(max) = server.max_request_bytes() else {
+        write_chunk(server, batch, counters);
+        return;
+    };
+    // `{"batch":[` … `]}` plus a comma per item.
+    let budget = max.saturating_sub(16);
+    let mut chunk = Vec::new();
+    let mut size = 0;
+    for mut item in batch {
+        let mut len = item_len(&item);
+        if len > budget {
+            // Too large for any request: the server's marker in place of its big fields.
+            shrink(&mut item);
+            len = item_len(&item);
+            if len > budget {
+                counters.drop_items(
+                    1,
+                    "a call is too large for any request, even without its large fields",
+                );
+                continue;
+            }
+        }
+        if size + len + 1 > budget && !chunk.is_empty() {
+            write_chunk(server, std::mem::take(&mut chunk), counters);
+            size = 0;
+        }
+        size += len + 1;
+        chunk.push(item);
+    }
+    if !chunk.is_empty() {
+        write_chunk(server, chunk, counters);
+    }
+}
+
+fn item_len(item: &CallBatchItem) -> usize {
+    serde_json::to_vec(item).map_or(usize::MAX, |v| v.len())
+}
+
+/// Replaces each JSON field of the item over [`FIELD_BYTES_LIMIT`] with the server's
+/// marker, as the Weave server does for rows over its limits. Returns whether anything changed.
+fn shrink(item: &mut CallBatchItem) -> bool {
+    fn big(v: &serde_json::Value) -> bool {
+        serde_json::to_vec(v).map_or(true, |t| t.len() > FIELD_BYTES_LIMIT)
+    }
+    fn marker_map() -> JsonMap {
+        match exceeds_limits_marker() {
+            serde_json::Value::Object(m) => m,
+            _ => JsonMap::new(),
+        }
+    }
+    let mut changed = false;
+    match item {
+        CallBatchItem::Start(s) => {
+            for m in [&mut s.start.inputs, &mut s.start.attributes] {
+                if big(&serde_json::Value::Object(m.clone())) {
+                    *m = marker_map();
+                    changed = true;
+                }
+            }
+        }
+        CallBatchItem::End(e) => {
+            if big(&e.end.output) {
+                e.end.output = exceeds_limits_marker();
+                changed = true;
+            }
+            if big(&serde_json::Value::Object(e.end.summary.clone())) {
+                e.end.summary = marker_map();
+                changed = true;
+            }
+            if e.end
+                .exception
+                .as_ref()
+                .is_some_and(|x| x.len() > FIELD_BYTES_LIMIT)
+            {
+                e.end.exception = Some(exceeds_limits_marker().to_string());
+                changed = true;
+            }
+        }
+    }
+    changed
+}
+
+/// Whether the backend already holds what `item` writes: the call's start (it exists) or
+/// its end (it has ended).
+fn already_stored(server: &dyn TraceServer, item: &CallBatchItem) -> bool {
+    let (project_id, id, end) = match item {
+        CallBatchItem::Start(s) => match &s.start.id {
+            Some(id) => (&s.start.project_id, id, false),
+            None => return false,
+        },
+        CallBatchItem::End(e) => (&e.end.project_id, &e.end.id, true),
+    };
+    match server.call_read(crate::schema::CallReadReq {
+        project_id: project_id.clone(),
+        id: id.clone(),
+        include_costs: false,
+        include_storage_size: false,
+        include_total_storage_size: false,
+    }) {
+        Ok(res) => res.call.is_some_and(|c| !end || c.ended_at.is_some()),
+        Err(_) => false,
+    }
+}
+
+/// The items of `chunk` the backend does not hold yet: starts of calls it does not have, ends
+/// of calls it has not seen end. One query for the whole chunk.
+fn unsent(
+    server: &dyn TraceServer,
+    chunk: &[CallBatchItem],
+) -> crate::error::Result<Vec<CallBatchItem>> {
+    let Some(project_id) = chunk.first().map(|i| match i {
+        CallBatchItem::Start(s) => s.start.project_id.clone(),
+        CallBatchItem::End(e) => e.end.project_id.clone(),
+    }) else {
+        return Ok(Vec::new());
+    };
+    let mut ids: Vec<String> = chunk
+        .iter()
+        .filter_map(|i| match i {
+            CallBatchItem::Start(s) => s.start.id.clone(),
+            CallBatchItem::End(e) => Some(e.end.id.clone()),
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    let mut held: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
+    for call in server.calls_query_stream(crate::schema::CallsQueryReq {
+        project_id,
+        filter: Some(crate::schema::CallsFilter {
+            call_ids: Some(ids),
+            ..Default::default()
+        }),
+        limit: None,
+        offset: None,
+        sort_by: None,
+        query: None,
+        include_costs: false,
+        include_feedback: false,
+        include_storage_size: false,
+        include_total_storage_size: false,
+        columns: Some(vec!["id".into(), "ended_at".into()]),
+        expand_columns: None,
+        return_expanded_column_values: true,
+    })? {
+        let call = call?;
+        held.insert(call.id, call.ended_at.is_some());
+    }
+    Ok(chunk
+        .iter()
+        .filter(|i| match i {
+            CallBatchItem::Start(s) => s.start.id.as_ref().is_none_or(|id| !held.contains_key(id)),
+            CallBatchItem::End(e) => !held.get(&e.end.id).copied().unwrap_or(false),
+        })
+        .cloned()
+        .collect())
+}
+
+/// Writes one request's worth of items, retrying and splitting as the module docs say.
+fn write_chunk(server: &dyn TraceServer, mut chunk: Vec<CallBatchItem>, counters: &Counters) {
+    let mut attempt: u32 = 0;
+    let mut shrunk = false;
+    // Set when an attempt may have been applied without our hearing of it: before sending
+    // again, the items the backend already holds are taken out (so nothing is written twice).
+    let mut suspect = false;
+    loop {
+        if suspect {
+            match unsent(server, &chunk) {
+                Ok(rest) => {
+                    suspect = false;
+                    chunk = rest;
+                    if chunk.is_empty() {
+                        return;
+                    }
+                }
+                Err(_) => {
+                    counters.retries.fetch_add(1, Ordering::Relaxed);
+                    if !backoff_wait(backoff(attempt, None), counters) {
+                        counters.drop_items(
+                            chunk.len() as u64,
+                            "the backend was still unavailable when the client shut down",
+                        );
+                        return;
+                    }
+                    attempt = attempt.saturating_add(1);
+                    continue;
+                }
+            }
+        }
+        let err = match server.call_start_batch(CallCreateBatchReq {
+            batch: chunk.clone(),
         }) {
             Ok(_) => return,
-            Err(WeaveError::Backend(msg)) if attempt < RETRY_DELAYS.len() => {
-                let _ = msg;
-                std::thread::sleep(RETRY_DELAYS[attempt]);
+            Err(e) => e,
+        };
+        match err {
+            WeaveError::Unavailable {
+                retry_after,
+                maybe_applied,
+                ..
+            } => {
+                suspect |= maybe_applied;
+                counters.retries.fetch_add(1, Ordering::Relaxed);
+                if !backoff_wait(backoff(attempt, retry_after), counters) {
+                    counters.drop_items(
+                        chunk.len() as u64,
+                        "the backend was still unavailable when the client shut down",
+                    );
+                    return;
+                }
+                attempt = attempt.saturating_add(1);
+            }
+            WeaveError::TooLarge(_) if chunk.len() > 1 => {
+                let second = chunk.split_off(chunk.len() / 2);
+                write_chunk(server, chunk, counters);
+                write_chunk(server, second, counters);
+                return;
+            }
+            WeaveError::TooLarge(msg) => {
+                if !shrunk && shrink(&mut chunk[0]) {
+                    shrunk = true;
+                    continue;
+                }
+                counters.drop_items(1, &format!("a call is too large for the backend: {msg}"));
+                return;
+            }
+            WeaveError::Backend(_) if (attempt as usize) < RETRY_DELAYS.len() => {
+                counters.retries.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(RETRY_DELAYS[attempt as usize]);
                 attempt += 1;
             }
-            Err(_) if batch.len() > 1 => {
-                // Isolate the bad items: write one by one, dropping only those that fail.
-                for item in batch {
-                    if server
-                        .call_start_batch(CallCreateBatchReq { batch: vec![item] })
-                        .is_err()
-                    {
-                        counters.drop_items(1, "the store rejected a call");
-                    }
+            _ if chunk.len() > 1 => {
+                // Isolate the bad items: one by one, dropping only those that fail.
+                for item in chunk {
+                    write_chunk(server, vec![item], counters);
                 }
                 return;
             }
-            Err(e) => {
-                counters.drop_items(
-                    batch.len() as u64,
-                    &format!("the store rejected a write: {e}"),
-                );
+            e => {
+                // A retry of a batch whose answer was lost (cut, timed out) may be refused
+                // because the backend already has it: then nothing is lost.
+                if chunk.len() == 1 && already_stored(server, &chunk[0]) {
+                    return;
+                }
+                counters.drop_items(1, &format!("the store rejected a call: {e}"));
                 return;
             }
         }

@@ -31,6 +31,8 @@ pub const WANDB_TRACE_SERVER_URL: &str = "https://trace.wandb.ai";
 pub const WANDB_PUBLIC_API_URL: &str = "https://api.wandb.ai";
 /// The per-request timeout unless `WEAVE_HTTP_TIMEOUT` (seconds) says otherwise.
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest request body sent: the Weave server refuses more than 32 MiB.
+pub const MAX_REQUEST_BYTES: usize = 31 * 1024 * 1024;
 /// How many streamed calls may wait, parsed, for the iterator to take them.
 const STREAM_BUFFER: usize = 256;
 
@@ -246,16 +248,38 @@ fn wait<F: Future>(fut: F) -> F::Output {
 /// The error a non-2xx answer means. Network errors, timeouts, 429 and 5xx are
 /// [`WeaveError::Backend`] (worth retrying); a missing resource is `NotFound`; the rest are
 /// [`WeaveError::InvalidInput`] naming the server's reason.
-fn status_error(path: &str, status: u16, body: &[u8]) -> WeaveError {
+fn status_error(path: &str, status: u16, retry_after: Option<Duration>, body: &[u8]) -> WeaveError {
     let reason = error_message(body);
     match status {
         404 => WeaveError::NotFound {
             kind: kind_of_route(path),
             id: reason,
         },
-        408 | 429 | 500..=599 => WeaveError::Backend(format!("{path}: HTTP {status}: {reason}")),
+        413 => WeaveError::TooLarge(format!("{path}: HTTP 413: {reason}")),
+        // Overloaded, restarting or behind a gateway that cannot reach it: retry until it is
+        // back.
+        408 | 429 | 502 | 503 | 504 => WeaveError::Unavailable {
+            message: format!("{path}: HTTP {status}: {reason}"),
+            retry_after,
+            // A gateway timeout may come after the server did the work.
+            maybe_applied: status == 504,
+        },
+        // The server answered and failed: retried a few times, not forever (a request it
+        // cannot process would otherwise block every write behind it).
+        500..=599 => WeaveError::Backend(format!("{path}: HTTP {status}: {reason}")),
         _ => WeaveError::InvalidInput(format!("{path}: HTTP {status}: {reason}")),
     }
+}
+
+/// A `Retry-After` in seconds (the HTTP-date form is rare from API servers; ignored).
+fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
+    let v = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?;
+    let secs = v.trim().parse::<f64>().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)))
 }
 
 fn kind_of_route(path: &str) -> &'static str {
@@ -292,8 +316,21 @@ fn error_message(body: &[u8]) -> String {
     }
 }
 
+/// A request that got no complete answer (refused, reset, timed out, cut mid-body): the
+/// server may be down or restarting, so it is worth retrying.
 fn transport_error(path: &str, e: reqwest::Error) -> WeaveError {
-    WeaveError::Backend(format!("{path}: {e}"))
+    let mut message = format!("{path}: {e}");
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        message.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    WeaveError::Unavailable {
+        message,
+        retry_after: None,
+        // A refused connection sent nothing; anything later may have reached the server.
+        maybe_applied: !e.is_connect(),
+    }
 }
 
 impl HttpServer {
@@ -365,11 +402,12 @@ impl HttpServer {
         self.run(async move {
             let resp = rb.send().await.map_err(|e| transport_error(&path, e))?;
             let status = resp.status().as_u16();
+            let after = retry_after(&resp);
             let body = resp.bytes().await.map_err(|e| transport_error(&path, e))?;
             if (200..300).contains(&status) {
                 Ok(body.to_vec())
             } else {
-                Err(status_error(&path, status, &body))
+                Err(status_error(&path, status, after, &body))
             }
         })?
     }
@@ -458,8 +496,9 @@ impl TraceServer for HttpServer {
             };
             let status = resp.status().as_u16();
             if !(200..300).contains(&status) {
+                let after = retry_after(&resp);
                 let body = resp.bytes().await.unwrap_or_default();
-                let _ = status_tx.send(Err(status_error(path, status, &body)));
+                let _ = status_tx.send(Err(status_error(path, status, after, &body)));
                 return;
             }
             let _ = status_tx.send(Ok(()));
@@ -599,6 +638,10 @@ impl TraceServer for HttpServer {
     fn app_url(&self) -> String {
         self.inner.config.app_url.clone()
     }
+
+    fn max_request_bytes(&self) -> Option<usize> {
+        Some(MAX_REQUEST_BYTES)
+    }
 }
 
 #[cfg(test)]
@@ -640,19 +683,27 @@ mod tests {
         );
         assert_eq!(error_message(b"plain text"), "plain text");
         assert!(matches!(
-            status_error("/obj/read", 404, b"{}"),
+            status_error("/obj/read", 404, None, b"{}"),
             WeaveError::NotFound { kind: "object", .. }
         ));
         assert!(matches!(
-            status_error("/call/upsert_batch", 503, b""),
+            status_error("/call/upsert_batch", 503, None, b""),
+            WeaveError::Unavailable { .. }
+        ));
+        assert!(matches!(
+            status_error("/call/upsert_batch", 500, None, b""),
             WeaveError::Backend(_)
         ));
         assert!(matches!(
-            status_error("/call/upsert_batch", 429, b""),
-            WeaveError::Backend(_)
+            status_error("/call/upsert_batch", 429, Some(Duration::from_secs(2)), b""),
+            WeaveError::Unavailable { retry_after: Some(d), .. } if d == Duration::from_secs(2)
         ));
         assert!(matches!(
-            status_error("/call/update", 400, b""),
+            status_error("/call/upsert_batch", 413, None, b""),
+            WeaveError::TooLarge(_)
+        ));
+        assert!(matches!(
+            status_error("/call/update", 400, None, b""),
             WeaveError::InvalidInput(_)
         ));
     }

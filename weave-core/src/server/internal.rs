@@ -40,6 +40,10 @@ impl TraceServer for Internal {
         internal(|| self.0.app_url())
     }
 
+    fn max_request_bytes(&self) -> Option<usize> {
+        self.0.max_request_bytes()
+    }
+
     delegate! {
         call_start(CallStartReq) -> CallStartRes;
         call_end(CallEndReq) -> CallEndRes;

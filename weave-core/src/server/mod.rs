@@ -116,4 +116,10 @@ pub trait TraceServer: Send + Sync + std::fmt::Debug {
     /// The base URL of the web UI for this backend, to which `/{entity}/{project}/r/call/{id}`
     /// is appended to make a call's link (PROTOCOL §9).
     fn app_url(&self) -> String;
+
+    /// The largest request body the backend takes, if it has a limit; the writer splits
+    /// batches to stay under it. `None` (the default) for the embedded store.
+    fn max_request_bytes(&self) -> Option<usize> {
+        None
+    }
 }

@@ -1,0 +1,203 @@
+//! Nothing lost, under real faults: a fault-injecting proxy between the client and the
+//! reference server refuses connections, answers 500/429/413, hangs past the timeout and
+//! cuts answers mid-body. What the client wrote is then read back from the server directly.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use weave::server::{HttpServer, HttpServerConfig};
+use weave::{CallOptions, CallsQuery, WeaveClient};
+
+#[path = "../support/fault_proxy.rs"]
+mod fault_proxy;
+use fault_proxy::{Fault, FaultProxy};
+
+use crate::common::RefServer;
+
+const UPSERT: &str = "/call/upsert_batch";
+
+/// A client writing through a fresh proxy, and one reading the same project directly.
+fn through_proxy(timeout: Duration) -> (FaultProxy, WeaveClient, WeaveClient) {
+    let server = RefServer::shared();
+    let proxy = FaultProxy::start(&server.url);
+    let project = format!("p-{}", &weave::generate_id()[24..]);
+    let mut cfg = HttpServerConfig::new(&proxy.url);
+    cfg.timeout = timeout;
+    let writer = WeaveClient::new(
+        "faults",
+        project.clone(),
+        Arc::new(HttpServer::new(cfg).unwrap()),
+        false,
+    )
+    .unwrap();
+    let reader = WeaveClient::new(
+        "faults",
+        project,
+        Arc::new(HttpServer::new(HttpServerConfig::new(&server.url)).unwrap()),
+        false,
+    )
+    .unwrap();
+    (proxy, writer, reader)
+}
+
+fn record(client: &WeaveClient, n: usize, payload: usize) {
+    for i in 0..n {
+        let c = client
+            .create_call_with(
+                "work",
+                json!({"i": i, "pad": "x".repeat(payload)}),
+                CallOptions::new().use_stack(false),
+            )
+            .unwrap();
+        client.finish_call(&c, json!({"i": i})).unwrap();
+    }
+}
+
+/// The `i` of every finished call the server holds, sorted.
+fn stored(reader: &WeaveClient) -> Vec<i64> {
+    let mut is: Vec<i64> = reader
+        .get_calls(CallsQuery::new())
+        .map(|c| c.unwrap())
+        .filter(|c| c.ended_at().is_some())
+        .map(|c| c.output()["i"].as_i64().unwrap())
+        .collect();
+    is.sort();
+    is
+}
+
+#[test]
+fn storms_of_500_and_429_lose_nothing_and_retries_stay_bounded() {
+    let (proxy, writer, reader) = through_proxy(Duration::from_secs(10));
+    proxy.set_plan(|s| match (s.path.as_str(), s.nth) {
+        (UPSERT, n) if n < 6 && n % 2 == 0 => Fault::Status(500, None),
+        (UPSERT, n) if n < 6 => Fault::Status(429, Some(0)),
+        _ => Fault::Pass,
+    });
+    record(&writer, 150, 10);
+    assert!(writer.flush_timeout(Duration::from_secs(60)));
+    assert_eq!(stored(&reader), (0..150).collect::<Vec<_>>());
+    assert_eq!(writer.dropped(), 0);
+    let injected = proxy.faults().iter().filter(|(p, _)| p == UPSERT).count();
+    assert_eq!(injected, 6);
+    // Retries are bounded: at most one request per injected fault on top of what the calls
+    // need (after the 500s a batch may also be written item by item).
+    assert!(
+        proxy.count(UPSERT) <= 6 + 150 * 2,
+        "{}",
+        proxy.count(UPSERT)
+    );
+    assert!(writer.write_retries() >= 3);
+}
+
+#[test]
+fn a_server_down_at_start_and_back_later_loses_nothing() {
+    let (proxy, writer, reader) = through_proxy(Duration::from_secs(5));
+    proxy.down();
+    record(&writer, 40, 10);
+    // Nothing can be written while it is down: a short flush gives up, nothing is dropped.
+    assert!(!writer.flush_timeout(Duration::from_secs(2)));
+    assert_eq!(writer.dropped(), 0);
+    proxy.up();
+    assert!(writer.flush_timeout(Duration::from_secs(60)));
+    assert_eq!(stored(&reader), (0..40).collect::<Vec<_>>());
+    assert_eq!(writer.dropped(), 0);
+}
+
+#[test]
+fn an_outage_mid_run_loses_nothing() {
+    let (proxy, writer, reader) = through_proxy(Duration::from_secs(5));
+    record(&writer, 20, 10);
+    assert!(writer.flush_timeout(Duration::from_secs(30)));
+    proxy.down();
+    let w = writer.clone();
+    let during = std::thread::spawn(move || {
+        for i in 20..60 {
+            let c = w
+                .create_call_with("work", json!({"i": i}), CallOptions::new().use_stack(false))
+                .unwrap();
+            w.finish_call(&c, json!({"i": i})).unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    during.join().unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    proxy.up();
+    assert!(writer.flush_timeout(Duration::from_secs(60)));
+    assert_eq!(stored(&reader), (0..60).collect::<Vec<_>>());
+    assert_eq!(writer.dropped(), 0);
+}
+
+#[test]
+fn hung_requests_past_the_timeout_are_retried() {
+    let (proxy, writer, reader) = through_proxy(Duration::from_secs(1));
+    proxy.set_plan(|s| match (s.path.as_str(), s.nth) {
+        (UPSERT, 0 | 1) => Fault::Hang(Duration::from_secs(3)),
+        _ => Fault::Pass,
+    });
+    record(&writer, 10, 10);
+    assert!(writer.flush_timeout(Duration::from_secs(60)));
+    assert_eq!(stored(&reader), (0..10).collect::<Vec<_>>());
+}
+
+#[test]
+fn answers_cut_mid_body_are_retried_without_loss() {
+    let (proxy, writer, reader) = through_proxy(Duration::from_secs(5));
+    proxy.set_plan(|s| match (s.path.as_str(), s.nth) {
+        (UPSERT, 0 | 1) => Fault::Cut,
+        _ => Fault::Pass,
+    });
+    record(&writer, 10, 10);
+    // The cut answers' batches were applied: the client checks before sending again, so
+    // nothing is written twice (the server refuses a call started twice).
+    assert!(writer.flush_timeout(Duration::from_secs(60)));
+    assert_eq!(stored(&reader), (0..10).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_413_splits_the_batch_until_it_fits_and_loses_nothing() {
+    let (proxy, writer, reader) = through_proxy(Duration::from_secs(10));
+    proxy.set_plan(|s| {
+        if s.path == UPSERT && s.body_len > 48 * 1024 {
+            Fault::Status(413, None)
+        } else {
+            Fault::Pass
+        }
+    });
+    record(&writer, 200, 1024);
+    assert!(writer.flush_timeout(Duration::from_secs(60)));
+    assert_eq!(stored(&reader), (0..200).collect::<Vec<_>>());
+    assert!(proxy
+        .faults()
+        .iter()
+        .any(|(_, f)| *f == Fault::Status(413, None)));
+    assert_eq!(writer.dropped(), 0);
+}
+
+#[test]
+fn a_call_too_large_for_any_request_is_sent_with_the_servers_marker() {
+    let (proxy, writer, reader) = through_proxy(Duration::from_secs(10));
+    proxy.set_plan(|s| {
+        if s.path == UPSERT && s.body_len > 512 * 1024 {
+            Fault::Status(413, None)
+        } else {
+            Fault::Pass
+        }
+    });
+    let big = writer
+        .create_call_with(
+            "huge",
+            json!({"document": "y".repeat(2 * 1024 * 1024)}),
+            CallOptions::new().use_stack(false),
+        )
+        .unwrap();
+    writer.finish_call(&big, json!({"i": 0})).unwrap();
+    assert!(writer.flush_timeout(Duration::from_secs(60)));
+    let back = reader.get_call(big.id()).unwrap();
+    assert_eq!(
+        serde_json::Value::Object(back.inputs().clone()),
+        json!({"_weave": {"error": "<EXCEEDS_LIMITS>"}})
+    );
+    assert_eq!(back.output(), json!({"i": 0}));
+    assert_eq!(writer.dropped(), 0);
+}
