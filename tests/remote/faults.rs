@@ -201,3 +201,32 @@ fn a_call_too_large_for_any_request_is_sent_with_the_servers_marker() {
     assert_eq!(back.output(), json!({"i": 0}));
     assert_eq!(writer.dropped(), 0);
 }
+
+#[test]
+fn reads_are_retried_through_transient_errors_and_other_requests_are_not() {
+    let (proxy, writer, _reader) = through_proxy(Duration::from_secs(10));
+    record(&writer, 1, 10);
+    assert!(writer.flush_timeout(Duration::from_secs(30)));
+    let id = writer
+        .get_calls(CallsQuery::new())
+        .next()
+        .unwrap()
+        .unwrap()
+        .id()
+        .to_string();
+    proxy.set_plan(|s| match (s.path.as_str(), s.nth) {
+        ("/call/read", 0 | 1) => Fault::Status(503, Some(0)),
+        ("/feedback/create", _) => Fault::Status(503, None),
+        _ => Fault::Pass,
+    });
+    // Two 503s, then the third attempt gets through.
+    let call = writer.get_call(&id).unwrap();
+    assert_eq!(proxy.count("/call/read"), 3);
+    // Creating feedback twice would duplicate it: the error reaches the caller at once.
+    let err = call.feedback().add_note("hello").unwrap_err();
+    assert!(
+        matches!(err, weave::WeaveError::Unavailable { .. }),
+        "{err:?}"
+    );
+    assert_eq!(proxy.count("/feedback/create"), 1);
+}

@@ -397,17 +397,25 @@ impl HttpServer {
     }
 
     /// Sends `rb` and returns the whole body of a 2xx answer.
-    fn send_bytes(&self, path: &str, rb: reqwest::RequestBuilder) -> Result<Vec<u8>> {
+    fn send_bytes(&self, path: &str, mut rb: reqwest::RequestBuilder) -> Result<Vec<u8>> {
         let path = path.to_string();
+        let retry = IDEMPOTENT_ROUTES.contains(&path.as_str());
         self.run(async move {
-            let resp = rb.send().await.map_err(|e| transport_error(&path, e))?;
-            let status = resp.status().as_u16();
-            let after = retry_after(&resp);
-            let body = resp.bytes().await.map_err(|e| transport_error(&path, e))?;
-            if (200..300).contains(&status) {
-                Ok(body.to_vec())
-            } else {
-                Err(status_error(&path, status, after, &body))
+            let mut attempt = 0;
+            loop {
+                // A request whose body can be sent again is retried, as the Python client
+                // retries every request (three attempts); writes of calls are retried by
+                // the writer instead, which knows how to avoid writing twice.
+                let again = if retry { rb.try_clone() } else { None };
+                let res = send_once(&path, rb).await;
+                match (res, again) {
+                    (Err(e), Some(next)) if attempt + 1 < READ_ATTEMPTS && retryable(&e) => {
+                        tokio::time::sleep(read_backoff(attempt, &e)).await;
+                        attempt += 1;
+                        rb = next;
+                    }
+                    (res, _) => return res,
+                }
             }
         })?
     }
@@ -425,6 +433,56 @@ impl HttpServer {
                 "{path}: the server's answer is not what the protocol says: {e}"
             ))
         })
+    }
+}
+
+/// Routes that may be sent again without changing the outcome: reads, and creates addressed
+/// by content.
+const IDEMPOTENT_ROUTES: &[&str] = &[
+    "/server_info",
+    "/call/read",
+    "/calls/query_stats",
+    "/call/update",
+    "/calls/delete",
+    "/obj/read",
+    "/objs/query",
+    "/obj/create",
+    "/table/create",
+    "/table/query",
+    "/table/query_stats",
+    "/refs/read_batch",
+    "/file/content",
+    "/feedback/query",
+    "/cost/query",
+];
+/// Attempts per request on those routes (Python's `WEAVE_RETRY_MAX_ATTEMPTS`).
+const READ_ATTEMPTS: u32 = 3;
+
+fn retryable(e: &WeaveError) -> bool {
+    matches!(e, WeaveError::Unavailable { .. } | WeaveError::Backend(_))
+}
+
+fn read_backoff(attempt: u32, e: &WeaveError) -> Duration {
+    let base = Duration::from_millis(500) * (1 << attempt.min(4));
+    let after = match e {
+        WeaveError::Unavailable {
+            retry_after: Some(d),
+            ..
+        } => (*d).min(Duration::from_secs(10)),
+        _ => Duration::ZERO,
+    };
+    base.max(after)
+}
+
+async fn send_once(path: &str, rb: reqwest::RequestBuilder) -> Result<Vec<u8>> {
+    let resp = rb.send().await.map_err(|e| transport_error(path, e))?;
+    let status = resp.status().as_u16();
+    let after = retry_after(&resp);
+    let body = resp.bytes().await.map_err(|e| transport_error(path, e))?;
+    if (200..300).contains(&status) {
+        Ok(body.to_vec())
+    } else {
+        Err(status_error(path, status, after, &body))
     }
 }
 
