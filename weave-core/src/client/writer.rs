@@ -234,15 +234,9 @@ fn save_op(server: &dyn TraceServer, op: OpSave, counters: &Counters) {
         match res {
             Ok(_) => return,
             Err(WeaveError::Unavailable { retry_after, .. }) => {
-                counters.retries.fetch_add(1, Ordering::Relaxed);
-                if !backoff_wait(backoff(attempt, retry_after), counters) {
-                    counters.drop_items(
-                        1,
-                        "the backend was still unavailable when the client shut down",
-                    );
+                if !wait_to_retry(&mut attempt, retry_after, 1, counters) {
                     return;
                 }
-                attempt = attempt.saturating_add(1);
             }
             Err(WeaveError::Backend(_)) if (attempt as usize) < RETRY_DELAYS.len() => {
                 std::thread::sleep(RETRY_DELAYS[attempt as usize]);
@@ -254,6 +248,26 @@ fn save_op(server: &dyn TraceServer, op: OpSave, counters: &Counters) {
             }
         }
     }
+}
+
+/// Counts a retry and waits before it ([`backoff`]); past the shutdown deadline, drops the
+/// `n` items instead (counted and reported) and returns false.
+fn wait_to_retry(
+    attempt: &mut u32,
+    retry_after: Option<Duration>,
+    n: usize,
+    counters: &Counters,
+) -> bool {
+    counters.retries.fetch_add(1, Ordering::Relaxed);
+    if !backoff_wait(backoff(*attempt, retry_after), counters) {
+        counters.drop_items(
+            n as u64,
+            "the backend was still unavailable when the client shut down",
+        );
+        return false;
+    }
+    *attempt = attempt.saturating_add(1);
+    true
 }
 
 /// Waits `d`, or less when the writer is shutting down (it is unparked then). Returns false
@@ -423,24 +437,13 @@ fn unsent(
     ids.sort();
     ids.dedup();
     let mut held: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
-    for call in server.calls_query_stream(crate::schema::CallsQueryReq {
-        project_id,
-        filter: Some(crate::schema::CallsFilter {
+    let query = crate::client::calls_iter::CallsQuery::new()
+        .filter(crate::schema::CallsFilter {
             call_ids: Some(ids),
             ..Default::default()
-        }),
-        limit: None,
-        offset: None,
-        sort_by: None,
-        query: None,
-        include_costs: false,
-        include_feedback: false,
-        include_storage_size: false,
-        include_total_storage_size: false,
-        columns: Some(vec!["id".into(), "ended_at".into()]),
-        expand_columns: None,
-        return_expanded_column_values: true,
-    })? {
+        })
+        .columns(["id", "ended_at"]);
+    for call in server.calls_query_stream(query.to_req(&project_id))? {
         let call = call?;
         held.insert(call.id, call.ended_at.is_some());
     }
@@ -472,15 +475,9 @@ fn write_chunk(server: &dyn TraceServer, mut chunk: Vec<CallBatchItem>, counters
                     }
                 }
                 Err(_) => {
-                    counters.retries.fetch_add(1, Ordering::Relaxed);
-                    if !backoff_wait(backoff(attempt, None), counters) {
-                        counters.drop_items(
-                            chunk.len() as u64,
-                            "the backend was still unavailable when the client shut down",
-                        );
+                    if !wait_to_retry(&mut attempt, None, chunk.len(), counters) {
                         return;
                     }
-                    attempt = attempt.saturating_add(1);
                     continue;
                 }
             }
@@ -498,15 +495,9 @@ fn write_chunk(server: &dyn TraceServer, mut chunk: Vec<CallBatchItem>, counters
                 ..
             } => {
                 suspect |= maybe_applied;
-                counters.retries.fetch_add(1, Ordering::Relaxed);
-                if !backoff_wait(backoff(attempt, retry_after), counters) {
-                    counters.drop_items(
-                        chunk.len() as u64,
-                        "the backend was still unavailable when the client shut down",
-                    );
+                if !wait_to_retry(&mut attempt, retry_after, chunk.len(), counters) {
                     return;
                 }
-                attempt = attempt.saturating_add(1);
             }
             WeaveError::TooLarge(_) if chunk.len() > 1 => {
                 let second = chunk.split_off(chunk.len() / 2);
