@@ -264,6 +264,8 @@ fn status_error(path: &str, status: u16, retry_after: Option<Duration>, body: &[
             // A gateway timeout may come after the server did the work.
             maybe_applied: status == 504,
         },
+        // What this server does not implement is not worth retrying.
+        501 => WeaveError::InvalidInput(format!("{path}: HTTP 501: {reason}")),
         // The server answered and failed: retried a few times, not forever (a request it
         // cannot process would otherwise block every write behind it).
         500..=599 => WeaveError::Backend(format!("{path}: HTTP {status}: {reason}")),
