@@ -356,14 +356,6 @@ impl OpCall {
         matches!(self.state, State::Live(_))
     }
 
-    /// The live call.
-    pub fn call(&self) -> Option<&Call> {
-        match &self.state {
-            State::Live(l) => Some(&l.call),
-            _ => None,
-        }
-    }
-
     /// Makes the op's `tracing` span with `make(call_id)`, for a live call only. The
     /// tracing layer recognises op spans by their `weave.call_id` field and does not make a
     /// second call for them.

@@ -71,7 +71,7 @@ struct Args {
     display_name: Option<DisplayName>,
     postprocess_inputs: Option<Path>,
     postprocess_output: Option<Path>,
-    sample_rate: Option<(f64, Span)>,
+    sample_rate: Option<f64>,
     kind: Option<LitStr>,
 }
 
@@ -178,7 +178,7 @@ fn parse_args(ts: TokenStream2) -> syn::Result<Args> {
                         "`sample_rate` must be from 0.0 to 1.0",
                     ));
                 }
-                args.sample_rate = Some((v, span));
+                args.sample_rate = Some(v);
             }
             "kind" => {
                 once!(args.kind);
@@ -508,7 +508,7 @@ fn expand(args: Args, func: ItemFn, source: String) -> syn::Result<TokenStream2>
         .postprocess_output
         .as_ref()
         .map(|p| quote_spanned!(p.span()=> .postprocess_output(#p)));
-    let sample_rate = args.sample_rate.map(|(v, _)| v).unwrap_or(1.0);
+    let sample_rate = args.sample_rate.unwrap_or(1.0);
     let site = quote! {
         static __WEAVE_SITE: #rt::OpSite = #rt::OpSite::new(
             || #core::Op::new(#name).code(#source) #kind #pp_in #pp_out,

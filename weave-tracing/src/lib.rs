@@ -184,7 +184,6 @@ enum SpanEntry {
 
 struct Owned {
     call: Call,
-    inputs: JsonMap,
     genai: JsonMap,
     output: Option<Value>,
     error: Option<Exception>,
@@ -257,7 +256,6 @@ where
                 span.extensions_mut()
                     .insert(SpanEntry::Owned(Box::new(Owned {
                         call,
-                        inputs: fields.inputs,
                         genai: fields.genai,
                         output: None,
                         error: None,
@@ -282,7 +280,7 @@ where
         values.record(&mut fields);
         let mut ext = span.extensions_mut();
         if let Some(SpanEntry::Owned(o)) = ext.get_mut::<SpanEntry>() {
-            o.inputs.extend(fields.inputs);
+            o.call.extend_deferred_inputs(fields.inputs);
             o.genai.extend(fields.genai);
         }
     }
@@ -410,7 +408,6 @@ where
         };
         let Owned {
             call,
-            inputs,
             genai,
             output,
             error,
@@ -420,7 +417,6 @@ where
         if entered > 0 {
             weave_core::pop_call(&call);
         }
-        call.set_deferred_inputs(inputs);
         if let Some((model, usage)) = usage_from_genai(&genai) {
             let mut by_model = Map::new();
             by_model.insert(model, Value::Object(usage));

@@ -209,16 +209,17 @@ impl Call {
     }
 
     /// For a call created with [`crate::CallOptions::defer_start`] and not yet finished:
-    /// replaces the inputs its start will be written with. Returns false (and does nothing)
-    /// when the start was not deferred or the call has finished.
-    pub fn set_deferred_inputs(&self, inputs: JsonMap) -> bool {
+    /// adds `inputs` (replacing same-named ones, redacted like all inputs) to the inputs its
+    /// start will be written with. Returns false (and does nothing) when the start was not
+    /// deferred or the call has finished.
+    pub fn extend_deferred_inputs(&self, inputs: JsonMap) -> bool {
         let mut st = self.state();
         if st.ended_at.is_some() {
             return false;
         }
         match st.pending_start.as_mut() {
             Some(start) => {
-                start.inputs = super::redact_inputs(inputs);
+                start.inputs.extend(super::redact_inputs(inputs));
                 true
             }
             None => false,

@@ -269,7 +269,7 @@ impl CallOptions {
         self
     }
     /// Writes the call's start only when it finishes, together with its end, so that its
-    /// inputs can still change ([`Call::set_deferred_inputs`]) — the way OpenTelemetry
+    /// inputs can still grow ([`Call::extend_deferred_inputs`]) — the way OpenTelemetry
     /// exports spans. The tracing layer does this for spans. Until then the call is not in
     /// the store; a call that never finishes is never written.
     pub fn defer_start(mut self, yes: bool) -> Self {

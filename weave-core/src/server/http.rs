@@ -422,13 +422,21 @@ impl HttpServer {
         })?
     }
 
-    /// `POST path` with `req` as JSON, the answer parsed as `Res`.
-    fn post<Req: Serialize, Res: DeserializeOwned>(&self, path: &str, req: &Req) -> Result<Res> {
-        let body = serde_json::to_vec(req)?;
-        let rb = self
+    /// `POST path` with `req` as its JSON body.
+    fn json_request<Req: Serialize>(
+        &self,
+        path: &str,
+        req: &Req,
+    ) -> Result<reqwest::RequestBuilder> {
+        Ok(self
             .request(reqwest::Method::POST, path)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body);
+            .body(serde_json::to_vec(req)?))
+    }
+
+    /// `POST path` with `req` as JSON, the answer parsed as `Res`.
+    fn post<Req: Serialize, Res: DeserializeOwned>(&self, path: &str, req: &Req) -> Result<Res> {
+        let rb = self.json_request(path, req)?;
         let bytes = self.send_bytes(path, rb)?;
         serde_json::from_slice(&bytes).map_err(|e| {
             WeaveError::Backend(format!(
@@ -511,37 +519,53 @@ fn parse_line(path: &str, line: &[u8]) -> Option<Result<CallSchema>> {
     )
 }
 
+/// Routes that are one JSON `POST` each.
+macro_rules! json_routes {
+    ($($name:ident($req:ty) -> $res:ty = $path:literal;)*) => {$(
+        fn $name(&self, req: $req) -> Result<$res> {
+            self.post($path, &req)
+        }
+    )*};
+}
+
 impl TraceServer for HttpServer {
+    json_routes! {
+        call_start(CallStartReq) -> CallStartRes = "/call/start";
+        call_end(CallEndReq) -> CallEndRes = "/call/end";
+        call_start_batch(CallCreateBatchReq) -> CallCreateBatchRes = "/call/upsert_batch";
+        call_read(CallReadReq) -> CallReadRes = "/call/read";
+        calls_query_stats(CallsQueryStatsReq) -> CallsQueryStatsRes = "/calls/query_stats";
+        calls_delete(CallsDeleteReq) -> CallsDeleteRes = "/calls/delete";
+        call_update(CallUpdateReq) -> CallUpdateRes = "/call/update";
+        cost_create(CostCreateReq) -> CostCreateRes = "/cost/create";
+        cost_query(CostQueryReq) -> CostQueryRes = "/cost/query";
+        cost_purge(CostPurgeReq) -> CostPurgeRes = "/cost/purge";
+        feedback_create(FeedbackCreateReq) -> FeedbackCreateRes = "/feedback/create";
+        feedback_create_batch(FeedbackCreateBatchReq) -> FeedbackCreateBatchRes = "/feedback/batch/create";
+        feedback_query(FeedbackQueryReq) -> FeedbackQueryRes = "/feedback/query";
+        feedback_purge(FeedbackPurgeReq) -> FeedbackPurgeRes = "/feedback/purge";
+        feedback_replace(FeedbackReplaceReq) -> FeedbackReplaceRes = "/feedback/replace";
+        obj_create(ObjCreateReq) -> ObjCreateRes = "/obj/create";
+        obj_read(ObjReadReq) -> ObjReadRes = "/obj/read";
+        objs_query(ObjQueryReq) -> ObjQueryRes = "/objs/query";
+        obj_delete(ObjDeleteReq) -> ObjDeleteRes = "/obj/delete";
+        table_create(TableCreateReq) -> TableCreateRes = "/table/create";
+        table_query(TableQueryReq) -> TableQueryRes = "/table/query";
+        table_query_stats(TableQueryStatsReq) -> TableQueryStatsRes = "/table/query_stats";
+        refs_read_batch(RefsReadBatchReq) -> RefsReadBatchRes = "/refs/read_batch";
+    }
+
     fn server_info(&self) -> Result<ServerInfoRes> {
         let rb = self.request(reqwest::Method::GET, "/server_info");
         let bytes = self.send_bytes("/server_info", rb)?;
         Ok(serde_json::from_slice(&bytes)?)
     }
 
-    fn call_start(&self, req: CallStartReq) -> Result<CallStartRes> {
-        self.post("/call/start", &req)
-    }
-
-    fn call_end(&self, req: CallEndReq) -> Result<CallEndRes> {
-        self.post("/call/end", &req)
-    }
-
-    fn call_start_batch(&self, req: CallCreateBatchReq) -> Result<CallCreateBatchRes> {
-        self.post("/call/upsert_batch", &req)
-    }
-
-    fn call_read(&self, req: CallReadReq) -> Result<CallReadRes> {
-        self.post("/call/read", &req)
-    }
-
     fn calls_query_stream(&self, req: CallsQueryReq) -> Result<CallsStream> {
         let path = "/calls/stream_query";
-        let body = serde_json::to_vec(&req)?;
         let rb = self
-            .request(reqwest::Method::POST, path)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(reqwest::header::ACCEPT, "application/jsonl")
-            .body(body);
+            .json_request(path, &req)?
+            .header(reqwest::header::ACCEPT, "application/jsonl");
         let (tx, rx) = tokio::sync::mpsc::channel(STREAM_BUFFER);
         // The status is known before the first item: an error answer is an error here, not a
         // stream that fails later.
@@ -593,82 +617,6 @@ impl TraceServer for HttpServer {
         Ok(Box::new(StreamIter { rx }))
     }
 
-    fn calls_query_stats(&self, req: CallsQueryStatsReq) -> Result<CallsQueryStatsRes> {
-        self.post("/calls/query_stats", &req)
-    }
-
-    fn calls_delete(&self, req: CallsDeleteReq) -> Result<CallsDeleteRes> {
-        self.post("/calls/delete", &req)
-    }
-
-    fn call_update(&self, req: CallUpdateReq) -> Result<CallUpdateRes> {
-        self.post("/call/update", &req)
-    }
-
-    fn cost_create(&self, req: CostCreateReq) -> Result<CostCreateRes> {
-        self.post("/cost/create", &req)
-    }
-
-    fn cost_query(&self, req: CostQueryReq) -> Result<CostQueryRes> {
-        self.post("/cost/query", &req)
-    }
-
-    fn cost_purge(&self, req: CostPurgeReq) -> Result<CostPurgeRes> {
-        self.post("/cost/purge", &req)
-    }
-
-    fn feedback_create(&self, req: FeedbackCreateReq) -> Result<FeedbackCreateRes> {
-        self.post("/feedback/create", &req)
-    }
-
-    fn feedback_create_batch(&self, req: FeedbackCreateBatchReq) -> Result<FeedbackCreateBatchRes> {
-        self.post("/feedback/batch/create", &req)
-    }
-
-    fn feedback_query(&self, req: FeedbackQueryReq) -> Result<FeedbackQueryRes> {
-        self.post("/feedback/query", &req)
-    }
-
-    fn feedback_purge(&self, req: FeedbackPurgeReq) -> Result<FeedbackPurgeRes> {
-        self.post("/feedback/purge", &req)
-    }
-
-    fn feedback_replace(&self, req: FeedbackReplaceReq) -> Result<FeedbackReplaceRes> {
-        self.post("/feedback/replace", &req)
-    }
-
-    fn obj_create(&self, req: ObjCreateReq) -> Result<ObjCreateRes> {
-        self.post("/obj/create", &req)
-    }
-
-    fn obj_read(&self, req: ObjReadReq) -> Result<ObjReadRes> {
-        self.post("/obj/read", &req)
-    }
-
-    fn objs_query(&self, req: ObjQueryReq) -> Result<ObjQueryRes> {
-        self.post("/objs/query", &req)
-    }
-
-    fn obj_delete(&self, req: ObjDeleteReq) -> Result<ObjDeleteRes> {
-        self.post("/obj/delete", &req)
-    }
-
-    fn table_create(&self, req: TableCreateReq) -> Result<TableCreateRes> {
-        self.post("/table/create", &req)
-    }
-
-    fn table_query(&self, req: TableQueryReq) -> Result<TableQueryRes> {
-        self.post("/table/query", &req)
-    }
-
-    fn table_query_stats(&self, req: TableQueryStatsReq) -> Result<TableQueryStatsRes> {
-        self.post("/table/query_stats", &req)
-    }
-
-    fn refs_read_batch(&self, req: RefsReadBatchReq) -> Result<RefsReadBatchRes> {
-        self.post("/refs/read_batch", &req)
-    }
-
     fn file_create(&self, req: FileCreateReq) -> Result<FileCreateRes> {
         let path = "/file/create";
         let part = reqwest::multipart::Part::bytes(req.content).file_name(req.name);
@@ -682,14 +630,7 @@ impl TraceServer for HttpServer {
 
     fn file_content_read(&self, req: FileContentReadReq) -> Result<FileContentReadRes> {
         let path = "/file/content";
-        let body = serde_json::to_vec(&serde_json::json!({
-            "project_id": req.project_id,
-            "digest": req.digest,
-        }))?;
-        let rb = self
-            .request(reqwest::Method::POST, path)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body);
+        let rb = self.json_request(path, &req)?;
         Ok(FileContentReadRes {
             content: self.send_bytes(path, rb)?,
         })
