@@ -216,17 +216,100 @@ fn reads_are_retried_through_transient_errors_and_other_requests_are_not() {
         .to_string();
     proxy.set_plan(|s| match (s.path.as_str(), s.nth) {
         ("/call/read", 0 | 1) => Fault::Status(503, Some(0)),
-        ("/feedback/create", _) => Fault::Status(503, None),
+        ("/cost/create", _) => Fault::Status(503, None),
         _ => Fault::Pass,
     });
     // Two 503s, then the third attempt gets through.
-    let call = writer.get_call(&id).unwrap();
+    writer.get_call(&id).unwrap();
     assert_eq!(proxy.count("/call/read"), 3);
-    // Creating feedback twice would duplicate it: the error reaches the caller at once.
-    let err = call.feedback().add_note("hello").unwrap_err();
+    // Adding a price twice would store it twice: the error reaches the caller at once.
+    let err = writer.add_cost("my-model", 0.1, 0.2).unwrap_err();
     assert!(
         matches!(err, weave::WeaveError::Unavailable { .. }),
         "{err:?}"
     );
-    assert_eq!(proxy.count("/feedback/create"), 1);
+    assert_eq!(proxy.count("/cost/create"), 1);
+}
+
+const FEEDBACK_BATCH: &str = "/feedback/batch/create";
+
+/// Every feedback row the server holds for the project, oldest first.
+fn stored_feedback(reader: &WeaveClient) -> Vec<weave::Feedback> {
+    reader
+        .get_feedback(weave::FeedbackFilter::new().limit(1000))
+        .execute()
+        .unwrap()
+}
+
+#[test]
+fn feedback_is_batched_and_survives_errors_and_cut_answers() {
+    let (proxy, writer, reader) = through_proxy(Duration::from_secs(10));
+    proxy.set_plan(|s| match (s.path.as_str(), s.nth) {
+        (FEEDBACK_BATCH, 0) => Fault::Status(503, Some(0)),
+        (FEEDBACK_BATCH, 1) => Fault::Cut,
+        _ => Fault::Pass,
+    });
+    let call = writer.create_call("scored", json!({})).unwrap();
+    writer.finish_call(&call, json!(1)).unwrap();
+    // While the server refuses, adding feedback still returns at once with its row.
+    let mut added = Vec::new();
+    for i in 0..30 {
+        added.push(call.feedback().add_note(&format!("note {i}")).unwrap());
+    }
+    let thumbs = call.feedback().add_reaction("👍🏽").unwrap();
+    // The returned row carries the server's own payload fields.
+    assert_eq!(thumbs.payload["detoned"], json!("👍"));
+    assert!(thumbs.wb_user_id.is_empty());
+    added.push(thumbs);
+    assert!(writer.flush_timeout(Duration::from_secs(60)));
+    assert_eq!(writer.dropped(), 0);
+
+    let rows = stored_feedback(&reader);
+    let mut want: Vec<&str> = added.iter().map(|f| f.id.as_str()).collect();
+    let mut got: Vec<&str> = rows.iter().map(|f| f.id.as_str()).collect();
+    want.sort();
+    got.sort();
+    // Every row once, under the id the client returned: the cut answer's batch was applied,
+    // and the client asked before sending it again.
+    assert_eq!(got, want);
+    let back = rows.iter().find(|f| f.id == added[30].id).unwrap();
+    assert_eq!(back.payload, added[30].payload);
+    assert_eq!(back.weave_ref, call.feedback().weave_ref());
+    assert!(
+        !back.wb_user_id.is_empty(),
+        "the server sets who created it"
+    );
+    // Batched: a handful of requests, never one per row.
+    assert!(
+        proxy.count(FEEDBACK_BATCH) <= 6,
+        "{}",
+        proxy.count(FEEDBACK_BATCH)
+    );
+    assert_eq!(proxy.count("/feedback/create"), 0);
+}
+
+#[test]
+fn feedback_goes_item_by_item_to_a_server_without_the_batch_route() {
+    let (proxy, writer, reader) = through_proxy(Duration::from_secs(10));
+    proxy.set_plan(|s| match s.path.as_str() {
+        FEEDBACK_BATCH => Fault::Status(404, None),
+        _ => Fault::Pass,
+    });
+    let call = writer.create_call("scored", json!({})).unwrap();
+    writer.finish_call(&call, json!(1)).unwrap();
+    for i in 0..3 {
+        call.feedback().add_note(&format!("note {i}")).unwrap();
+    }
+    assert!(writer.flush_timeout(Duration::from_secs(60)));
+    call.feedback().add_note("later").unwrap();
+    assert!(writer.flush_timeout(Duration::from_secs(60)));
+    assert_eq!(writer.dropped(), 0);
+    let notes: Vec<String> = stored_feedback(&reader)
+        .iter()
+        .map(|f| f.payload["note"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(notes, ["note 0", "note 1", "note 2", "later"]);
+    // The 404 is remembered: one batch attempt, then one create per row.
+    assert_eq!(proxy.count(FEEDBACK_BATCH), 1);
+    assert_eq!(proxy.count("/feedback/create"), 4);
 }

@@ -3,8 +3,17 @@
 //!
 //! Every write is checked here before anything is sent (a reaction is exactly one emoji, a
 //! note 1 to 1024 characters, a custom type does not start with `wandb.`, a payload is at most
-//! 1 MiB of JSON, purges are by id), and checked again by the backend. Writes go straight to
-//! the backend, after a flush so the call they are about is stored first.
+//! 1 MiB of JSON, purges are by id), and checked again by the backend.
+//!
+//! Creating feedback on the embedded store goes straight to it, after a flush so the call it
+//! is about is stored first, and returns the stored row. On a remote server
+//! ([`TraceServer::queues_feedback`](crate::server::TraceServer::queues_feedback)) it is
+//! checked against the server's own rules here, queued to the background writer behind the
+//! calls already queued, and sent in batches (`/feedback/batch/create`, or one
+//! `/feedback/create` per item on servers without it), retried through outages like calls:
+//! as in the Python client, the returned row is then built locally — the server's payload
+//! fields (a reaction's `alias`, …) are there, `created_at` is the client's clock, and
+//! `wb_user_id` is empty until the row is read back.
 
 use std::ops::Deref;
 use std::sync::{Mutex, MutexGuard};
@@ -18,10 +27,11 @@ use crate::ids::generate_id;
 use crate::query::{field, Expr, Query};
 use crate::refs::Ref;
 use crate::schema::{
-    check_custom_type, check_note, check_payload_size, check_reaction, purge_ids, Feedback,
-    FeedbackCreateReq, FeedbackPurgeReq, FeedbackQueryReq, JsonMap, SortBy, NOTE_FEEDBACK_TYPE,
-    REACTION_FEEDBACK_TYPE,
+    check_custom_type, check_note, check_payload_size, check_reaction, purge_ids,
+    validate_feedback, Feedback, FeedbackCreateReq, FeedbackCreateRes, FeedbackPurgeReq,
+    FeedbackQueryReq, JsonMap, SortBy, NOTE_FEEDBACK_TYPE, REACTION_FEEDBACK_TYPE,
 };
+use crate::time::Timestamp;
 
 /// Python's default `limit` of `get_feedback`.
 pub const DEFAULT_FEEDBACK_LIMIT: u64 = 100;
@@ -455,7 +465,6 @@ impl RefFeedback {
 
     fn create(&self, feedback_type: &str, payload: JsonMap) -> Result<Feedback> {
         let client = &self.query.client;
-        client.flush();
         let mut req = FeedbackCreateReq::new(
             self.query.project_id.clone(),
             self.weave_ref.clone(),
@@ -464,7 +473,20 @@ impl RefFeedback {
         );
         req.id = Some(generate_id());
         req.creator = self.creator.clone();
-        let res = client.server().feedback_create(req.clone())?;
+        let res = if client.server().queues_feedback() {
+            let req = validate_feedback(req.clone())?;
+            let res = FeedbackCreateRes {
+                id: req.id.clone().unwrap_or_default(),
+                created_at: Timestamp::now(),
+                wb_user_id: String::new(),
+                payload: req.payload.clone(),
+            };
+            client.enqueue_feedback(req)?;
+            res
+        } else {
+            client.flush();
+            client.server().feedback_create(req.clone())?
+        };
         self.query.invalidate();
         Ok(Feedback {
             id: res.id,

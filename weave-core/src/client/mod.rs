@@ -505,10 +505,26 @@ impl WeaveClient {
     pub(crate) fn page_size(&self) -> u64 {
         self.inner.page_size
     }
-    /// How many call writes were dropped because the queue was full or the backend refused
-    /// them (reported once on stderr when it first happens).
+    /// How many queued writes (call starts and ends, op versions, feedback on a remote
+    /// server) were dropped because the queue was full or the backend refused them (reported
+    /// once on stderr when it first happens).
     pub fn dropped(&self) -> u64 {
         self.inner.writer.dropped()
+    }
+
+    /// Queues validated feedback for the writer; a full queue is an error for the caller
+    /// (who asked for this write explicitly), unlike calls, which are dropped silently.
+    pub(crate) fn enqueue_feedback(&self, req: FeedbackCreateReq) -> Result<()> {
+        if self.inner.writer.enqueue_feedback(req) {
+            Ok(())
+        } else {
+            Err(WeaveError::Unavailable {
+                message: "feedback not queued: the write queue is full or the client is shut down"
+                    .into(),
+                retry_after: None,
+                maybe_applied: false,
+            })
+        }
     }
 
     /// How many times the background writer retried a request because the backend was

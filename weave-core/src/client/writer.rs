@@ -19,6 +19,9 @@
 //!   server's marker (`{"_weave": {"error": "<EXCEEDS_LIMITS>"}}`), once.
 //! - Any other backend error is retried a few times; a batch rejected as invalid is written
 //!   item by item so that only the bad items are dropped.
+//! - Feedback for a remote server is queued here too, behind the calls queued before it, and
+//!   sent with `/feedback/batch/create` under the same rules (checked by id after a lost answer;
+//!   one `/feedback/create` per item on servers without the batch route).
 //! - [`Writer::flush`] returns once everything enqueued before it is written (or finally
 //!   dropped). Dropping the writer flushes and joins the thread.
 
@@ -31,7 +34,11 @@ use std::time::{Duration, Instant};
 use super::op_code::OpSave;
 use crate::error::WeaveError;
 use crate::limits::{exceeds_limits_marker, FIELD_BYTES_LIMIT};
-use crate::schema::{CallBatchItem, CallCreateBatchReq, JsonMap};
+use crate::query::{field, Query};
+use crate::schema::{
+    CallBatchItem, CallCreateBatchReq, FeedbackCreateBatchReq, FeedbackCreateReq, FeedbackQueryReq,
+    JsonMap,
+};
 use crate::server::TraceServer;
 
 /// The most items written in one batch.
@@ -51,6 +58,7 @@ const RETRY_DELAYS: [Duration; 3] = [
 
 enum Msg {
     Item(Box<CallBatchItem>),
+    Feedback(Box<FeedbackCreateReq>),
     Op(Box<OpSave>),
     Flush(mpsc::Sender<()>),
 }
@@ -65,6 +73,9 @@ struct Counters {
     deadline: Mutex<Option<Instant>>,
     /// How many requests were retried (for tests and diagnostics).
     retries: AtomicU64,
+    /// Set when the backend answered 404 to `/feedback/batch/create` (an older server):
+    /// feedback then goes one `/feedback/create` per item.
+    no_feedback_batch: AtomicBool,
 }
 
 impl Counters {
@@ -109,6 +120,11 @@ impl Writer {
     /// Queues an item; never blocks. Returns false (and counts the item) when it is dropped.
     pub(crate) fn enqueue(&self, item: CallBatchItem) -> bool {
         self.send(Msg::Item(Box::new(item)))
+    }
+
+    /// Queues creating feedback (validated, with its id set).
+    pub(crate) fn enqueue_feedback(&self, req: FeedbackCreateReq) -> bool {
+        self.send(Msg::Feedback(Box::new(req)))
     }
 
     /// Queues saving an op version (its code file, then its object).
@@ -199,25 +215,29 @@ fn run(rx: Receiver<Msg>, server: Arc<dyn TraceServer>, counters: Arc<Counters>)
     crate::client::context::mark_internal_thread();
     while let Ok(first) = rx.recv() {
         let mut batch = Vec::new();
+        let mut feedback = Vec::new();
         let mut acks = Vec::new();
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             match msg {
                 Msg::Item(item) => batch.push(*item),
+                Msg::Feedback(f) => feedback.push(*f),
                 Msg::Op(op) => {
                     save_op(&*server, *op, &counters);
                     counters.done.fetch_add(1, Ordering::SeqCst);
                 }
                 Msg::Flush(ack) => acks.push(ack),
             }
-            if batch.len() < MAX_BATCH && acks.is_empty() {
+            if batch.len() + feedback.len() < MAX_BATCH && acks.is_empty() {
                 next = rx.try_recv().ok();
             }
         }
-        if !batch.is_empty() {
-            let n = batch.len() as u64;
-            write_batch(&*server, batch, &counters);
-            counters.done.fetch_add(n, Ordering::SeqCst);
+        // Calls first: feedback queued after a call is about a call already sent.
+        for n in [
+            write_batch(&*server, batch, &counters),
+            write_batch(&*server, feedback, &counters),
+        ] {
+            counters.done.fetch_add(n as u64, Ordering::SeqCst);
         }
         for ack in acks {
             let _ = ack.send(());
@@ -309,11 +329,16 @@ fn jitter_unit() -> f64 {
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// Writes a batch, splitting it to stay under the backend's request size.
-fn write_batch(server: &dyn TraceServer, batch: Vec<CallBatchItem>, counters: &Counters) {
+/// Writes a batch, splitting it to stay under the backend's request size. Returns how many
+/// items it had (each one is now written or dropped).
+fn write_batch<T: Batched>(server: &dyn TraceServer, batch: Vec<T>, counters: &Counters) -> usize {
+    let n = batch.len();
+    if n == 0 {
+        return 0;
+    }
     let Some(max) = server.max_request_bytes() else {
         write_chunk(server, batch, counters);
-        return;
+        return n;
     };
     // `{"batch":[` … `]}` plus a comma per item.
     let budget = max.saturating_sub(16);
@@ -323,12 +348,15 @@ fn write_batch(server: &dyn TraceServer, batch: Vec<CallBatchItem>, counters: &C
         let mut len = item_len(&item);
         if len > budget {
             // Too large for any request: the server's marker in place of its big fields.
-            shrink(&mut item);
+            item.shrink();
             len = item_len(&item);
             if len > budget {
                 counters.drop_items(
                     1,
-                    "a call is too large for any request, even without its large fields",
+                    &format!(
+                        "a {} is too large for any request, even without its large fields",
+                        T::NOUN
+                    ),
                 );
                 continue;
             }
@@ -343,122 +371,237 @@ fn write_batch(server: &dyn TraceServer, batch: Vec<CallBatchItem>, counters: &C
     if !chunk.is_empty() {
         write_chunk(server, chunk, counters);
     }
+    n
 }
 
-fn item_len(item: &CallBatchItem) -> usize {
+fn item_len(item: &impl serde::Serialize) -> usize {
     serde_json::to_vec(item).map_or(usize::MAX, |v| v.len())
 }
 
-/// Replaces each JSON field of the item over [`FIELD_BYTES_LIMIT`] with the server's
-/// marker, as the Weave server does for rows over its limits. Returns whether anything changed.
-fn shrink(item: &mut CallBatchItem) -> bool {
-    fn big(v: &serde_json::Value) -> bool {
-        serde_json::to_vec(v).map_or(true, |t| t.len() > FIELD_BYTES_LIMIT)
+/// What the writer sends in batches: call starts and ends, and feedback.
+trait Batched: serde::Serialize + Clone {
+    /// What one item is called in drop reports.
+    const NOUN: &'static str;
+
+    /// Sends one request's worth of items.
+    fn send(
+        server: &dyn TraceServer,
+        chunk: Vec<Self>,
+        counters: &Counters,
+    ) -> crate::error::Result<()>;
+
+    /// The items of `chunk` the backend does not hold yet (one query for the whole chunk).
+    fn unsent(
+        server: &dyn TraceServer,
+        chunk: &[Self],
+        counters: &Counters,
+    ) -> crate::error::Result<Vec<Self>>;
+
+    /// Whether the backend already holds what this item writes.
+    fn already_stored(&self, server: &dyn TraceServer, counters: &Counters) -> bool;
+
+    /// Replaces each JSON field over [`FIELD_BYTES_LIMIT`] with the server's marker, as the
+    /// Weave server does for rows over its limits. Returns whether anything changed.
+    fn shrink(&mut self) -> bool;
+}
+
+impl Batched for CallBatchItem {
+    const NOUN: &'static str = "call";
+
+    fn send(server: &dyn TraceServer, chunk: Vec<Self>, _: &Counters) -> crate::error::Result<()> {
+        server
+            .call_start_batch(CallCreateBatchReq { batch: chunk })
+            .map(drop)
     }
-    fn marker_map() -> JsonMap {
-        match exceeds_limits_marker() {
-            serde_json::Value::Object(m) => m,
-            _ => JsonMap::new(),
+
+    /// Starts of calls it does not have, ends of calls it has not seen end.
+    fn unsent(
+        server: &dyn TraceServer,
+        chunk: &[Self],
+        _: &Counters,
+    ) -> crate::error::Result<Vec<Self>> {
+        let Some(project_id) = chunk.first().map(|i| match i {
+            CallBatchItem::Start(s) => s.start.project_id.clone(),
+            CallBatchItem::End(e) => e.end.project_id.clone(),
+        }) else {
+            return Ok(Vec::new());
+        };
+        let mut ids: Vec<String> = chunk
+            .iter()
+            .filter_map(|i| match i {
+                CallBatchItem::Start(s) => s.start.id.clone(),
+                CallBatchItem::End(e) => Some(e.end.id.clone()),
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        let mut held: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
+        let query = crate::client::calls_iter::CallsQuery::new()
+            .filter(crate::schema::CallsFilter {
+                call_ids: Some(ids),
+                ..Default::default()
+            })
+            .columns(["id", "ended_at"]);
+        for call in server.calls_query_stream(query.to_req(&project_id))? {
+            let call = call?;
+            held.insert(call.id, call.ended_at.is_some());
+        }
+        Ok(chunk
+            .iter()
+            .filter(|i| match i {
+                CallBatchItem::Start(s) => {
+                    s.start.id.as_ref().is_none_or(|id| !held.contains_key(id))
+                }
+                CallBatchItem::End(e) => !held.get(&e.end.id).copied().unwrap_or(false),
+            })
+            .cloned()
+            .collect())
+    }
+
+    /// The call's start (it exists) or its end (it has ended).
+    fn already_stored(&self, server: &dyn TraceServer, _: &Counters) -> bool {
+        let (project_id, id, end) = match self {
+            CallBatchItem::Start(s) => match &s.start.id {
+                Some(id) => (&s.start.project_id, id, false),
+                None => return false,
+            },
+            CallBatchItem::End(e) => (&e.end.project_id, &e.end.id, true),
+        };
+        match server.call_read(crate::schema::CallReadReq {
+            project_id: project_id.clone(),
+            id: id.clone(),
+            include_costs: false,
+            include_storage_size: false,
+            include_total_storage_size: false,
+        }) {
+            Ok(res) => res.call.is_some_and(|c| !end || c.ended_at.is_some()),
+            Err(_) => false,
         }
     }
-    let mut changed = false;
-    match item {
-        CallBatchItem::Start(s) => {
-            for m in [&mut s.start.inputs, &mut s.start.attributes] {
-                if big(&serde_json::Value::Object(m.clone())) {
-                    *m = marker_map();
+
+    fn shrink(&mut self) -> bool {
+        fn big(v: &serde_json::Value) -> bool {
+            serde_json::to_vec(v).map_or(true, |t| t.len() > FIELD_BYTES_LIMIT)
+        }
+        fn marker_map() -> JsonMap {
+            match exceeds_limits_marker() {
+                serde_json::Value::Object(m) => m,
+                _ => JsonMap::new(),
+            }
+        }
+        let mut changed = false;
+        match self {
+            CallBatchItem::Start(s) => {
+                for m in [&mut s.start.inputs, &mut s.start.attributes] {
+                    if big(&serde_json::Value::Object(m.clone())) {
+                        *m = marker_map();
+                        changed = true;
+                    }
+                }
+            }
+            CallBatchItem::End(e) => {
+                if big(&e.end.output) {
+                    e.end.output = exceeds_limits_marker();
+                    changed = true;
+                }
+                if big(&serde_json::Value::Object(e.end.summary.clone())) {
+                    e.end.summary = marker_map();
+                    changed = true;
+                }
+                if e.end
+                    .exception
+                    .as_ref()
+                    .is_some_and(|x| x.len() > FIELD_BYTES_LIMIT)
+                {
+                    e.end.exception = Some(exceeds_limits_marker().to_string());
                     changed = true;
                 }
             }
         }
-        CallBatchItem::End(e) => {
-            if big(&e.end.output) {
-                e.end.output = exceeds_limits_marker();
-                changed = true;
-            }
-            if big(&serde_json::Value::Object(e.end.summary.clone())) {
-                e.end.summary = marker_map();
-                changed = true;
-            }
-            if e.end
-                .exception
-                .as_ref()
-                .is_some_and(|x| x.len() > FIELD_BYTES_LIMIT)
-            {
-                e.end.exception = Some(exceeds_limits_marker().to_string());
-                changed = true;
+        changed
+    }
+}
+
+impl Batched for FeedbackCreateReq {
+    const NOUN: &'static str = "feedback";
+
+    /// `/feedback/batch/create`; on a server without it (404), one `/feedback/create` per item
+    /// without the client's id, as the Python client does (older servers choose ids).
+    fn send(
+        server: &dyn TraceServer,
+        chunk: Vec<Self>,
+        counters: &Counters,
+    ) -> crate::error::Result<()> {
+        if !counters.no_feedback_batch.load(Ordering::Relaxed) {
+            match server.feedback_create_batch(FeedbackCreateBatchReq {
+                batch: chunk.clone(),
+            }) {
+                Err(e) if e.is_not_found() => {
+                    counters.no_feedback_batch.store(true, Ordering::Relaxed);
+                }
+                res => return res.map(drop),
             }
         }
+        match <[Self; 1]>::try_from(chunk) {
+            Ok([mut one]) => {
+                one.id = None;
+                server.feedback_create(one).map(drop)
+            }
+            // `write_chunk` answers a refused batch by writing its items one by one.
+            Err(_) => Err(WeaveError::invalid_input(
+                "the backend has no /feedback/batch/create: feedback goes item by item",
+            )),
+        }
     }
-    changed
-}
 
-/// Whether the backend already holds what `item` writes: the call's start (it exists) or
-/// its end (it has ended).
-fn already_stored(server: &dyn TraceServer, item: &CallBatchItem) -> bool {
-    let (project_id, id, end) = match item {
-        CallBatchItem::Start(s) => match &s.start.id {
-            Some(id) => (&s.start.project_id, id, false),
-            None => return false,
-        },
-        CallBatchItem::End(e) => (&e.end.project_id, &e.end.id, true),
-    };
-    match server.call_read(crate::schema::CallReadReq {
-        project_id: project_id.clone(),
-        id: id.clone(),
-        include_costs: false,
-        include_storage_size: false,
-        include_total_storage_size: false,
-    }) {
-        Ok(res) => res.call.is_some_and(|c| !end || c.ended_at.is_some()),
-        Err(_) => false,
+    /// The feedback whose ids the backend does not hold. Without the batch route the server
+    /// chose the ids, so nothing can be checked: everything is sent again.
+    fn unsent(
+        server: &dyn TraceServer,
+        chunk: &[Self],
+        counters: &Counters,
+    ) -> crate::error::Result<Vec<Self>> {
+        let (Some(first), false) = (
+            chunk.first(),
+            counters.no_feedback_batch.load(Ordering::Relaxed),
+        ) else {
+            return Ok(chunk.to_vec());
+        };
+        let ids: Vec<&str> = chunk.iter().filter_map(|f| f.id.as_deref()).collect();
+        let res = server.feedback_query(FeedbackQueryReq {
+            project_id: first.project_id.clone(),
+            fields: Some(vec!["id".into()]),
+            query: Some(Query::new(field("id").in_(ids))),
+            sort_by: None,
+            limit: None,
+            offset: None,
+        })?;
+        let held: std::collections::HashSet<&str> = res
+            .result
+            .iter()
+            .filter_map(|row| row.get("id").and_then(|v| v.as_str()))
+            .collect();
+        Ok(chunk
+            .iter()
+            .filter(|f| f.id.as_deref().is_none_or(|id| !held.contains(id)))
+            .cloned()
+            .collect())
     }
-}
 
-/// The items of `chunk` the backend does not hold yet: starts of calls it does not have, ends
-/// of calls it has not seen end. One query for the whole chunk.
-fn unsent(
-    server: &dyn TraceServer,
-    chunk: &[CallBatchItem],
-) -> crate::error::Result<Vec<CallBatchItem>> {
-    let Some(project_id) = chunk.first().map(|i| match i {
-        CallBatchItem::Start(s) => s.start.project_id.clone(),
-        CallBatchItem::End(e) => e.end.project_id.clone(),
-    }) else {
-        return Ok(Vec::new());
-    };
-    let mut ids: Vec<String> = chunk
-        .iter()
-        .filter_map(|i| match i {
-            CallBatchItem::Start(s) => s.start.id.clone(),
-            CallBatchItem::End(e) => Some(e.end.id.clone()),
-        })
-        .collect();
-    ids.sort();
-    ids.dedup();
-    let mut held: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
-    let query = crate::client::calls_iter::CallsQuery::new()
-        .filter(crate::schema::CallsFilter {
-            call_ids: Some(ids),
-            ..Default::default()
-        })
-        .columns(["id", "ended_at"]);
-    for call in server.calls_query_stream(query.to_req(&project_id))? {
-        let call = call?;
-        held.insert(call.id, call.ended_at.is_some());
+    fn already_stored(&self, server: &dyn TraceServer, counters: &Counters) -> bool {
+        self.id.is_some()
+            && Self::unsent(server, std::slice::from_ref(self), counters)
+                .is_ok_and(|rest| rest.is_empty())
     }
-    Ok(chunk
-        .iter()
-        .filter(|i| match i {
-            CallBatchItem::Start(s) => s.start.id.as_ref().is_none_or(|id| !held.contains_key(id)),
-            CallBatchItem::End(e) => !held.get(&e.end.id).copied().unwrap_or(false),
-        })
-        .cloned()
-        .collect())
+
+    /// Payloads are at most 1 MiB (checked before queueing): always small enough.
+    fn shrink(&mut self) -> bool {
+        false
+    }
 }
 
 /// Writes one request's worth of items, retrying and splitting as the module docs say.
-fn write_chunk(server: &dyn TraceServer, mut chunk: Vec<CallBatchItem>, counters: &Counters) {
+fn write_chunk<T: Batched>(server: &dyn TraceServer, mut chunk: Vec<T>, counters: &Counters) {
     let mut attempt: u32 = 0;
     let mut shrunk = false;
     // Set when an attempt may have been applied without our hearing of it: before sending
@@ -466,7 +609,7 @@ fn write_chunk(server: &dyn TraceServer, mut chunk: Vec<CallBatchItem>, counters
     let mut suspect = false;
     loop {
         if suspect {
-            match unsent(server, &chunk) {
+            match T::unsent(server, &chunk, counters) {
                 Ok(rest) => {
                     suspect = false;
                     chunk = rest;
@@ -482,9 +625,7 @@ fn write_chunk(server: &dyn TraceServer, mut chunk: Vec<CallBatchItem>, counters
                 }
             }
         }
-        let err = match server.call_start_batch(CallCreateBatchReq {
-            batch: chunk.clone(),
-        }) {
+        let err = match T::send(server, chunk.clone(), counters) {
             Ok(_) => return,
             Err(e) => e,
         };
@@ -506,11 +647,14 @@ fn write_chunk(server: &dyn TraceServer, mut chunk: Vec<CallBatchItem>, counters
                 return;
             }
             WeaveError::TooLarge(msg) => {
-                if !shrunk && shrink(&mut chunk[0]) {
+                if !shrunk && chunk[0].shrink() {
                     shrunk = true;
                     continue;
                 }
-                counters.drop_items(1, &format!("a call is too large for the backend: {msg}"));
+                counters.drop_items(
+                    1,
+                    &format!("a {} is too large for the backend: {msg}", T::NOUN),
+                );
                 return;
             }
             WeaveError::Backend(_) if (attempt as usize) < RETRY_DELAYS.len() => {
@@ -528,10 +672,10 @@ fn write_chunk(server: &dyn TraceServer, mut chunk: Vec<CallBatchItem>, counters
             e => {
                 // A retry of a batch whose answer was lost (cut, timed out) may be refused
                 // because the backend already has it: then nothing is lost.
-                if chunk.len() == 1 && already_stored(server, &chunk[0]) {
+                if chunk.len() == 1 && chunk[0].already_stored(server, counters) {
                     return;
                 }
-                counters.drop_items(1, &format!("the store rejected a call: {e}"));
+                counters.drop_items(1, &format!("the store rejected a {}: {e}", T::NOUN));
                 return;
             }
         }

@@ -5,6 +5,7 @@
 //! (`wandb.runnable.<name>`), or any custom type a user names.
 
 pub(crate) mod emoji;
+pub(crate) mod validate;
 
 use serde::{Deserialize, Serialize};
 

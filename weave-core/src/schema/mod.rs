@@ -15,6 +15,7 @@ pub mod summary;
 
 pub use calls::*;
 pub use costs::*;
+pub(crate) use feedback::validate::validate as validate_feedback;
 pub use feedback::*;
 pub use objects::*;
 
@@ -32,5 +33,15 @@ pub(crate) fn json_kind(v: &serde_json::Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+/// Checks that a project id is `"entity/project"`.
+pub(crate) fn check_project_id(project_id: &str) -> crate::error::Result<()> {
+    match project_id.split_once('/') {
+        Some((e, p)) if !e.is_empty() && !p.is_empty() && !p.contains('/') => Ok(()),
+        _ => Err(crate::error::WeaveError::invalid_input(format!(
+            "project_id {project_id:?} must be \"entity/project\""
+        ))),
     }
 }

@@ -643,6 +643,10 @@ impl TraceServer for HttpServer {
     fn max_request_bytes(&self) -> Option<usize> {
         Some(MAX_REQUEST_BYTES)
     }
+
+    fn queues_feedback(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -44,6 +44,10 @@ impl TraceServer for Internal {
         self.0.max_request_bytes()
     }
 
+    fn queues_feedback(&self) -> bool {
+        self.0.queues_feedback()
+    }
+
     delegate! {
         call_start(CallStartReq) -> CallStartRes;
         call_end(CallEndReq) -> CallEndRes;

@@ -122,4 +122,13 @@ pub trait TraceServer: Send + Sync + std::fmt::Debug {
     fn max_request_bytes(&self) -> Option<usize> {
         None
     }
+
+    /// Whether the client should queue feedback to its background writer (batched into
+    /// `/feedback/batch/create`, retried like calls) rather than create it directly. True for
+    /// remote servers, where a round trip per feedback is costly and an outage should not fail
+    /// the caller; false (the default) for the embedded store, which answers at once with the
+    /// stored row.
+    fn queues_feedback(&self) -> bool {
+        false
+    }
 }

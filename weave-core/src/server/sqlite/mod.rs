@@ -34,6 +34,7 @@ use crate::error::{Result, WeaveError};
 use crate::ids::{generate_id, is_valid_call_id, is_valid_trace_id};
 use crate::limits;
 use crate::refs::extract_refs;
+use crate::schema::check_project_id;
 use crate::schema::summary::derive_weave_summary;
 use crate::schema::*;
 use crate::time::Timestamp;
@@ -218,15 +219,6 @@ impl SqliteServer {
             Some(r) => r.lock().unwrap_or_else(|e| e.into_inner()),
             None => self.conn(),
         }
-    }
-}
-
-fn check_project_id(project_id: &str) -> Result<()> {
-    match project_id.split_once('/') {
-        Some((e, p)) if !e.is_empty() && !p.is_empty() && !p.contains('/') => Ok(()),
-        _ => Err(WeaveError::invalid_input(format!(
-            "project_id {project_id:?} must be \"entity/project\""
-        ))),
     }
 }
 
