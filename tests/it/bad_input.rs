@@ -10,8 +10,8 @@ use weave::schema::{
     StartedCallSchemaForInsert,
 };
 use weave::{
-    generate_id, CallOptions, CallsQuery, Timestamp, TraceServer, TraceStatus, WeaveClient,
-    WeaveError, MAX_DISPLAY_NAME_CHARS, REDACTED_VALUE,
+    generate_id, CallOptions, CallsQuery, Timestamp, TraceStatus, WeaveClient, WeaveError,
+    MAX_DISPLAY_NAME_CHARS, REDACTED_VALUE,
 };
 
 use crate::common::{record, TestStore};
@@ -218,7 +218,7 @@ fn malformed_project_ids_are_invalid_input_on_every_route() {
         (" ", "p"),
     ] {
         assert_invalid(
-            WeaveClient::new(e, p, std::sync::Arc::new(store.server.clone()), false),
+            WeaveClient::new(e, p, store.server.clone(), false),
             &["must be non-empty"],
         );
     }

@@ -395,13 +395,7 @@ fn thread_and_turn_ids() {
 #[test]
 fn clients_are_scoped_to_their_project() {
     let s = TestStore::new();
-    let other = weave::WeaveClient::new(
-        "test-entity",
-        "other",
-        std::sync::Arc::new(s.server.clone()),
-        true,
-    )
-    .unwrap();
+    let other = weave::WeaveClient::new("test-entity", "other", s.server.clone(), true).unwrap();
     let mine = crate::common::record(&s.client, "mine", json!({}), json!(1));
     let theirs = crate::common::record(&other, "theirs", json!({}), json!(2));
     assert_eq!(

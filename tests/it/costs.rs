@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 use weave::query::field;
 use weave::schema::{CostCreateInput, CostPurgeReq, CostQueryReq};
-use weave::{CallsQuery, CostsQuery, Query, Timestamp, TraceServer, WeaveError};
+use weave::{CallsQuery, CostsQuery, Query, Timestamp, WeaveError};
 
 use crate::common::TestStore;
 
@@ -209,13 +209,7 @@ fn purge_costs_by_id_only() {
 #[test]
 fn costs_are_per_project() {
     let s = TestStore::new();
-    let other = weave::WeaveClient::new(
-        "test-entity",
-        "other",
-        std::sync::Arc::new(s.server.clone()),
-        false,
-    )
-    .unwrap();
+    let other = weave::WeaveClient::new("test-entity", "other", s.server.clone(), false).unwrap();
     other.add_cost("shared-model", 1.0, 1.0).unwrap();
     assert!(s.client.query_costs(CostsQuery::new()).unwrap().is_empty());
     let id = llm_call(&s, "shared-model", json!({"prompt_tokens": 1}), None);

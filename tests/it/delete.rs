@@ -1,13 +1,9 @@
 //! Tests: delete. Delete is soft and cascades to every descendant (PROTOCOL §4.7); deleted
 //! calls drop out of every read, query and count.
 
-use std::sync::Arc;
-
 use serde_json::json;
 use weave::schema::{CallReadReq, CallsDeleteReq, CallsFilter, CallsQueryStatsReq};
-use weave::{
-    generate_id, Call, CallOptions, CallsQuery, Timestamp, TraceServer, WeaveClient, WeaveError,
-};
+use weave::{generate_id, Call, CallOptions, CallsQuery, Timestamp, WeaveClient, WeaveError};
 
 use crate::common::{ids, TestStore};
 
@@ -327,13 +323,8 @@ fn deleting_an_unknown_id_deletes_nothing() {
 #[test]
 fn delete_is_scoped_to_the_project() {
     let store = TestStore::new();
-    let other = WeaveClient::new(
-        "other-entity",
-        "other-project",
-        Arc::new(store.server.clone()),
-        true,
-    )
-    .unwrap();
+    let other =
+        WeaveClient::new("other-entity", "other-project", store.server.clone(), true).unwrap();
     let t = tree(&store.client);
     let theirs = crate::common::record(&other, "theirs", json!({}), json!(null));
 

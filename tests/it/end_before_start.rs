@@ -8,7 +8,7 @@ use weave::schema::{
     CallStartReq, CallsFilter, CallsQueryReq, CallsQueryStatsReq, EndedCallSchemaForInsert,
     JsonMap, StartedCallSchemaForInsert,
 };
-use weave::{generate_id, SqliteServer, Timestamp, TraceServer, TraceStatus};
+use weave::{generate_id, Timestamp, TraceServer, TraceStatus};
 
 use crate::common::TestStore;
 
@@ -60,7 +60,7 @@ fn end(id: &str) -> EndedCallSchemaForInsert {
     }
 }
 
-fn read(server: &SqliteServer, id: &str) -> Option<CallSchema> {
+fn read(server: &dyn TraceServer, id: &str) -> Option<CallSchema> {
     server
         .call_read(CallReadReq {
             project_id: PROJECT.into(),
@@ -73,7 +73,7 @@ fn read(server: &SqliteServer, id: &str) -> Option<CallSchema> {
         .call
 }
 
-fn query_all(server: &SqliteServer) -> Vec<CallSchema> {
+fn query_all(server: &dyn TraceServer) -> Vec<CallSchema> {
     server
         .calls_query_stream(CallsQueryReq::new(PROJECT))
         .expect("query")
@@ -81,7 +81,7 @@ fn query_all(server: &SqliteServer) -> Vec<CallSchema> {
         .expect("rows")
 }
 
-fn count(server: &SqliteServer, filter: Option<CallsFilter>) -> u64 {
+fn count(server: &dyn TraceServer, filter: Option<CallsFilter>) -> u64 {
     server
         .calls_query_stats(CallsQueryStatsReq {
             project_id: PROJECT.into(),
@@ -136,7 +136,7 @@ fn end_then_start_as_separate_requests_gives_the_complete_call() {
         .call_end(CallEndReq { end: end(&id) })
         .expect("an end before its start is accepted");
     assert_eq!(
-        read(&store.server, &id),
+        read(&*store.server, &id),
         None,
         "not visible before its start"
     );
@@ -149,13 +149,13 @@ fn end_then_start_as_separate_requests_gives_the_complete_call() {
         .expect("start");
     assert_eq!((res.id.as_str(), res.trace_id.as_str()), (&*id, &*trace_id));
 
-    let call = read(&store.server, &id).expect("visible once started");
+    let call = read(&*store.server, &id).expect("visible once started");
     assert_eq!(
         serde_json::to_value(&call).unwrap(),
         expected_complete(&id, &trace_id, None)
     );
     // The same call through the query route and the user API.
-    assert_eq!(query_all(&store.server), vec![call]);
+    assert_eq!(query_all(&*store.server), vec![call]);
     let user_call = store.client.get_call(&id).expect("get_call");
     assert_eq!(user_call.status(), TraceStatus::Success);
     assert_eq!(user_call.latency_ms(), Some(1250));
@@ -197,14 +197,14 @@ fn end_before_start_inside_one_upsert_batch() {
     assert!(matches!(res.res[2], CallBatchItemRes::Start(_)));
 
     assert_eq!(
-        serde_json::to_value(read(&store.server, &root).unwrap()).unwrap(),
+        serde_json::to_value(read(&*store.server, &root).unwrap()).unwrap(),
         expected_complete(&root, &trace_id, None)
     );
     assert_eq!(
-        serde_json::to_value(read(&store.server, &child).unwrap()).unwrap(),
+        serde_json::to_value(read(&*store.server, &child).unwrap()).unwrap(),
         expected_complete(&child, &trace_id, Some(&root))
     );
-    assert_eq!(count(&store.server, None), 2);
+    assert_eq!(count(&*store.server, None), 2);
     let children: Vec<String> = store
         .client
         .get_call(&root)
@@ -231,15 +231,18 @@ fn a_call_with_only_an_end_is_invisible_to_reads_queries_and_stats() {
         .call_end(CallEndReq { end: end(&orphan) })
         .unwrap();
 
-    assert_eq!(read(&store.server, &orphan), None);
-    let ids: Vec<String> = query_all(&store.server).into_iter().map(|c| c.id).collect();
+    assert_eq!(read(&*store.server, &orphan), None);
+    let ids: Vec<String> = query_all(&*store.server)
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
     assert_eq!(ids, vec![parent.clone()], "only the started call is listed");
-    assert_eq!(count(&store.server, None), 1);
+    assert_eq!(count(&*store.server, None), 1);
     let by_id = CallsFilter {
         call_ids: Some(vec![orphan.clone()]),
         ..Default::default()
     };
-    assert_eq!(count(&store.server, Some(by_id.clone())), 0);
+    assert_eq!(count(&*store.server, Some(by_id.clone())), 0);
     let mut q = CallsQueryReq::new(PROJECT);
     q.filter = Some(by_id);
     assert_eq!(store.server.calls_query_stream(q).unwrap().count(), 0);
@@ -286,7 +289,7 @@ fn a_call_with_only_a_start_reads_as_running_without_latency() {
         })
         .unwrap();
 
-    let call = read(&store.server, &id).expect("a started call is visible");
+    let call = read(&*store.server, &id).expect("a started call is visible");
     assert_eq!(call.ended_at, None);
     assert_eq!(call.exception, None);
     assert_eq!(call.output, Value::Null);
@@ -303,7 +306,7 @@ fn a_call_with_only_a_start_reads_as_running_without_latency() {
     assert_eq!(user_call.status(), TraceStatus::Running);
     assert_eq!(user_call.latency_ms(), None);
     assert!(!user_call.is_finished());
-    assert_eq!(count(&store.server, None), 1);
+    assert_eq!(count(&*store.server, None), 1);
 }
 
 #[test]
@@ -316,15 +319,15 @@ fn a_repeated_start_is_idempotent() {
         .server
         .call_start(CallStartReq { start: s.clone() })
         .unwrap();
-    let once = read(&store.server, &id).unwrap();
+    let once = read(&*store.server, &id).unwrap();
     let second = store
         .server
         .call_start(CallStartReq { start: s.clone() })
         .expect("a retried start is accepted");
     assert_eq!(first, second);
-    assert_eq!(read(&store.server, &id).unwrap(), once);
-    assert_eq!(count(&store.server, None), 1);
-    assert_eq!(query_all(&store.server).len(), 1);
+    assert_eq!(read(&*store.server, &id).unwrap(), once);
+    assert_eq!(count(&*store.server, None), 1);
+    assert_eq!(query_all(&*store.server).len(), 1);
 
     // Retried in a batch, and retried after the end arrived: the end's fields survive.
     store
@@ -338,16 +341,16 @@ fn a_repeated_start_is_idempotent() {
         })
         .unwrap();
     store.server.call_start(CallStartReq { start: s }).unwrap();
-    assert_eq!(count(&store.server, None), 1);
+    assert_eq!(count(&*store.server, None), 1);
     assert_eq!(
-        serde_json::to_value(read(&store.server, &id).unwrap()).unwrap(),
+        serde_json::to_value(read(&*store.server, &id).unwrap()).unwrap(),
         expected_complete(&id, &trace_id, None)
     );
 
     // A retried end is idempotent too.
     store.server.call_end(CallEndReq { end: end(&id) }).unwrap();
     assert_eq!(
-        serde_json::to_value(read(&store.server, &id).unwrap()).unwrap(),
+        serde_json::to_value(read(&*store.server, &id).unwrap()).unwrap(),
         expected_complete(&id, &trace_id, None)
     );
 }
@@ -363,6 +366,6 @@ fn a_start_without_ids_gets_fresh_uuidv7_ids_from_the_server() {
         assert!(weave::is_valid_call_id(id) && &id[14..15] == "7", "{id}");
     }
     assert_ne!(res.id, res.trace_id);
-    let call = read(&store.server, &res.id).expect("stored under the generated id");
+    let call = read(&*store.server, &res.id).expect("stored under the generated id");
     assert_eq!(call.trace_id, res.trace_id);
 }

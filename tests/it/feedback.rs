@@ -478,13 +478,7 @@ fn purge_is_scoped_to_the_project() {
     let s = TestStore::new();
     let call = a_call(&s);
     let id = call.feedback().add_note("mine").unwrap().id;
-    let other = WeaveClient::new(
-        "other",
-        "project",
-        std::sync::Arc::new(s.server.clone()),
-        false,
-    )
-    .unwrap();
+    let other = WeaveClient::new("other", "project", s.server.clone(), false).unwrap();
     other.purge_feedback([&id]).unwrap();
     assert_eq!(call.feedback().len().unwrap(), 1);
 }

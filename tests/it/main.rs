@@ -1,6 +1,9 @@
 //! End-to-end tests of the `weave` facade, the way users use it, against a real SQLite file.
 //! One binary with a module per feature, so the suite links once.
 
+/// The shared fixtures use the embedded store (see tests/support/store.rs).
+const REMOTE_SUITE: bool = false;
+
 mod common;
 
 mod bad_input;

@@ -9,7 +9,7 @@ use weave::schema::{
     FileContentReadReq, FileCreateReq, ObjCreateReq, ObjDeleteReq, ObjQueryReq, ObjSchemaForInsert,
     ObjectVersionFilter, RefsReadBatchReq, TableCreateReq, TableSchemaForInsert,
 };
-use weave::{CallsFilter, CallsQuery, TraceServer, WeaveError};
+use weave::{CallsFilter, CallsQuery, WeaveError};
 
 use crate::common::TestStore;
 
@@ -339,13 +339,7 @@ fn tables_store_rows_with_python_digests_and_page() {
         .unwrap_err();
     assert!(err.to_string().contains("row 1"), "{err}");
     // The same rows in another project read back there too.
-    let other = weave::WeaveClient::new(
-        "test-entity",
-        "other",
-        std::sync::Arc::new(s.server.clone()),
-        false,
-    )
-    .unwrap();
+    let other = weave::WeaveClient::new("test-entity", "other", s.server.clone(), false).unwrap();
     let t2 = other.save_table(vec![json!({"q": "0+0", "a": 0})]).unwrap();
     assert_eq!(other.table_rows(&t2).count(), 1);
 }

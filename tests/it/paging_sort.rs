@@ -6,8 +6,7 @@ use std::collections::HashSet;
 use serde_json::{json, Value};
 use weave::query::field;
 use weave::{
-    Call, CallOptions, CallsFilter, CallsQuery, SortBy, Timestamp, TraceServer, WeaveClient,
-    WeaveError,
+    Call, CallOptions, CallsFilter, CallsQuery, SortBy, Timestamp, WeaveClient, WeaveError,
 };
 
 use crate::common::{ids, TestStore};

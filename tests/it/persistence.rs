@@ -190,7 +190,7 @@ fn a_second_server_on_the_same_file_sees_the_writes() {
     store.client.flush();
 
     let second = SqliteServer::open(store.path()).expect("a second opener is allowed");
-    let read = |server: &SqliteServer, id: &str| {
+    let read = |server: &dyn weave::TraceServer, id: &str| {
         server
             .call_read(CallReadReq {
                 project_id: "test-entity/test-project".into(),
@@ -204,7 +204,7 @@ fn a_second_server_on_the_same_file_sees_the_writes() {
     };
     let seen = read(&second, call.id()).expect("the second server reads the call");
     assert_eq!(seen.output, json!(2));
-    assert_eq!(Some(seen), read(&store.server, call.id()));
+    assert_eq!(Some(seen), read(&*store.server, call.id()));
 
     // Writes through the second are visible to the first.
     let other = WeaveClient::new("test-entity", "test-project", Arc::new(second), false).unwrap();

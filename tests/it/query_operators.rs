@@ -6,7 +6,7 @@
 
 use serde_json::{json, Value};
 use weave::query::{field, lit, Expr};
-use weave::{Call, CallOptions, CallsQuery, Query, Timestamp, TraceServer, WeaveError};
+use weave::{Call, CallOptions, CallsQuery, Query, Timestamp, WeaveError};
 
 use crate::common::TestStore;
 

@@ -1,5 +1,8 @@
 //! WeaveLayer, the call stack across spans/ops/tasks, and weave::init.
 
+/// The shared fixtures use the embedded store (see tests/support/store.rs).
+const REMOTE_SUITE: bool = false;
+
 mod common;
 
 mod disabled;

@@ -1,5 +1,8 @@
 //! #[weave::op] behaviour, one module per behaviour.
 
+/// The shared fixtures use the embedded store (see tests/support/store.rs).
+const REMOTE_SUITE: bool = false;
+
 mod common;
 
 mod async_ops;

@@ -1,7 +1,10 @@
 //! The reference Weave trace server (`../shared/weave-ref-server`, the weave package's own
-//! server code) as a test fixture: started once per test binary on a free loopback port with
-//! a fresh database, stopped when the test process exits (its wrapper shell waits on our
-//! stdin, which closes when we exit).
+//! server code) as a test fixture, on a free loopback port with a fresh database:
+//! - [`RefServer::shared`]: one per test binary, stopped when the test process exits (its
+//!   wrapper shell waits on our stdin, which closes when we exit);
+//! - [`RefServer::fresh`]: one per caller, stopped when dropped — forked from a process that
+//!   has imported the server once (`ref_forkserver.py`), so it starts in a fraction of a
+//!   second instead of the 2.5 s of CPU an import costs.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -15,8 +18,70 @@ pub struct RefServer {
     pub url: String,
     pub port: u16,
     pub db: PathBuf,
-    _child: Mutex<Child>,
+    handle: Handle,
     _dir: tempfile::TempDir,
+}
+
+enum Handle {
+    /// A wrapper shell that kills the server when its stdin closes.
+    Shell(Mutex<Child>),
+    /// A child of the fork server, by pid.
+    Forked(u32),
+}
+
+/// The process that forks fresh servers (see `ref_forkserver.py`).
+struct ForkServer {
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    _child: Child,
+}
+
+fn fork_server() -> &'static Mutex<ForkServer> {
+    static FORK: OnceLock<Mutex<ForkServer>> = OnceLock::new();
+    FORK.get_or_init(|| {
+        let mut child = Command::new(checked_python())
+            .arg(
+                PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests")
+                    .join("support")
+                    .join("ref_forkserver.py"),
+            )
+            .arg(shared_dir().join("ref_server.py"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the reference fork server");
+        Mutex::new(ForkServer {
+            stdin: child.stdin.take().unwrap(),
+            stdout: std::io::BufReader::new(child.stdout.take().unwrap()),
+            _child: child,
+        })
+    })
+}
+
+fn checked_python() -> PathBuf {
+    let python = venv_python();
+    assert!(
+        python.exists(),
+        "the reference server is not installed: run ../shared/weave-ref-server/setup.sh \
+         (looked for {})",
+        python.display()
+    );
+    python
+}
+
+/// Waits until the server on `port` answers, or fails with its log.
+fn wait_healthy(port: u16, log: &std::path::Path) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !healthy(port) {
+        assert!(
+            Instant::now() < deadline,
+            "the reference server did not answer on port {port}; its log:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn shared_dir() -> PathBuf {
@@ -65,13 +130,7 @@ fn healthy(port: u16) -> bool {
 impl RefServer {
     /// Starts a server (waits until it answers).
     pub fn start() -> RefServer {
-        let python = venv_python();
-        assert!(
-            python.exists(),
-            "the reference server is not installed: run ../shared/weave-ref-server/setup.sh \
-             (looked for {})",
-            python.display()
-        );
+        let python = checked_python();
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("ref.db");
         let log = dir.path().join("ref.log");
@@ -94,22 +153,45 @@ impl RefServer {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start the reference server");
-        let deadline = Instant::now() + Duration::from_secs(90);
-        while !healthy(port) {
-            assert!(
-                Instant::now() < deadline,
-                "the reference server did not answer on port {port}; its log:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        wait_healthy(port, &log);
         RefServer {
             url: format!("http://127.0.0.1:{port}"),
             port,
             db,
-            _child: Mutex::new(child),
+            handle: Handle::Shell(Mutex::new(child)),
             _dir: dir,
         }
+    }
+
+    /// A server of the caller's own, with a fresh database; stopped when dropped.
+    pub fn fresh() -> RefServer {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("ref.db");
+        let log = dir.path().join("ref.log");
+        let port = free_port();
+        let pid = {
+            let mut fork = fork_server().lock().unwrap_or_else(|e| e.into_inner());
+            writeln!(fork.stdin, "{port} {} {}", db.display(), log.display())
+                .and_then(|()| fork.stdin.flush())
+                .expect("ask the fork server for a reference server");
+            let mut line = String::new();
+            fork.stdout
+                .read_line(&mut line)
+                .expect("the fork server's answer");
+            line.trim()
+                .parse::<u32>()
+                .unwrap_or_else(|_| panic!("the fork server answered {line:?}"))
+        };
+        let server = RefServer {
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            db,
+            handle: Handle::Forked(pid),
+            _dir: dir,
+        };
+        wait_healthy(port, &log);
+        server
     }
 
     /// The one server of this test binary.
@@ -121,8 +203,16 @@ impl RefServer {
 
 impl Drop for RefServer {
     fn drop(&mut self) {
-        let mut child = self._child.lock().unwrap_or_else(|e| e.into_inner());
-        drop(child.stdin.take());
-        let _ = child.wait();
+        match &self.handle {
+            Handle::Shell(child) => {
+                let mut child = child.lock().unwrap_or_else(|e| e.into_inner());
+                drop(child.stdin.take());
+                let _ = child.wait();
+            }
+            Handle::Forked(pid) => {
+                let mut fork = fork_server().lock().unwrap_or_else(|e| e.into_inner());
+                let _ = writeln!(fork.stdin, "kill {pid}").and_then(|()| fork.stdin.flush());
+            }
+        }
     }
 }
