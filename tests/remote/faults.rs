@@ -1,6 +1,7 @@
 //! Nothing lost, under real faults: a fault-injecting proxy between the client and the
-//! reference server refuses connections, answers 500/429/413, hangs past the timeout and
-//! cuts answers mid-body. What the client wrote is then read back from the server directly.
+//! reference server refuses connections (also for 30 s mid-run), answers 500/429/413, hangs
+//! past the timeout and cuts answers mid-body; and the reference server itself is killed and
+//! restarted. What the client wrote is then read back from the server directly.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,28 +105,71 @@ fn a_server_down_at_start_and_back_later_loses_nothing() {
     assert_eq!(writer.dropped(), 0);
 }
 
-#[test]
-fn an_outage_mid_run_loses_nothing() {
-    let (proxy, writer, reader) = through_proxy(Duration::from_secs(5));
-    record(&writer, 20, 10);
-    assert!(writer.flush_timeout(Duration::from_secs(30)));
-    proxy.down();
-    let w = writer.clone();
-    let during = std::thread::spawn(move || {
-        for i in 20..60 {
+/// Records calls `range` one at a time, `pause` apart, from another thread.
+fn record_slowly(client: &WeaveClient, range: std::ops::Range<usize>, pause: Duration) {
+    let w = client.clone();
+    std::thread::spawn(move || {
+        for i in range {
             let c = w
                 .create_call_with("work", json!({"i": i}), CallOptions::new().use_stack(false))
                 .unwrap();
             w.finish_call(&c, json!({"i": i})).unwrap();
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(pause);
         }
-    });
-    during.join().unwrap();
-    std::thread::sleep(Duration::from_secs(3));
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn a_30_second_outage_mid_run_loses_nothing() {
+    let (proxy, writer, reader) = through_proxy(Duration::from_secs(5));
+    record(&writer, 20, 10);
+    assert!(writer.flush_timeout(Duration::from_secs(30)));
+    proxy.down();
+    let down_at = std::time::Instant::now();
+    // The program keeps running and tracing through the outage.
+    record_slowly(&writer, 20..320, Duration::from_millis(100));
+    std::thread::sleep(Duration::from_secs(30).saturating_sub(down_at.elapsed()));
+    assert_eq!(writer.dropped(), 0);
     proxy.up();
     assert!(writer.flush_timeout(Duration::from_secs(60)));
-    assert_eq!(stored(&reader), (0..60).collect::<Vec<_>>());
+    assert_eq!(stored(&reader), (0..320).collect::<Vec<_>>());
     assert_eq!(writer.dropped(), 0);
+    assert!(writer.write_retries() >= 3, "{}", writer.write_retries());
+}
+
+#[test]
+fn the_server_killed_and_restarted_mid_run_loses_nothing() {
+    let server = RefServer::fresh();
+    let client = |project: &str| {
+        let mut cfg = HttpServerConfig::new(&server.url);
+        cfg.timeout = Duration::from_secs(5);
+        WeaveClient::new(
+            "faults",
+            project,
+            Arc::new(HttpServer::new(cfg).unwrap()),
+            false,
+        )
+        .unwrap()
+    };
+    let writer = client("restart");
+    record(&writer, 20, 10);
+    assert!(writer.flush_timeout(Duration::from_secs(30)));
+    // Killed outright while calls keep coming, some of them mid-request.
+    let w = writer.clone();
+    let during = std::thread::spawn(move || record_slowly(&w, 20..80, Duration::from_millis(50)));
+    std::thread::sleep(Duration::from_millis(500));
+    server.kill();
+    during.join().unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(writer.dropped(), 0);
+    server.restart();
+    assert!(writer.flush_timeout(Duration::from_secs(60)));
+    // Read back with a fresh client: what the restarted server holds on disk.
+    assert_eq!(stored(&client("restart")), (0..80).collect::<Vec<_>>());
+    assert_eq!(writer.dropped(), 0);
+    assert!(writer.write_retries() > 0, "the outage was seen");
 }
 
 #[test]

@@ -18,15 +18,44 @@ pub struct RefServer {
     pub url: String,
     pub port: u16,
     pub db: PathBuf,
-    handle: Handle,
+    handle: Mutex<Handle>,
     _dir: tempfile::TempDir,
 }
 
 enum Handle {
     /// A wrapper shell that kills the server when its stdin closes.
-    Shell(Mutex<Child>),
+    Shell(Child),
     /// A child of the fork server, by pid.
     Forked(u32),
+    /// Killed, not restarted.
+    Dead,
+}
+
+/// Forks a server on `port` with database `db` (its log beside it); returns its pid.
+fn fork(port: u16, db: &std::path::Path) -> u32 {
+    use std::io::BufRead;
+    let mut fork = fork_server().lock().unwrap_or_else(|e| e.into_inner());
+    writeln!(
+        fork.stdin,
+        "{port} {} {}",
+        db.display(),
+        db.with_extension("log").display()
+    )
+    .and_then(|()| fork.stdin.flush())
+    .expect("ask the fork server for a reference server");
+    let mut line = String::new();
+    fork.stdout
+        .read_line(&mut line)
+        .expect("the fork server's answer");
+    line.trim()
+        .parse::<u32>()
+        .unwrap_or_else(|_| panic!("the fork server answered {line:?}"))
+}
+
+/// Kills a forked server (SIGKILL) and reaps it.
+fn unfork(pid: u32) {
+    let mut fork = fork_server().lock().unwrap_or_else(|e| e.into_inner());
+    let _ = writeln!(fork.stdin, "kill {pid}").and_then(|()| fork.stdin.flush());
 }
 
 /// The process that forks fresh servers (see `ref_forkserver.py`).
@@ -158,40 +187,53 @@ impl RefServer {
             url: format!("http://127.0.0.1:{port}"),
             port,
             db,
-            handle: Handle::Shell(Mutex::new(child)),
+            handle: Mutex::new(Handle::Shell(child)),
             _dir: dir,
         }
     }
 
     /// A server of the caller's own, with a fresh database; stopped when dropped.
     pub fn fresh() -> RefServer {
-        use std::io::BufRead;
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("ref.db");
-        let log = dir.path().join("ref.log");
         let port = free_port();
-        let pid = {
-            let mut fork = fork_server().lock().unwrap_or_else(|e| e.into_inner());
-            writeln!(fork.stdin, "{port} {} {}", db.display(), log.display())
-                .and_then(|()| fork.stdin.flush())
-                .expect("ask the fork server for a reference server");
-            let mut line = String::new();
-            fork.stdout
-                .read_line(&mut line)
-                .expect("the fork server's answer");
-            line.trim()
-                .parse::<u32>()
-                .unwrap_or_else(|_| panic!("the fork server answered {line:?}"))
-        };
+        let pid = fork(port, &db);
         let server = RefServer {
             url: format!("http://127.0.0.1:{port}"),
             port,
             db,
-            handle: Handle::Forked(pid),
+            handle: Mutex::new(Handle::Forked(pid)),
             _dir: dir,
         };
-        wait_healthy(port, &log);
+        wait_healthy(port, &server.log());
         server
+    }
+
+    /// Kills the server outright (SIGKILL: no clean shutdown, requests in flight are cut).
+    /// Only for servers from [`RefServer::fresh`].
+    pub fn kill(&self) {
+        let mut handle = self.handle.lock().unwrap_or_else(|e| e.into_inner());
+        match *handle {
+            Handle::Forked(pid) => unfork(pid),
+            Handle::Shell(_) => panic!("kill(): only servers from RefServer::fresh"),
+            Handle::Dead => {}
+        }
+        *handle = Handle::Dead;
+    }
+
+    /// Starts a killed server again on the same port and database; waits until it answers.
+    pub fn restart(&self) {
+        let mut handle = self.handle.lock().unwrap_or_else(|e| e.into_inner());
+        assert!(
+            matches!(*handle, Handle::Dead),
+            "restart(): kill() it first"
+        );
+        *handle = Handle::Forked(fork(self.port, &self.db));
+        wait_healthy(self.port, &self.log());
+    }
+
+    fn log(&self) -> PathBuf {
+        self.db.with_extension("log")
     }
 
     /// The one server of this test binary.
@@ -203,16 +245,13 @@ impl RefServer {
 
 impl Drop for RefServer {
     fn drop(&mut self) {
-        match &self.handle {
+        match &mut *self.handle.lock().unwrap_or_else(|e| e.into_inner()) {
             Handle::Shell(child) => {
-                let mut child = child.lock().unwrap_or_else(|e| e.into_inner());
                 drop(child.stdin.take());
                 let _ = child.wait();
             }
-            Handle::Forked(pid) => {
-                let mut fork = fork_server().lock().unwrap_or_else(|e| e.into_inner());
-                let _ = writeln!(fork.stdin, "kill {pid}").and_then(|()| fork.stdin.flush());
-            }
+            Handle::Forked(pid) => unfork(*pid),
+            Handle::Dead => {}
         }
     }
 }
