@@ -13,12 +13,15 @@ fn ref_and_ui_url() {
         call.call_ref().to_string(),
         format!("weave:///acme/my proj-1/call/{}", call.id())
     );
+    // The UI base: the embedded store's default local app URL; for a remote server without
+    // a W&B app URL, the server's own URL (the wandb SDK's `app_url` helper).
+    let app_url = match &s.remote {
+        Some(rs) => rs.url.clone(),
+        None => "http://127.0.0.1:6346".to_string(),
+    };
     assert_eq!(
         call.ui_url(),
-        format!(
-            "http://127.0.0.1:6346/acme/my%20proj-1/r/call/{}",
-            call.id()
-        )
+        format!("{app_url}/acme/my%20proj-1/r/call/{}", call.id())
     );
     let parsed: weave::refs::Ref = call.call_ref().to_string().parse().unwrap();
     assert!(matches!(parsed, weave::refs::Ref::Call(c) if c.id == call.id()));

@@ -1,6 +1,8 @@
 //! The `columns` projection of a calls query (PROTOCOL §6): unselected dict fields come back
 //! empty and others null, the id columns are always returned, dotted names are cut to their
-//! first segment, and `summary` brings what deriving `summary.weave` needs.
+//! first segment, and `summary` brings what deriving `summary.weave` needs. The reference
+//! server derives `summary.weave` even when `summary` is not selected and ignores unknown
+//! columns (see `unselected_summary` and the `is_remote` branches).
 
 use serde_json::json;
 use weave::query::field;
@@ -59,6 +61,18 @@ fn read(s: &TestStore, id: &str, columns: &[&str]) -> Call {
     got.into_iter().next().unwrap()
 }
 
+/// The `summary` of a call read with a projection that leaves `summary` out: none on the
+/// embedded store; on the reference server, `{"weave": weave}`.
+///
+/// Reference server: `SqliteTraceServer.calls_query` runs `make_derived_summary_fields` on
+/// every row, whether `summary` was selected or not, from the columns the projection holds:
+/// status from `exception` / `ended_at` as selected ("running" when `ended_at` is not, whatever
+/// the call's real status), `latency_ms` when `ended_at` is selected, and `trace_name` from
+/// the op name (the display name only when selected).
+fn unselected_summary(s: &TestStore, weave: serde_json::Value) -> Option<serde_json::Value> {
+    s.is_remote().then(|| json!({ "weave": weave }))
+}
+
 /// The columns every projection returns equal the full read.
 fn assert_ids_present(got: &Call, full: &Call) {
     assert_eq!(got.id(), full.id());
@@ -90,8 +104,15 @@ fn unselected_fields_come_back_empty_or_null() {
     assert!(got.inputs().is_empty());
     assert!(got.attributes().is_empty());
     assert_eq!(got.output(), json!(null));
-    assert_eq!(got.summary(), None);
-    assert_eq!(got.weave_summary(), None);
+    let summary = unselected_summary(
+        &s,
+        json!({"status": "running", "trace_name": "get_weather"}),
+    );
+    assert_eq!(got.summary().map(Into::into), summary);
+    assert_eq!(
+        got.weave_summary().map(Into::into),
+        summary.map(|v| v["weave"].clone())
+    );
     assert_eq!(got.display_name(), None);
     assert_eq!(got.parent_id(), None);
     assert_eq!(got.thread_id(), None);
@@ -135,7 +156,10 @@ fn selected_fields_come_back() {
     assert_eq!(got.inputs(), full_root.inputs());
     assert_eq!(got.output(), full_root.output());
     assert!(got.attributes().is_empty());
-    assert_eq!(got.summary(), None);
+    assert_eq!(
+        got.summary().map(Into::into),
+        unselected_summary(&s, json!({"status": "running", "trace_name": "agent"}))
+    );
     assert_eq!(got.ended_at(), None);
 
     let got = read(&s, child.id(), &["attributes", "parent_id", "display_name"]);
@@ -156,7 +180,17 @@ fn selected_fields_come_back() {
     assert_eq!(got.thread_id(), Some("t1"));
     assert_eq!(got.turn_id(), full_child.turn_id());
     assert_eq!(got.display_name(), None);
-    assert_eq!(got.summary(), None);
+    assert_eq!(
+        got.summary().map(Into::into),
+        unselected_summary(
+            &s,
+            json!({
+                "status": "error",
+                "trace_name": "get_weather",
+                "latency_ms": full_child.latency_ms().unwrap(),
+            })
+        )
+    );
 
     // Every column selected: the same as no projection at all.
     let all: Vec<&str> = crate::common::CALL_SCHEMA_FIELDS
@@ -265,15 +299,29 @@ fn filters_and_sorts_use_unselected_columns() {
     );
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].id(), child.id());
-    assert_eq!(got[0].summary(), None);
+    assert_eq!(
+        got[0].summary().map(Into::into),
+        unselected_summary(
+            &s,
+            json!({"status": "running", "trace_name": "get_weather"})
+        )
+    );
 }
 
 #[test]
 fn unknown_columns_are_invalid_queries() {
     let s = TestStore::new();
-    fixture(&s);
+    let (root, child, running) = fixture(&s);
     for col in ["nope", "input", "inputs_x", "summaryx.weave"] {
         let mut it = s.client.get_calls(CallsQuery::new().columns(["id", col]));
+        if s.is_remote() {
+            // Reference server: `SqliteTraceServer.calls_query` drops the columns it does not
+            // know (`select_columns = [x for x in simple_columns if x in select_columns]`)
+            // instead of rejecting them: the query runs as if only `id` had been selected.
+            let got: Vec<String> = it.map(|c| c.unwrap().id().to_string()).collect();
+            assert_eq!(got, [root.id(), child.id(), running.id()], "{col}");
+            continue;
+        }
         match it.next() {
             Some(Err(WeaveError::InvalidQuery(m))) => {
                 assert!(

@@ -1,5 +1,7 @@
 //! Tests: delete. Delete is soft and cascades to every descendant (PROTOCOL §4.7); deleted
-//! calls drop out of every read, query and count.
+//! calls drop out of every read, query and count. The reference server counts `num_deleted`
+//! its own way, has no 1000-id limit and does not scope a delete to the project (see
+//! [`deleted`] and the `is_remote` branches).
 
 use serde_json::json;
 use weave::schema::{CallReadReq, CallsDeleteReq, CallsFilter, CallsQueryStatsReq};
@@ -66,6 +68,20 @@ fn tree(client: &WeaveClient) -> Tree {
 
 fn id_list(calls: &[&Call]) -> Vec<String> {
     calls.iter().map(|c| c.id().to_string()).collect()
+}
+
+/// `num_deleted` as each backend counts it: `embedded` on the embedded store (each call newly
+/// deleted, once), `remote` on the reference server.
+///
+/// Reference server: `SqliteTraceServer.calls_delete` answers `len(descendants + call_ids)`:
+/// every requested id counts, whether live, already deleted, unknown or repeated, plus each
+/// live descendant its recursive query finds.
+fn deleted(store: &TestStore, embedded: u64, remote: u64) -> u64 {
+    if store.is_remote() {
+        remote
+    } else {
+        embedded
+    }
 }
 
 fn assert_not_found(client: &WeaveClient, id: &str) {
@@ -162,8 +178,14 @@ fn deleting_a_middle_node_removes_its_subtree_only() {
     );
 
     // Deleting again deletes nothing more; deleting the root takes the rest.
-    assert_eq!(store.client.delete_calls([t.mid.id()]).unwrap(), 0);
-    assert_eq!(store.client.delete_calls([t.leaf.id()]).unwrap(), 0);
+    assert_eq!(
+        store.client.delete_calls([t.mid.id()]).unwrap(),
+        deleted(&store, 0, 1)
+    );
+    assert_eq!(
+        store.client.delete_calls([t.leaf.id()]).unwrap(),
+        deleted(&store, 0, 1)
+    );
     assert_eq!(store.client.delete_calls([t.root.id()]).unwrap(), 3);
     assert_eq!(store.client.get_calls(CallsQuery::new()).size().unwrap(), 0);
     assert_eq!(store.client.get_calls(CallsQuery::new()).count(), 0);
@@ -178,7 +200,11 @@ fn num_deleted_counts_each_call_once() {
         .client
         .delete_calls([t.leaf.id(), t.leaf.id(), t.deep.id(), t.sib_child.id()])
         .unwrap();
-    assert_eq!(n, 3, "leaf, deep, sib_child");
+    assert_eq!(
+        n,
+        deleted(&store, 3, 5),
+        "leaf, deep, sib_child (remote: the 4 ids and deep as leaf's descendant)"
+    );
     assert_eq!(
         ids(&store.client, CallsQuery::new()),
         id_list(&[&t.root, &t.mid, &t.leaf2, &t.sib])
@@ -252,41 +278,45 @@ fn client_delete_calls_takes_more_than_1000_ids() {
         1001
     );
 
-    // The raw route refuses more than 1000 ids, names the limit, and deletes nothing.
-    let err = store
-        .server
-        .calls_delete(CallsDeleteReq {
+    let raw = |call_ids: &[String]| {
+        store.server.calls_delete(CallsDeleteReq {
             project_id: store.client.project_id().into(),
-            call_ids: all.clone(),
+            call_ids: call_ids.to_vec(),
             wb_user_id: None,
         })
-        .unwrap_err();
-    assert!(matches!(err, WeaveError::InvalidInput(_)), "{err:?}");
-    assert!(err.to_string().contains("1000"), "{err}");
-    assert_eq!(
-        store.client.get_calls(CallsQuery::new()).size().unwrap(),
-        1001
-    );
+    };
 
-    // Exactly 1000 is fine on the raw route.
-    let res = store
-        .server
-        .calls_delete(CallsDeleteReq {
-            project_id: store.client.project_id().into(),
-            call_ids: all[..1000].to_vec(),
-            wb_user_id: None,
-        })
-        .unwrap();
-    assert_eq!(res.num_deleted, 1000);
-    assert_eq!(
-        ids(&store.client, CallsQuery::new()),
-        vec![all[1000].clone()]
-    );
+    if store.is_remote() {
+        // Reference server: `SqliteTraceServer.calls_delete` has no limit on `call_ids`
+        // (W&B's server refuses more than 1000): the 1001 ids are all deleted at once.
+        assert_eq!(raw(&all).unwrap().num_deleted, 1001);
+        assert_eq!(store.client.get_calls(CallsQuery::new()).size().unwrap(), 0);
+    } else {
+        // The raw route refuses more than 1000 ids, names the limit, and deletes nothing.
+        let err = raw(&all).unwrap_err();
+        assert!(matches!(err, WeaveError::InvalidInput(_)), "{err:?}");
+        assert!(err.to_string().contains("1000"), "{err}");
+        assert_eq!(
+            store.client.get_calls(CallsQuery::new()).size().unwrap(),
+            1001
+        );
 
-    // The client chunks: 2002 ids (the 1001 calls, twice over with unknown ids) work.
+        // Exactly 1000 is fine on the raw route.
+        assert_eq!(raw(&all[..1000]).unwrap().num_deleted, 1000);
+        assert_eq!(
+            ids(&store.client, CallsQuery::new()),
+            vec![all[1000].clone()]
+        );
+    }
+
+    // The client chunks: 2002 ids (the 1001 calls, twice over with unknown ids) work (on the
+    // reference server every id of the three chunks counts, see `deleted`).
     let mut many = all.clone();
     many.extend((0..1001).map(|_| generate_id()));
-    assert_eq!(store.client.delete_calls(&many).unwrap(), 1);
+    assert_eq!(
+        store.client.delete_calls(&many).unwrap(),
+        deleted(&store, 1, 2002)
+    );
     assert_eq!(store.client.get_calls(CallsQuery::new()).size().unwrap(), 0);
 }
 
@@ -308,14 +338,17 @@ fn client_delete_calls_over_1000_live_calls_counts_them_all() {
 fn deleting_an_unknown_id_deletes_nothing() {
     let store = TestStore::new();
     let t = tree(&store.client);
-    assert_eq!(store.client.delete_calls([generate_id()]).unwrap(), 0);
+    assert_eq!(
+        store.client.delete_calls([generate_id()]).unwrap(),
+        deleted(&store, 0, 1)
+    );
     assert_eq!(store.client.delete_calls(Vec::<String>::new()).unwrap(), 0);
     assert_eq!(
         store
             .client
             .delete_calls([generate_id().as_str(), t.sib_child.id()])
             .unwrap(),
-        1
+        deleted(&store, 1, 2)
     );
     assert_eq!(store.client.get_calls(CallsQuery::new()).size().unwrap(), 6);
 }
@@ -327,6 +360,26 @@ fn delete_is_scoped_to_the_project() {
         WeaveClient::new("other-entity", "other-project", store.server.clone(), true).unwrap();
     let t = tree(&store.client);
     let theirs = crate::common::record(&other, "theirs", json!({}), json!(null));
+    // Both projects' calls are written before either deletes.
+    store.client.flush();
+    other.flush();
+
+    if store.is_remote() {
+        // Reference server: `SqliteTraceServer.calls_delete` looks for descendants in the
+        // request's project only, but its `UPDATE calls SET deleted_at = ... WHERE deleted_at
+        // IS NULL AND id IN (...)` has no project condition: a project deletes another
+        // project's call by id (without its descendants), and counts it.
+        assert_eq!(other.delete_calls([t.root.id()]).unwrap(), 1);
+        assert_not_found(&store.client, t.root.id());
+        assert_eq!(store.client.get_calls(CallsQuery::new()).size().unwrap(), 6);
+        assert_eq!(store.client.delete_calls([theirs.id()]).unwrap(), 1);
+        assert_not_found(&other, theirs.id());
+        assert_eq!(other.get_calls(CallsQuery::new()).size().unwrap(), 0);
+        // Our root's live descendants are still ours to delete: 6 of them, and the root id.
+        assert_eq!(store.client.delete_calls([t.root.id()]).unwrap(), 7);
+        assert_eq!(store.client.get_calls(CallsQuery::new()).size().unwrap(), 0);
+        return;
+    }
 
     // Another project cannot delete our calls by id, nor we theirs.
     assert_eq!(other.delete_calls([t.root.id()]).unwrap(), 0);

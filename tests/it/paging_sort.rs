@@ -1,5 +1,6 @@
 //! Ordering (`sort_by`, the default order and the `id` tiebreak), `limit`/`offset`, paging
-//! through `CallsIter`, and `CallsIter::size()` (PROTOCOL §6).
+//! through `CallsIter`, and `CallsIter::size()` (PROTOCOL §6). The reference server places
+//! nulls SQLite's way and does not validate sort keys or fields (see the `is_remote` branches).
 
 use std::collections::HashSet;
 
@@ -240,10 +241,24 @@ fn sort_by_top_level_columns() {
         ),
         id_list(&[&named, &c, &b, &a])
     );
-    // Nulls last in both directions.
     let by_display = |dir: SortBy| ids(&s.client, CallsQuery::new().sort_by(dir));
-    assert_eq!(by_display(SortBy::asc("display_name"))[0], named.id());
-    assert_eq!(by_display(SortBy::desc("display_name"))[0], named.id());
+    if s.is_remote() {
+        // Reference server: `SqliteTraceServer.calls_query` orders by `display_name ASC, id
+        // DESC` with SQLite's default null placement (NULLs sort first ascending, last
+        // descending), not nulls last in both directions.
+        assert_eq!(
+            by_display(SortBy::asc("display_name")),
+            id_list(&[&b, &a, &c, &named])
+        );
+        assert_eq!(
+            by_display(SortBy::desc("display_name")),
+            id_list(&[&named, &b, &a, &c])
+        );
+    } else {
+        // Nulls last in both directions.
+        assert_eq!(by_display(SortBy::asc("display_name"))[0], named.id());
+        assert_eq!(by_display(SortBy::desc("display_name"))[0], named.id());
+    }
     // Newest first.
     assert_eq!(
         ids(
@@ -264,17 +279,31 @@ fn sort_by_json_paths() {
     let n2_5 = rec(&s.client, "op", json!({"n": 2.5, "s": "d"}), at_ms(4));
 
     let by = |k: SortBy| ids(&s.client, CallsQuery::new().sort_by(k));
-    // Numbers sort numerically (not as text), missing values last in both directions.
-    assert_eq!(
-        by(SortBy::asc("inputs.n")),
-        id_list(&[&n2_5, &n9, &n10, &n100, &missing])
-    );
+    if s.is_remote() {
+        // Reference server: `SqliteTraceServer.calls_query` sorts by `json_extract(inputs,
+        // '$.n') ASC` with SQLite's null placement: a missing value (NULL) comes first
+        // ascending (and last descending, as below); numbers still compare numerically.
+        assert_eq!(
+            by(SortBy::asc("inputs.n")),
+            id_list(&[&missing, &n2_5, &n9, &n10, &n100])
+        );
+        assert_eq!(
+            by(SortBy::asc("inputs.s")),
+            id_list(&[&missing, &n100, &n10, &n9, &n2_5])
+        );
+    } else {
+        // Numbers sort numerically (not as text), missing values last in both directions.
+        assert_eq!(
+            by(SortBy::asc("inputs.n")),
+            id_list(&[&n2_5, &n9, &n10, &n100, &missing])
+        );
+        assert_eq!(
+            by(SortBy::asc("inputs.s")),
+            id_list(&[&n100, &n10, &n9, &n2_5, &missing])
+        );
+    }
     assert_eq!(
         by(SortBy::desc("inputs.n")),
-        id_list(&[&n100, &n10, &n9, &n2_5, &missing])
-    );
-    assert_eq!(
-        by(SortBy::asc("inputs.s")),
         id_list(&[&n100, &n10, &n9, &n2_5, &missing])
     );
     assert_eq!(
@@ -330,10 +359,15 @@ fn sort_by_computed_fields() {
         by(SortBy::desc("summary.weave.latency_ms")),
         id_list(&[&l30, &l20, &l10, &running])
     );
-    assert_eq!(
-        by(SortBy::asc("summary.weave.latency_ms")),
-        id_list(&[&l10, &l20, &l30, &running])
-    );
+    let asc = by(SortBy::asc("summary.weave.latency_ms"));
+    if s.is_remote() {
+        // Reference server: `SqliteTraceServer.calls_query` sorts latency by `CASE WHEN
+        // ended_at IS NOT NULL THEN <ms> ELSE 0 END`: a running call counts as 0 ms, so it
+        // comes first ascending instead of last.
+        assert_eq!(asc, id_list(&[&running, &l10, &l20, &l30]));
+    } else {
+        assert_eq!(asc, id_list(&[&l10, &l20, &l30, &running]));
+    }
 }
 
 #[test]
@@ -646,16 +680,36 @@ fn size_counts_without_fetching() {
     s.client.delete_call(&late).unwrap();
     assert_eq!(size(CallsQuery::new()), 13);
     // An invalid query fails.
-    match s.client.get_calls(field("nope").eq(1)).size() {
-        Err(WeaveError::InvalidQuery(m)) => assert!(m.contains("nope"), "{m}"),
-        other => panic!("expected InvalidQuery, got {other:?}"),
+    let res = s.client.get_calls(field("nope").eq(1)).size();
+    if s.is_remote() {
+        // Reference server: `SqliteTraceServer.calls_query_stats` does not validate field
+        // names; it puts `nope` into its SQL as a column, SQLite fails ("no such column"), and
+        // the server answers 500.
+        assert_ref_server_500(res, "/calls/query_stats");
+    } else {
+        match res {
+            Err(WeaveError::InvalidQuery(m)) => assert!(m.contains("nope"), "{m}"),
+            other => panic!("expected InvalidQuery, got {other:?}"),
+        }
+    }
+}
+
+/// The reference server's answer to SQL its SQLite cannot run: HTTP 500 on `route`.
+fn assert_ref_server_500<T: std::fmt::Debug>(res: Result<T, WeaveError>, route: &str) {
+    match res {
+        Err(WeaveError::Backend(m)) => assert_eq!(
+            m,
+            format!("{route}: HTTP 500: Internal server error"),
+            "{m}"
+        ),
+        other => panic!("expected HTTP 500 from {route}, got {other:?}"),
     }
 }
 
 #[test]
 fn invalid_sort_keys_are_errors() {
     let s = TestStore::new();
-    rec(&s.client, "op", json!({}), at_ms(0));
+    let only = rec(&s.client, "op", json!({}), at_ms(0));
     for (key, part) in [
         ("nope", "\"nope\""),
         ("inputs..x", "\"inputs..x\""),
@@ -665,6 +719,20 @@ fn invalid_sort_keys_are_errors() {
         let mut it = s
             .client
             .get_calls(CallsQuery::new().sort_by(SortBy::asc(key)));
+        if s.is_remote() {
+            // Reference server: `SqliteTraceServer.calls_query` does not validate sort keys.
+            // `inputs.` / `summary.` keys become `json_extract` paths, which SQLite accepts
+            // (NULL for every call, so the call comes back); other keys go into `ORDER BY` as
+            // column names, which SQLite rejects ("no such column"): HTTP 500.
+            match key {
+                "inputs..x" | "summary.weave.nope" => {
+                    assert_eq!(it.next().unwrap().unwrap().id(), only.id(), "{key}")
+                }
+                _ => assert_ref_server_500(it.next().unwrap(), "/calls/stream_query"),
+            }
+            assert!(it.next().is_none());
+            continue;
+        }
         match it.next() {
             Some(Err(WeaveError::InvalidQuery(m))) => {
                 assert!(m.contains("sort_by") && m.contains(part), "{key}: {m}")

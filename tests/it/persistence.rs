@@ -462,3 +462,21 @@ fn an_in_memory_store_does_not_persist() {
         .unwrap();
     assert!(read.call.is_some());
 }
+
+#[test]
+fn feedback_survives_reopening_the_store() {
+    let s = TestStore::new();
+    let call = crate::common::record(&s.client, "answer", json!({"q": "2 + 2"}), json!(4));
+    let id = call.feedback().add_note("persisted").unwrap().id;
+    s.client.flush();
+    let reopened = SqliteServer::open(s.path()).unwrap();
+    let rows = reopened
+        .feedback_query(weave::schema::FeedbackQueryReq::new(
+            "test-entity/test-project",
+        ))
+        .unwrap()
+        .result;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["id"], id.as_str());
+    assert_eq!(rows[0]["payload"], json!({"note": "persisted"}));
+}

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use weave::server::{HttpServer, HttpServerConfig};
 use weave::{Call, CallsQuery, WeaveClient};
 
+#[path = "../support/child.rs"]
+pub mod child;
 #[path = "../support/ref_server.rs"]
 mod ref_server;
 pub use ref_server::RefServer;

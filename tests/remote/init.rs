@@ -7,9 +7,7 @@ use std::sync::Arc;
 use weave::server::{HttpServer, HttpServerConfig};
 use weave::{CallsQuery, WeaveClient};
 
-#[path = "../support/child.rs"]
-mod child;
-use child::{child_done, run_child};
+use crate::common::child::{child_done, run_child};
 
 use crate::common::RefServer;
 

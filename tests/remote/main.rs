@@ -7,3 +7,4 @@ mod faults;
 mod init;
 mod objects_feedback_costs;
 mod runtime;
+mod stream;

@@ -335,6 +335,22 @@ fn parse_operand(v: &Value, path: &str) -> Result<Operand, WeaveError> {
     })
 }
 
+/// `{"$literal": v}` with every nested value wrapped too (`{"$literal": [{"$literal": 1}]}`):
+/// the server's `LiteralOperation` types a list or object literal as a list or map of
+/// literals, and refuses bare nested values (HTTP 422).
+fn wrap_literal(v: &Value) -> Value {
+    let inner = match v {
+        Value::Array(items) => Value::Array(items.iter().map(wrap_literal).collect()),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), wrap_literal(v)))
+                .collect(),
+        ),
+        scalar => scalar.clone(),
+    };
+    json!({ "$literal": inner })
+}
+
 /// Nested values of a literal may themselves be `{"$literal": x}` wrappers; unwrap them.
 fn unwrap_literal(v: &Value) -> Value {
     match v {
@@ -386,7 +402,7 @@ impl Operand {
     /// The protocol's JSON form.
     pub fn to_json(&self) -> Value {
         match self {
-            Operand::Literal(v) => json!({"$literal": v}),
+            Operand::Literal(v) => wrap_literal(v),
             Operand::GetField(f) => json!({"$getField": f}),
             Operand::Convert(x, to) => {
                 json!({"$convert": {"input": x.to_json(), "to": to.as_str()}})
@@ -539,5 +555,18 @@ mod tests {
                 Operand::Literal(json!([1, 2]))
             )
         );
+    }
+
+    #[test]
+    fn nested_literals_are_sent_wrapped_as_the_server_types_them() {
+        let lit = Operand::Literal(json!([1, {"a": [true]}, null]));
+        let wire = json!({"$literal": [
+            {"$literal": 1},
+            {"$literal": {"a": {"$literal": [{"$literal": true}]}}},
+            {"$literal": null}
+        ]});
+        assert_eq!(lit.to_json(), wire);
+        let q = Query::new(Operation::Eq(Operand::GetField("inputs.l".into()), lit));
+        assert_eq!(Query::from_json(&q.to_json()).unwrap(), q);
     }
 }

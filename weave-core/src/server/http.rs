@@ -245,9 +245,11 @@ fn wait<F: Future>(fut: F) -> F::Output {
     }
 }
 
-/// The error a non-2xx answer means. Network errors, timeouts, 429 and 5xx are
-/// [`WeaveError::Backend`] (worth retrying); a missing resource is `NotFound`; the rest are
-/// [`WeaveError::InvalidInput`] naming the server's reason.
+/// The error a non-2xx answer means: a missing resource is `NotFound`; 413 `TooLarge`;
+/// 408, 429, 502–504 [`WeaveError::Unavailable`] (retried until the server is back); other
+/// 5xx [`WeaveError::Backend`]; a request refused on a query route (400/422 on
+/// [`QUERY_ROUTES`]) [`WeaveError::InvalidQuery`], as the embedded store reports a bad query;
+/// the rest [`WeaveError::InvalidInput`] naming the server's reason.
 fn status_error(path: &str, status: u16, retry_after: Option<Duration>, body: &[u8]) -> WeaveError {
     let reason = error_message(body);
     match status {
@@ -269,9 +271,24 @@ fn status_error(path: &str, status: u16, retry_after: Option<Duration>, body: &[
         // The server answered and failed: retried a few times, not forever (a request it
         // cannot process would otherwise block every write behind it).
         500..=599 => WeaveError::Backend(format!("{path}: HTTP {status}: {reason}")),
+        400 | 422 if QUERY_ROUTES.contains(&path) => {
+            WeaveError::InvalidQuery(format!("{path}: HTTP {status}: {reason}"))
+        }
         _ => WeaveError::InvalidInput(format!("{path}: HTTP {status}: {reason}")),
     }
 }
+
+/// The routes whose requests are queries (filters, sorts, fields): what they refuse is the
+/// query.
+const QUERY_ROUTES: &[&str] = &[
+    "/calls/stream_query",
+    "/calls/query_stats",
+    "/feedback/query",
+    "/objs/query",
+    "/cost/query",
+    "/table/query",
+    "/table/query_stats",
+];
 
 /// A `Retry-After` in seconds (the HTTP-date form is rare from API servers; ignored).
 fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
