@@ -83,10 +83,12 @@ impl Drop for WeaveGuard {
     }
 }
 
-/// Starts tracing to `"entity/project"` (or a bare `"project"`, under the entity
-/// [`DEFAULT_ENTITY`]) — Python's `weave.init`. Returns the client, for queries, and a guard
-/// that flushes when dropped.
+/// Starts tracing to `"entity/project"` (or a bare `"project"`) — Python's `weave.init`.
+/// Returns the client, for queries, and a guard that flushes when dropped.
 ///
+/// - A bare project goes under `WANDB_ENTITY`, else — on a server with W&B behind it (an API
+///   key is known) — the key's default entity, as in Python, else [`DEFAULT_ENTITY`]. With
+///   W&B behind the server, the project is created if it does not exist.
 /// - The backend is a remote trace server when the environment configures one
 ///   (`WF_TRACE_SERVER_URL`, `WANDB_API_KEY`; see [`Backend::Auto`]), else the embedded
 ///   SQLite store.
@@ -123,22 +125,24 @@ pub fn init(project: &str) -> Result<(WeaveClient, WeaveGuard)> {
 
 /// [`init`] with explicit [`InitOptions`].
 pub fn init_with(project: &str, opts: InitOptions) -> Result<(WeaveClient, WeaveGuard)> {
-    let (entity, project) = match project.split_once('/') {
-        Some((e, p)) => (e.to_string(), p.to_string()),
+    let (explicit_entity, project) = match project.split_once('/') {
+        Some((e, p)) => (Some(e.to_string()), p.to_string()),
         None => (
             std::env::var("WANDB_ENTITY")
                 .ok()
-                .filter(|e| !e.trim().is_empty())
-                .unwrap_or_else(|| DEFAULT_ENTITY.to_string()),
+                .filter(|e| !e.trim().is_empty()),
             project.to_string(),
         ),
     };
     if project.contains('/') {
         return Err(WeaveError::InvalidInput(format!(
             "project {:?} must be \"entity/project\" or \"project\"",
-            format!("{entity}/{project}")
+            format!("{}/{project}", explicit_entity.unwrap_or_default())
         )));
     }
+    let entity = explicit_entity
+        .clone()
+        .unwrap_or_else(|| DEFAULT_ENTITY.to_string());
     let mut settings = opts.settings;
     if settings.disabled {
         weave_core::rt::disable();
@@ -151,14 +155,14 @@ pub fn init_with(project: &str, opts: InitOptions) -> Result<(WeaveClient, Weave
         )?;
         return Ok((client, WeaveGuard { client: None }));
     }
-    let server: Arc<dyn TraceServer> = match opts.backend {
-        Backend::Server(s) => s,
-        Backend::Remote(config) => remote(config, &mut settings)?,
+    let (server, entity): (Arc<dyn TraceServer>, String) = match opts.backend {
+        Backend::Server(s) => (s, entity),
+        Backend::Embedded => (embedded(&settings)?, entity),
+        Backend::Remote(config) => remote(config, explicit_entity, &project, &mut settings)?,
         Backend::Auto => match HttpServerConfig::from_env() {
-            Some(config) => remote(config, &mut settings)?,
-            None => embedded(&settings)?,
+            Some(config) => remote(config, explicit_entity, &project, &mut settings)?,
+            None => (embedded(&settings)?, entity),
         },
-        Backend::Embedded => embedded(&settings)?,
     };
     let client = WeaveClient::with_settings(entity, project, server, true, &settings)?;
     set_global_client(Some(client.clone()));
@@ -185,10 +189,32 @@ fn embedded(settings: &Settings) -> Result<Arc<dyn TraceServer>> {
     })?))
 }
 
-fn remote(config: HttpServerConfig, settings: &mut Settings) -> Result<Arc<dyn TraceServer>> {
+/// The remote backend, and the entity to use. With a W&B API behind the server
+/// ([`HttpServerConfig::wandb_api_url`], i.e. an API key), as the Python SDK does: a bare
+/// project goes under the key's default entity, and the project is created if it does not
+/// exist. Not knowing the entity is an error; failing to create the project is reported
+/// and tracing goes on (the server then refuses or accepts the calls, and the writer says so).
+fn remote(
+    config: HttpServerConfig,
+    entity: Option<String>,
+    project: &str,
+    settings: &mut Settings,
+) -> Result<(Arc<dyn TraceServer>, String)> {
     // As in Python, a remote client prints each root call's link unless told not to.
     settings.print_call_link.get_or_insert(true);
-    Ok(Arc::new(HttpServer::new(config)?))
+    let wandb = config.wandb_api_url.is_some();
+    let http = HttpServer::new(config)?;
+    let entity = match entity {
+        Some(e) => e,
+        None if wandb => http.wandb_default_entity()?,
+        None => DEFAULT_ENTITY.to_string(),
+    };
+    if wandb {
+        if let Err(e) = http.wandb_ensure_project(&entity, project) {
+            eprintln!("weave: could not make sure project {entity}/{project} exists: {e}");
+        }
+    }
+    Ok((Arc::new(http), entity))
 }
 
 /// Stops tracing (Python's `weave.finish`): waits up to [`FINISH_TIMEOUT`] for queued calls

@@ -8,6 +8,8 @@ use weave::{Call, CallsQuery, WeaveClient};
 
 #[path = "../support/child.rs"]
 pub mod child;
+#[path = "../support/fault_proxy.rs"]
+pub mod fault_proxy;
 #[path = "../support/ref_server.rs"]
 mod ref_server;
 pub use ref_server::RefServer;

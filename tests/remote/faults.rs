@@ -10,9 +10,7 @@ use serde_json::json;
 use weave::server::{HttpServer, HttpServerConfig};
 use weave::{CallOptions, CallsQuery, WeaveClient};
 
-#[path = "../support/fault_proxy.rs"]
-mod fault_proxy;
-use fault_proxy::{Fault, FaultProxy};
+use crate::common::fault_proxy::{Fault, FaultProxy};
 
 use crate::common::RefServer;
 

@@ -11,6 +11,8 @@ use crate::common::child::{child_done, run_child};
 
 use crate::common::RefServer;
 
+use crate::common::fault_proxy::FaultProxy;
+
 #[weave::op]
 fn greet(name: &str) -> String {
     format!("hello {name}")
@@ -30,6 +32,42 @@ fn child_init_remote() {
     assert_eq!(traced_step(1), 2);
     drop(guard);
     child_done("init::child_init_remote");
+}
+
+#[test]
+#[ignore = "run in a child process by a_bare_project_goes_under_the_w_and_b_default_entity"]
+fn child_init_bare_project() {
+    let (client, guard) = weave::init("bare-project").unwrap();
+    assert_eq!(client.project_id(), "ref-entity/bare-project");
+    assert_eq!(greet("w&b"), "hello w&b");
+    drop(guard);
+    child_done("init::child_init_bare_project");
+}
+
+#[test]
+fn a_bare_project_goes_under_the_w_and_b_default_entity() {
+    // The reference server also serves a stub of W&B's GraphQL API (viewer, project,
+    // upsertModel); the proxy counts what the client asks it.
+    let server = RefServer::shared();
+    let proxy = FaultProxy::start(&server.url);
+    run_child(
+        "init::child_init_bare_project",
+        &[
+            ("WF_TRACE_SERVER_URL", proxy.url.as_str()),
+            ("WANDB_BASE_URL", proxy.url.as_str()),
+            ("WANDB_API_KEY", "test-key"),
+            ("WEAVE_DB_PATH", ":memory:"),
+        ],
+    );
+    // The default entity from the viewer, then the project looked up (it "exists").
+    assert_eq!(proxy.count("/graphql"), 2);
+    let http = HttpServer::new(HttpServerConfig::new(&server.url)).unwrap();
+    let client = WeaveClient::new("ref-entity", "bare-project", Arc::new(http), false).unwrap();
+    let names: Vec<String> = client
+        .get_calls(CallsQuery::new())
+        .map(|c| c.unwrap().func_name().to_string())
+        .collect();
+    assert!(names.iter().any(|n| n == "greet"), "{names:?}");
 }
 
 #[test]
