@@ -197,6 +197,28 @@ fn answers_cut_mid_body_are_retried_without_loss() {
 }
 
 #[test]
+fn requests_stay_under_31_mib() {
+    let (proxy, writer, reader) = through_proxy(Duration::from_secs(60));
+    let largest = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let l = largest.clone();
+    proxy.set_plan(move |s| {
+        if s.path == UPSERT {
+            l.fetch_max(s.body_len, std::sync::atomic::Ordering::Relaxed);
+        }
+        Fault::Pass
+    });
+    // 48 calls of 1 MiB each: more than one request can carry.
+    record(&writer, 48, 1 << 20);
+    assert!(writer.flush_timeout(Duration::from_secs(120)));
+    assert_eq!(stored(&reader), (0..48).collect::<Vec<_>>());
+    let largest = largest.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(largest <= 31 << 20, "a request of {largest} bytes");
+    assert!(largest > 16 << 20, "batches are filled: {largest} bytes");
+    assert!(proxy.count(UPSERT) >= 2);
+    assert_eq!(writer.dropped(), 0);
+}
+
+#[test]
 fn a_413_splits_the_batch_until_it_fits_and_loses_nothing() {
     let (proxy, writer, reader) = through_proxy(Duration::from_secs(10));
     proxy.set_plan(|s| {
