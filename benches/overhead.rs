@@ -1,0 +1,228 @@
+//! Caller-side overhead of one traced call, side by side with the baselines and the
+//! incumbent (criterion group `overhead`; the ids are stable across versions, see
+//! BENCHMARKS.md).
+//!
+//! - `plain`: `fn(a: u64, b: &str) -> u64`, uninstrumented.
+//! - `weave_disabled`: the same fn under `#[weave::op]` with tracing disabled
+//!   (`WEAVE_DISABLED`); runs last, since disabling is for the rest of the process.
+//! - `tracing_registry`: `#[tracing::instrument]` under a `Registry` with a no-op layer.
+//! - `tracing_otel`: `#[tracing::instrument]` under tracing-opentelemetry, exporting to a
+//!   no-op exporter through the simple (synchronous) processor.
+//! - `weave_op`: `#[weave::op]` recording into the embedded store.
+//! - `weave_layer_span`: a plain `#[instrument]` span under `WeaveLayer`.
+//! - `weave_op_nested3`: three nested ops; the figure is for the three (divide by 3 per op).
+//! - `weave_op_1k_input`: an op whose input is a 1 KiB JSON-like struct.
+//!
+//! The weave cases measure what the caller pays: the background writer is flushed between
+//! samples, outside the timed loop, so the queue never fills and nothing is dropped (a
+//! dropped call would cost less than a recorded one). `WEAVE_BENCH_QUICK=1` runs a few
+//! samples only (CI proves the benchmark still runs).
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::testing::trace::NoopSpanExporter;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use serde::Serialize;
+use tracing_subscriber::layer::SubscriberExt;
+use weave::config::Settings;
+use weave::{Backend, InitOptions, SqliteServer, WeaveClient, WeaveLayer};
+
+fn plain(a: u64, b: &str) -> u64 {
+    a.wrapping_add(b.len() as u64)
+}
+
+#[tracing::instrument]
+fn instrumented(a: u64, b: &str) -> u64 {
+    a.wrapping_add(b.len() as u64)
+}
+
+#[weave::op]
+fn op(a: u64, b: &str) -> u64 {
+    a.wrapping_add(b.len() as u64)
+}
+
+#[weave::op]
+fn outer(a: u64, b: &str) -> u64 {
+    middle(a, b)
+}
+
+#[weave::op]
+fn middle(a: u64, b: &str) -> u64 {
+    inner(a, b)
+}
+
+#[weave::op]
+fn inner(a: u64, b: &str) -> u64 {
+    a.wrapping_add(b.len() as u64)
+}
+
+/// About 1 KiB of JSON: a chat request with a few messages and options.
+#[derive(Serialize, Clone)]
+struct Request {
+    model: String,
+    temperature: f64,
+    max_tokens: u32,
+    messages: Vec<Message>,
+    tools: Vec<String>,
+}
+
+#[derive(Serialize, Clone)]
+struct Message {
+    role: String,
+    content: String,
+}
+
+fn request() -> Request {
+    let msg = |role: &str, n: usize| Message {
+        role: role.into(),
+        content: "What is the weather like in Paris today? ".repeat(n),
+    };
+    let r = Request {
+        model: "gpt-4o-mini".into(),
+        temperature: 0.2,
+        max_tokens: 512,
+        messages: vec![msg("system", 4), msg("user", 12), msg("assistant", 4)],
+        tools: vec!["get_weather".into(), "search".into()],
+    };
+    let len = serde_json::to_vec(&r).unwrap().len();
+    assert!((1000..1100).contains(&len), "{len} bytes");
+    r
+}
+
+#[weave::op]
+fn op_1k(req: &Request) -> usize {
+    req.messages.len()
+}
+
+/// A no-op layer: what a `Registry` costs with something subscribed.
+struct Noop;
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Noop {}
+
+fn quick() -> bool {
+    std::env::var("WEAVE_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Times `iters` runs of `f` and flushes `client`'s writer afterwards, untimed.
+fn timed_then_flushed(client: &WeaveClient, iters: u64, mut f: impl FnMut()) -> Duration {
+    let t = Instant::now();
+    for _ in 0..iters {
+        f();
+    }
+    let elapsed = t.elapsed();
+    assert!(client.flush_timeout(Duration::from_secs(600)));
+    elapsed
+}
+
+fn overhead(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = SqliteServer::open(dir.path().join("bench.sqlite")).unwrap();
+    // Samples are flushed between runs: room for the largest sample.
+    let settings = Settings {
+        max_calls_queue_size: 20_000_000,
+        ..Settings::default()
+    };
+    let (client, guard) = weave::init_with(
+        "bench/overhead",
+        InitOptions {
+            backend: Backend::Server(Arc::new(server)),
+            install_subscriber: false,
+            settings,
+        },
+    )
+    .unwrap();
+
+    let mut g = c.benchmark_group("overhead");
+    if quick() {
+        g.sample_size(10)
+            .warm_up_time(Duration::from_millis(100))
+            .measurement_time(Duration::from_millis(300));
+    }
+
+    g.bench_function("plain", |b| {
+        b.iter(|| plain(black_box(7), black_box("hello")))
+    });
+
+    let registry = tracing_subscriber::registry().with(Noop);
+    tracing::subscriber::with_default(registry, || {
+        g.bench_function("tracing_registry", |b| {
+            b.iter(|| instrumented(black_box(7), black_box("hello")))
+        });
+    });
+
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(NoopSpanExporter::new())
+        .build();
+    let otel = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("bench")));
+    tracing::subscriber::with_default(otel, || {
+        g.bench_function("tracing_otel", |b| {
+            b.iter(|| instrumented(black_box(7), black_box("hello")))
+        });
+    });
+
+    g.bench_function("weave_op", |b| {
+        b.iter_custom(|iters| {
+            timed_then_flushed(&client, iters, || {
+                black_box(op(black_box(7), black_box("hello")));
+            })
+        })
+    });
+    g.bench_function("weave_op_nested3", |b| {
+        b.iter_custom(|iters| {
+            timed_then_flushed(&client, iters, || {
+                black_box(outer(black_box(7), black_box("hello")));
+            })
+        })
+    });
+    let req = request();
+    g.bench_function("weave_op_1k_input", |b| {
+        b.iter_custom(|iters| {
+            timed_then_flushed(&client, iters, || {
+                black_box(op_1k(black_box(&req)));
+            })
+        })
+    });
+
+    let layered = tracing_subscriber::registry().with(WeaveLayer::with_client(client.clone()));
+    tracing::subscriber::with_default(layered, || {
+        g.bench_function("weave_layer_span", |b| {
+            b.iter_custom(|iters| {
+                timed_then_flushed(&client, iters, || {
+                    black_box(instrumented(black_box(7), black_box("hello")));
+                })
+            })
+        });
+    });
+
+    assert_eq!(
+        client.dropped(),
+        0,
+        "calls were dropped during the benchmark"
+    );
+    drop(guard);
+
+    // Last: tracing stays off for the rest of the process.
+    let _disabled = weave::init_with(
+        "bench/disabled",
+        InitOptions {
+            backend: Backend::Embedded,
+            install_subscriber: false,
+            settings: Settings {
+                disabled: true,
+                ..Settings::default()
+            },
+        },
+    )
+    .unwrap();
+    g.bench_function("weave_disabled", |b| {
+        b.iter(|| op(black_box(7), black_box("hello")))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, overhead);
+criterion_main!(benches);
