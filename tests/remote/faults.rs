@@ -218,16 +218,21 @@ fn requests_stay_under_31_mib() {
     assert_eq!(writer.dropped(), 0);
 }
 
-#[test]
-fn a_413_splits_the_batch_until_it_fits_and_loses_nothing() {
-    let (proxy, writer, reader) = through_proxy(Duration::from_secs(10));
-    proxy.set_plan(|s| {
-        if s.path == UPSERT && s.body_len > 48 * 1024 {
+/// The proxy answers 413 to every `/call/upsert_batch` body over `limit` bytes.
+fn refuse_upserts_over(proxy: &FaultProxy, limit: usize) {
+    proxy.set_plan(move |s| {
+        if s.path == UPSERT && s.body_len > limit {
             Fault::Status(413, None)
         } else {
             Fault::Pass
         }
     });
+}
+
+#[test]
+fn a_413_splits_the_batch_until_it_fits_and_loses_nothing() {
+    let (proxy, writer, reader) = through_proxy(Duration::from_secs(10));
+    refuse_upserts_over(&proxy, 48 * 1024);
     record(&writer, 200, 1024);
     assert!(writer.flush_timeout(Duration::from_secs(60)));
     assert_eq!(stored(&reader), (0..200).collect::<Vec<_>>());
@@ -241,13 +246,7 @@ fn a_413_splits_the_batch_until_it_fits_and_loses_nothing() {
 #[test]
 fn a_call_too_large_for_any_request_is_sent_with_the_servers_marker() {
     let (proxy, writer, reader) = through_proxy(Duration::from_secs(10));
-    proxy.set_plan(|s| {
-        if s.path == UPSERT && s.body_len > 512 * 1024 {
-            Fault::Status(413, None)
-        } else {
-            Fault::Pass
-        }
-    });
+    refuse_upserts_over(&proxy, 512 * 1024);
     let big = writer
         .create_call_with(
             "huge",

@@ -1,10 +1,10 @@
 //! The reference Weave trace server (`../shared/weave-ref-server`, the weave package's own
 //! server code) as a test fixture, on a free loopback port with a fresh database:
-//! - [`RefServer::shared`]: one per test binary, stopped when the test process exits (its
-//!   wrapper shell waits on our stdin, which closes when we exit);
-//! - [`RefServer::fresh`]: one per caller, stopped when dropped — forked from a process that
-//!   has imported the server once (`ref_forkserver.py`), so it starts in a fraction of a
-//!   second instead of the 2.5 s of CPU an import costs.
+//! [`RefServer::fresh`] gives the caller one of its own, stopped when dropped;
+//! [`RefServer::shared`] one per test binary. Every server is forked from a process that has
+//! imported the server once (`ref_forkserver.py`), so it starts in a fraction of a second
+//! instead of the 2.5 s of CPU an import costs; that process kills its servers when the test
+//! process exits (its stdin closes).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -18,17 +18,9 @@ pub struct RefServer {
     pub url: String,
     pub port: u16,
     pub db: PathBuf,
-    handle: Mutex<Handle>,
+    /// The server's pid in the fork server; `None` once killed.
+    pid: Mutex<Option<u32>>,
     _dir: tempfile::TempDir,
-}
-
-enum Handle {
-    /// A wrapper shell that kills the server when its stdin closes.
-    Shell(Child),
-    /// A child of the fork server, by pid.
-    Forked(u32),
-    /// Killed, not restarted.
-    Dead,
 }
 
 /// Forks a server on `port` with database `db` (its log beside it); returns its pid.
@@ -157,41 +149,6 @@ fn healthy(port: u16) -> bool {
 }
 
 impl RefServer {
-    /// Starts a server (waits until it answers).
-    pub fn start() -> RefServer {
-        let python = checked_python();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = dir.path().join("ref.db");
-        let log = dir.path().join("ref.log");
-        let port = free_port();
-        let script = shared_dir().join("ref_server.py");
-        // The shell kills the server when our end of its stdin closes (we exited or
-        // dropped it), so no server outlives the tests.
-        let child = Command::new("sh")
-            .arg("-c")
-            .arg(
-                r#""$0" "$1" --port "$2" --db "$3" >"$4" 2>&1 & pid=$!; cat >/dev/null; kill $pid"#,
-            )
-            .arg(&python)
-            .arg(&script)
-            .arg(port.to_string())
-            .arg(&db)
-            .arg(&log)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the reference server");
-        wait_healthy(port, &log);
-        RefServer {
-            url: format!("http://127.0.0.1:{port}"),
-            port,
-            db,
-            handle: Mutex::new(Handle::Shell(child)),
-            _dir: dir,
-        }
-    }
-
     /// A server of the caller's own, with a fresh database; stopped when dropped.
     pub fn fresh() -> RefServer {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -202,7 +159,7 @@ impl RefServer {
             url: format!("http://127.0.0.1:{port}"),
             port,
             db,
-            handle: Mutex::new(Handle::Forked(pid)),
+            pid: Mutex::new(Some(pid)),
             _dir: dir,
         };
         wait_healthy(port, &server.log());
@@ -210,25 +167,17 @@ impl RefServer {
     }
 
     /// Kills the server outright (SIGKILL: no clean shutdown, requests in flight are cut).
-    /// Only for servers from [`RefServer::fresh`].
     pub fn kill(&self) {
-        let mut handle = self.handle.lock().unwrap_or_else(|e| e.into_inner());
-        match *handle {
-            Handle::Forked(pid) => unfork(pid),
-            Handle::Shell(_) => panic!("kill(): only servers from RefServer::fresh"),
-            Handle::Dead => {}
+        if let Some(pid) = self.pid.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            unfork(pid);
         }
-        *handle = Handle::Dead;
     }
 
     /// Starts a killed server again on the same port and database; waits until it answers.
     pub fn restart(&self) {
-        let mut handle = self.handle.lock().unwrap_or_else(|e| e.into_inner());
-        assert!(
-            matches!(*handle, Handle::Dead),
-            "restart(): kill() it first"
-        );
-        *handle = Handle::Forked(fork(self.port, &self.db));
+        let mut pid = self.pid.lock().unwrap_or_else(|e| e.into_inner());
+        assert!(pid.is_none(), "restart(): kill() it first");
+        *pid = Some(fork(self.port, &self.db));
         wait_healthy(self.port, &self.log());
     }
 
@@ -239,19 +188,12 @@ impl RefServer {
     /// The one server of this test binary.
     pub fn shared() -> &'static RefServer {
         static SERVER: OnceLock<RefServer> = OnceLock::new();
-        SERVER.get_or_init(RefServer::start)
+        SERVER.get_or_init(RefServer::fresh)
     }
 }
 
 impl Drop for RefServer {
     fn drop(&mut self) {
-        match &mut *self.handle.lock().unwrap_or_else(|e| e.into_inner()) {
-            Handle::Shell(child) => {
-                drop(child.stdin.take());
-                let _ = child.wait();
-            }
-            Handle::Forked(pid) => unfork(*pid),
-            Handle::Dead => {}
-        }
+        self.kill();
     }
 }
