@@ -1,4 +1,92 @@
 //! Call and trace ids: lowercase UUIDv7 strings, as the Python and JS clients make them.
+//!
+//! Ids are made on the caller's thread for every traced call, so they are made without a
+//! system call: the 74 random bits of each UUIDv7 come from a per-thread generator
+//! (wyrand) seeded once from the operating system's randomness (through `RandomState`,
+//! whose keys are drawn from the OS). Ids need to be unique, not secret; the Python client
+//! likewise uses a non-cryptographic generator after seeding.
+
+use std::cell::Cell;
+
+thread_local! {
+    static ID_RNG: Cell<u64> = Cell::new(seed());
+    /// The millisecond and counter of the last id made on this thread.
+    static ID_LAST: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+fn seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    // Distinct per thread even when RandomState's per-thread keys coincide.
+    h.write_usize(&h as *const _ as usize);
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
+/// wyrand: one 64-bit draw.
+#[inline]
+fn next_u64() -> u64 {
+    let step = |s: u64| {
+        let s = s.wrapping_add(0xa076_1d64_78bd_642f);
+        let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
+        (s, ((t >> 64) as u64) ^ (t as u64))
+    };
+    ID_RNG
+        .try_with(|c| {
+            let (s, out) = step(c.get());
+            c.set(s);
+            out
+        })
+        // During thread teardown: a fresh seed each time (a system call; rare).
+        .unwrap_or_else(|_| step(seed()).1)
+}
+
+/// The text of a new UUIDv7, ordered after the previous one made on this thread (RFC 9562
+/// §6.2, method 1): 48 bits of milliseconds, version 7, a 42-bit counter (12 bits, then
+/// 30 bits after the variant) started at a random value each millisecond and incremented
+/// within it, and 32 random bits. A clock that steps back keeps the last millisecond.
+fn new_id_text() -> [u8; 36] {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let (a, b) = (next_u64(), next_u64());
+    const COUNTER_BITS: u32 = 42;
+    let (ms, counter) = ID_LAST
+        .try_with(|last| {
+            let (last_ms, last_counter) = last.get();
+            let next = if now > last_ms {
+                // A fresh start below half the range leaves room to count up.
+                (now, a & ((1 << (COUNTER_BITS - 1)) - 1))
+            } else if last_counter + 1 < (1 << COUNTER_BITS) {
+                (last_ms, last_counter + 1)
+            } else {
+                (last_ms + 1, a & ((1 << (COUNTER_BITS - 1)) - 1))
+            };
+            last.set(next);
+            next
+        })
+        .unwrap_or((now, a & ((1 << (COUNTER_BITS - 1)) - 1)));
+    let hi: u64 = (ms << 16) | 0x7000 | (counter >> 30);
+    let lo: u64 = 0x8000_0000_0000_0000 | ((counter & 0x3fff_ffff) << 32) | (b & 0xffff_ffff);
+    let v = (u128::from(hi) << 64) | u128::from(lo);
+    // Where the 32 hex digits go in `8-4-4-4-12`.
+    const POS: [usize; 32] = [
+        0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 14, 15, 16, 17, 19, 20, 21, 22, 24, 25, 26, 27, 28,
+        29, 30, 31, 32, 33, 34, 35,
+    ];
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = *b"00000000-0000-0000-0000-000000000000";
+    for (i, &pos) in POS.iter().enumerate() {
+        buf[pos] = HEX[((v >> (124 - 4 * i)) & 0xf) as usize];
+    }
+    buf
+}
 
 /// A new lowercase UUIDv7 (`8-4-4-4-12`), time-ordered, as used for call and trace ids.
 ///
@@ -10,7 +98,14 @@
 /// assert_eq!(&id[14..15], "7");
 /// ```
 pub fn generate_id() -> String {
-    uuid::Uuid::now_v7().hyphenated().to_string()
+    let buf = new_id_text();
+    std::str::from_utf8(&buf).unwrap_or_default().to_string()
+}
+
+/// [`generate_id`] as a shared string (one allocation).
+pub(crate) fn generate_id_arc() -> std::sync::Arc<str> {
+    let buf = new_id_text();
+    std::sync::Arc::from(std::str::from_utf8(&buf).unwrap_or_default())
 }
 
 /// Whether `s` is a valid call id on a Weave server: a canonical lowercase UUID (any version)
@@ -30,8 +125,13 @@ fn is_lower_hex(s: &str) -> bool {
         .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// `8-4-4-4-12` lowercase hex digits.
 fn is_canonical_uuid(s: &str) -> bool {
-    matches!(uuid::Uuid::try_parse(s), Ok(u) if u.hyphenated().to_string() == s)
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+        })
 }
 
 #[cfg(test)]
@@ -44,9 +144,33 @@ mod tests {
         let u = uuid::Uuid::parse_str(&id).unwrap();
         assert_eq!(u.get_version_num(), 7);
         assert_eq!(u.as_bytes()[8] >> 6, 0b10);
-        assert_eq!(id, id.to_lowercase());
+        assert_eq!(id, u.hyphenated().to_string());
         assert!(is_valid_call_id(&id) && is_valid_trace_id(&id));
-        assert!(generate_id() > id || generate_id() != id);
+        // The time prefix is now, in milliseconds.
+        let ms = u.get_timestamp().unwrap().to_unix();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(ms.0.abs_diff(now) <= 1, "{ms:?} vs {now}");
+    }
+
+    #[test]
+    fn ids_made_on_a_thread_are_ordered() {
+        let ids: Vec<String> = (0..50_000).map(|_| generate_id()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn ids_are_unique_across_threads() {
+        let ids: Vec<String> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| (0..20_000).map(|_| generate_id()).collect::<Vec<_>>()))
+                .collect();
+            hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        });
+        let set: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(set.len(), ids.len());
     }
 
     #[test]
@@ -54,6 +178,9 @@ mod tests {
         assert!(is_valid_call_id("00f067aa0ba902b7"));
         assert!(!is_valid_call_id("00F067AA0BA902B7"));
         assert!(!is_valid_call_id("0193ABCD-0000-7000-8000-000000000000"));
+        assert!(is_valid_call_id("0193abcd-0000-7000-8000-000000000000"));
+        assert!(!is_valid_call_id("0193abcd-0000-7000-8000-00000000000g"));
+        assert!(!is_valid_call_id("0193abcd0-000-7000-8000-000000000000"));
         assert!(is_valid_trace_id("4bf92f3577b34da6a3ce929d0e0e4736"));
         assert!(!is_valid_call_id("not-an-id"));
     }

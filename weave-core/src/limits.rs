@@ -55,13 +55,48 @@ fn drop_iteratively(v: Value) {
     }
 }
 
+/// Whether `value` nests arrays or objects more than `max` levels deep (without
+/// recursion, and without allocating for scalars).
+pub fn depth_exceeds(value: &Value, max: usize) -> bool {
+    if !matches!(value, Value::Array(_) | Value::Object(_)) {
+        return false;
+    }
+    let mut stack: Vec<(&Value, usize)> = vec![(value, 0)];
+    while let Some((v, depth)) = stack.pop() {
+        match v {
+            Value::Array(_) | Value::Object(_) if depth >= max => return true,
+            Value::Array(items) => stack.extend(
+                items
+                    .iter()
+                    .filter(|x| matches!(x, Value::Array(_) | Value::Object(_)))
+                    .map(|x| (x, depth + 1)),
+            ),
+            Value::Object(m) => stack.extend(
+                m.values()
+                    .filter(|x| matches!(x, Value::Array(_) | Value::Object(_)))
+                    .map(|x| (x, depth + 1)),
+            ),
+            _ => {}
+        }
+    }
+    false
+}
+
 /// Serialises each field, and when their total is over [`ROW_BYTES_LIMIT`], replaces each
 /// field over [`FIELD_BYTES_LIMIT`] by the marker. Returns the JSON texts, in order.
 pub fn serialize_row_fields(fields: &[&Value]) -> Vec<String> {
-    let mut texts: Vec<String> = fields
-        .iter()
-        .map(|v| serde_json::to_string(v).unwrap_or_else(|_| exceeds_limits_marker().to_string()))
-        .collect();
+    limit_row_texts(
+        fields
+            .iter()
+            .map(|v| {
+                serde_json::to_string(v).unwrap_or_else(|_| exceeds_limits_marker().to_string())
+            })
+            .collect(),
+    )
+}
+
+/// [`serialize_row_fields`] for fields already serialised.
+pub fn limit_row_texts(mut texts: Vec<String>) -> Vec<String> {
     let total: usize = texts.iter().map(String::len).sum();
     if total > ROW_BYTES_LIMIT {
         for t in texts.iter_mut() {

@@ -23,7 +23,7 @@ use std::future::Future;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context as TaskContext, Poll};
 
 use serde::Serialize;
@@ -195,6 +195,9 @@ pub struct OpSite {
     op: OnceLock<Op>,
     /// A method's ops, one per `Self` type (a trait default method, a generic impl).
     methods: std::sync::RwLock<Vec<(&'static str, &'static Op)>>,
+    /// The op ref last resolved: (client serial, op address, ref). Saves the client's lookup
+    /// (a hash of the name, a comparison of the code digest) on every call.
+    resolved: std::sync::RwLock<Option<(u64, usize, Arc<str>)>>,
 }
 
 /// How a call's display name is given.
@@ -216,7 +219,21 @@ impl OpSite {
             sample_rate,
             op: OnceLock::new(),
             methods: std::sync::RwLock::new(Vec::new()),
+            resolved: std::sync::RwLock::new(None),
         }
+    }
+
+    /// The ref `op` is recorded under on `client` (cached for the last client seen).
+    fn resolve(&self, client: &WeaveClient, op: &'static Op) -> crate::Result<Arc<str>> {
+        let key = (client.serial(), op as *const Op as usize);
+        if let Some((serial, addr, r)) = &*self.resolved.read().unwrap_or_else(|e| e.into_inner()) {
+            if (*serial, *addr) == key {
+                return Ok(r.clone());
+            }
+        }
+        let r = client.resolve_op(op)?;
+        *self.resolved.write().unwrap_or_else(|e| e.into_inner()) = Some((key.0, key.1, r.clone()));
+        Ok(r)
     }
 
     /// The op. A method's op is named `Type.method` after its `Self` type (Python names
@@ -245,9 +262,23 @@ impl OpSite {
     }
 
     /// Starts a call of this op where the stack says (see [`placement`]), with the inputs
-    /// `inputs` builds (only called when the call is traced).
+    /// `inputs` builds (only called when the call is traced), and makes its `tracing` span
+    /// with `span(call_id)` when a subscriber may want it.
     /// `self_type` is `type_name::<Self>()` for a method without an explicit name.
+    #[inline(never)]
     pub fn start(
+        &'static self,
+        inputs: impl FnOnce() -> JsonMap,
+        display_name: DisplayNameArg,
+        self_type: Option<&'static str>,
+        span: impl FnOnce(&str) -> tracing::Span,
+    ) -> OpCall {
+        let mut op = self.start_call(inputs, display_name, self_type);
+        op.attach_span(span);
+        op
+    }
+
+    fn start_call(
         &'static self,
         inputs: impl FnOnce() -> JsonMap,
         display_name: DisplayNameArg,
@@ -275,6 +306,13 @@ impl OpSite {
             DisplayNameArg::Fn(f) => opts = opts.display_name_fn(f),
         }
         let op = self.op(self_type);
+        let op_name = match self.resolve(&client, op) {
+            Ok(r) => r,
+            Err(e) => {
+                report_once(&e);
+                return OpCall::off();
+            }
+        };
         // A user's Serialize/Debug that panics must not stop the op from running.
         let inputs = catch_unwind(AssertUnwindSafe(inputs)).unwrap_or_else(|p| {
             let mut m = JsonMap::new();
@@ -287,16 +325,16 @@ impl OpSite {
             );
             m
         });
-        match client.create_call_with(op, inputs, opts) {
+        match client.create_call_inner(op, op_name, inputs, opts) {
             Ok(call) => {
                 context::offer_to_capture(&call);
                 OpCall {
-                    state: State::Live(Box::new(Live {
+                    state: State::Live(Live {
                         call,
                         op,
                         span: tracing::Span::none(),
                         done: false,
-                    })),
+                    }),
                 }
             }
             Err(e) => {
@@ -305,6 +343,13 @@ impl OpSite {
             }
         }
     }
+}
+
+/// The body of a sync op as a closure called once (so that, as a function body, it may
+/// return borrows of what it captured).
+#[inline(always)]
+pub fn body<R, F: FnOnce() -> R>(f: F) -> F {
+    f
 }
 
 #[cold]
@@ -325,7 +370,7 @@ struct Live {
 enum State {
     Off,
     SampledOut,
-    Live(Box<Live>),
+    Live(Live),
 }
 
 /// One invocation of an op: traced (live), sampled out, or off.
@@ -356,11 +401,31 @@ impl OpCall {
         matches!(self.state, State::Live(_))
     }
 
-    /// Makes the op's `tracing` span with `make(call_id)`, for a live call only. The
-    /// tracing layer recognises op spans by their `weave.call_id` field and does not make a
-    /// second call for them.
+    /// Whether the op runs as a plain function (tracing off, no client): then the generated
+    /// code calls the body directly and [`OpCall::forget_off`]s this.
+    #[inline]
+    pub fn is_off(&self) -> bool {
+        matches!(self.state, State::Off)
+    }
+
+    /// Disposes of an off `OpCall` without running its drop code (it owns nothing), so the
+    /// untraced path of an op is a flag test and the body.
+    #[inline]
+    pub fn forget_off(self) {
+        debug_assert!(self.is_off());
+        if self.is_off() {
+            std::mem::forget(self);
+        }
+    }
+
+    /// Makes the op's `tracing` span with `make(call_id)`, for a live call only, and only
+    /// when a subscriber may take `INFO` spans. The tracing layer recognises op spans by
+    /// their `weave.call_id` field and does not make a second call for them.
     #[inline]
     pub fn attach_span(&mut self, make: impl FnOnce(&str) -> tracing::Span) {
+        if !tracing::level_enabled!(tracing::Level::INFO) {
+            return;
+        }
         if let State::Live(l) = &mut self.state {
             let _ = OP_SPAN_CALL.try_with(|c| c.replace(Some(l.call.clone())));
             l.span = make(l.call.id());
@@ -383,6 +448,11 @@ impl OpCall {
         if let State::Off = self.state {
             return body();
         }
+        self.run_traced(body)
+    }
+
+    #[inline(never)]
+    fn run_traced<R>(&mut self, body: impl FnOnce() -> R) -> R {
         let res = {
             let _frame = FrameGuard::push(self.frame());
             let _enter = match &self.state {
@@ -423,7 +493,7 @@ impl OpCall {
             let _ = l
                 .call
                 .client()
-                .finish_call_with(&l.call, output, exception, Some(l.op));
+                .finish_call_value(&l.call, output, exception, Some(l.op));
         }
     }
 

@@ -29,7 +29,11 @@ pub struct Timestamp(i64);
 impl Timestamp {
     /// The current time, at microsecond precision (as Python's `datetime` records it).
     pub fn now() -> Self {
-        let ns = Timestamp::from_datetime(Utc::now()).0;
+        // Straight from the system clock (a vDSO read), not through a calendar date.
+        let ns = match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+            Err(e) => i64::try_from(e.duration().as_nanos()).map_or(i64::MIN, |n| -n),
+        };
         Timestamp(ns - ns.rem_euclid(1000))
     }
 

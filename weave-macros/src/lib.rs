@@ -551,13 +551,11 @@ fn expand(args: Args, func: ItemFn, source: String) -> syn::Result<TokenStream2>
                 },
                 #display,
                 #self_type,
+                |__weave_id| #rt::tracing::info_span!(#name, weave.call_id = __weave_id),
             )
         } else {
             #rt::OpCall::off()
         };
-        __weave_op.attach_span(|__weave_id| {
-            #rt::tracing::info_span!(#name, weave.call_id = __weave_id)
-        });
     };
 
     let ItemFn {
@@ -685,18 +683,29 @@ fn expand(args: Args, func: ItemFn, source: String) -> syn::Result<TokenStream2>
     }
 
     let fin = finish(quote!(__weave_out), result);
+    // Untraced (tracing off, no client), the body is called directly: the op costs a flag
+    // test over the plain function.
     Ok(quote! {
         #(#attrs)* #vis #sig {
             #(#inner_attrs)*
             #site
             #start
             #allow
-            let __weave_out #annot = __weave_op.run(move || {
+            let __weave_body = #rt::body(move || {
                 #fake_return
                 #(#stmts)*
             });
-            #fin
-            #tail
+            if __weave_op.is_off() {
+                __weave_op.forget_off();
+                #allow
+                let __weave_out #annot = __weave_body();
+                #tail
+            } else {
+                #allow
+                let __weave_out #annot = __weave_op.run(__weave_body);
+                #fin
+                #tail
+            }
         }
     })
 }

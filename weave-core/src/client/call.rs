@@ -11,7 +11,9 @@ use super::exception::Exception;
 use super::WeaveClient;
 use crate::error::Result;
 use crate::refs::CallRef;
-use crate::schema::summary::{op_display_name, sum_dict_leaves, TraceStatus, USAGE_KEY, WEAVE_KEY};
+use crate::schema::summary::{
+    op_display_name, sum_dict_leaves, TraceStatus, STATUS_COUNTS_KEY, USAGE_KEY, WEAVE_KEY,
+};
 use crate::schema::{CallSchema, CallsFilter, JsonMap};
 use crate::time::Timestamp;
 
@@ -32,16 +34,21 @@ const FOLD_CHILD_SUMMARIES_AT: usize = 64;
 #[derive(Clone)]
 pub struct Call {
     inner: Arc<CallInner>,
+    /// Kept beside the record, not in it: the writer's queue holds records, and a queued
+    /// record must not keep the client (and so the writer itself) alive.
+    client: WeaveClient,
 }
 
-struct CallInner {
-    id: String,
-    trace_id: String,
-    project_id: String,
-    parent_id: Option<String>,
-    op_name: String,
+// Ids, names and attributes are shared (`Arc`) with the client, the parent and the writer's
+// queue, so that making a call copies none of them.
+pub(crate) struct CallInner {
+    id: Arc<str>,
+    trace_id: Arc<str>,
+    project_id: Arc<str>,
+    parent_id: Option<Arc<str>>,
+    op_name: Arc<str>,
     inputs: JsonMap,
-    attributes: JsonMap,
+    attributes: Arc<JsonMap>,
     started_at: Timestamp,
     thread_id: Option<String>,
     turn_id: Option<String>,
@@ -50,9 +57,8 @@ struct CallInner {
     wb_run_step: Option<i64>,
     storage_size_bytes: Option<i64>,
     total_storage_size_bytes: Option<i64>,
-    client: WeaveClient,
     /// The live parent, to which this call's summary is reported when it finishes.
-    parent: Option<Call>,
+    parent: Option<Arc<CallInner>>,
     /// Set once the call has ended (read on every stack lookup, so without the lock).
     finished: AtomicBool,
     /// Made inside a sampled-out trace: current while it runs, never written.
@@ -60,12 +66,34 @@ struct CallInner {
     state: Mutex<CallState>,
 }
 
+/// A summary that is only `status_counts` (most calls: no usage, no user keys, no events),
+/// kept as two numbers and made into JSON only when read.
+#[derive(Default, Clone, Copy, Debug, PartialEq)]
+pub(crate) struct StatusCounts {
+    pub(crate) success: i64,
+    pub(crate) error: i64,
+}
+
+impl StatusCounts {
+    pub(crate) fn to_map(self) -> JsonMap {
+        let mut counts = JsonMap::new();
+        counts.insert("success".into(), Value::from(self.success));
+        counts.insert("error".into(), Value::from(self.error));
+        let mut m = JsonMap::new();
+        m.insert(STATUS_COUNTS_KEY.into(), Value::Object(counts));
+        m
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct CallState {
     pub(crate) display_name: Option<String>,
     pub(crate) output: Value,
     pub(crate) exception: Option<String>,
+    /// The summary (see [`CallState::summary`]); `None` with `counts` set means exactly those
+    /// status counts.
     pub(crate) summary: Option<JsonMap>,
+    pub(crate) counts: Option<StatusCounts>,
     pub(crate) ended_at: Option<Timestamp>,
     pub(crate) deleted_at: Option<Timestamp>,
     pub(crate) wb_run_step_end: Option<i64>,
@@ -73,6 +101,8 @@ pub(crate) struct CallState {
     pub(crate) child_count: usize,
     /// Summaries of finished children, not yet folded.
     pub(crate) child_summaries: Vec<JsonMap>,
+    /// The status counts of finished children whose summary was only that.
+    pub(crate) child_counts: StatusCounts,
     /// The start, when it is written with the end ([`crate::CallOptions::defer_start`]).
     pub(crate) pending_start: Option<Box<crate::schema::StartedCallSchemaForInsert>>,
     /// Events kept with the call ([`Call::log_event`]).
@@ -81,18 +111,29 @@ pub(crate) struct CallState {
     pub(crate) events_dropped: u64,
 }
 
+impl CallState {
+    /// The summary as JSON.
+    pub(crate) fn summary(&self) -> Option<std::borrow::Cow<'_, JsonMap>> {
+        match (&self.summary, self.counts) {
+            (Some(m), _) => Some(std::borrow::Cow::Borrowed(m)),
+            (None, Some(c)) => Some(std::borrow::Cow::Owned(c.to_map())),
+            (None, None) => None,
+        }
+    }
+}
+
 /// The most events kept with one call; later ones are counted in `summary.events_dropped`.
 pub const MAX_EVENTS: usize = 1000;
 
 /// The fields a live call is created with.
 pub(crate) struct NewCall {
-    pub(crate) id: String,
-    pub(crate) trace_id: String,
+    pub(crate) id: Arc<str>,
+    pub(crate) trace_id: Arc<str>,
     pub(crate) parent: Option<Call>,
-    pub(crate) parent_id: Option<String>,
-    pub(crate) op_name: String,
+    pub(crate) parent_id: Option<Arc<str>>,
+    pub(crate) op_name: Arc<str>,
     pub(crate) inputs: JsonMap,
-    pub(crate) attributes: JsonMap,
+    pub(crate) attributes: Arc<JsonMap>,
     pub(crate) started_at: Timestamp,
     pub(crate) thread_id: Option<String>,
     pub(crate) turn_id: Option<String>,
@@ -105,8 +146,9 @@ impl Call {
             p.state().child_count += 1;
         }
         Call {
+            client: client.clone(),
             inner: Arc::new(CallInner {
-                project_id: client.project_id().to_string(),
+                project_id: client.project_id_arc(),
                 id: c.id,
                 trace_id: c.trace_id,
                 parent_id: c.parent_id,
@@ -121,8 +163,7 @@ impl Call {
                 wb_run_step: None,
                 storage_size_bytes: None,
                 total_storage_size_bytes: None,
-                client,
-                parent: c.parent,
+                parent: c.parent.map(|p| p.inner),
                 finished: AtomicBool::new(false),
                 untraced: c.untraced,
                 state: Mutex::new(CallState::default()),
@@ -132,14 +173,15 @@ impl Call {
 
     pub(crate) fn from_schema(client: WeaveClient, s: CallSchema) -> Call {
         Call {
+            client,
             inner: Arc::new(CallInner {
-                id: s.id,
-                trace_id: s.trace_id,
-                project_id: s.project_id,
-                parent_id: s.parent_id,
-                op_name: s.op_name,
+                id: s.id.into(),
+                trace_id: s.trace_id.into(),
+                project_id: s.project_id.into(),
+                parent_id: s.parent_id.map(Into::into),
+                op_name: s.op_name.into(),
                 inputs: s.inputs,
-                attributes: s.attributes,
+                attributes: Arc::new(s.attributes),
                 started_at: s.started_at,
                 thread_id: s.thread_id,
                 turn_id: s.turn_id,
@@ -148,7 +190,6 @@ impl Call {
                 wb_run_step: s.wb_run_step,
                 storage_size_bytes: s.storage_size_bytes,
                 total_storage_size_bytes: s.total_storage_size_bytes,
-                client,
                 parent: None,
                 finished: AtomicBool::new(s.ended_at.is_some()),
                 untraced: false,
@@ -167,16 +208,22 @@ impl Call {
     }
 
     pub(crate) fn state(&self) -> MutexGuard<'_, CallState> {
-        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.state()
     }
 
-    pub(crate) fn parent(&self) -> Option<&Call> {
+    /// The live parent's record.
+    pub(crate) fn parent(&self) -> Option<&Arc<CallInner>> {
         self.inner.parent.as_ref()
+    }
+
+    /// The record, as the writer queues it.
+    pub(crate) fn record(&self) -> Arc<CallInner> {
+        self.inner.clone()
     }
 
     /// The client this call belongs to.
     pub fn client(&self) -> &WeaveClient {
-        &self.inner.client
+        &self.client
     }
 
     /// Whether two handles are the same record.
@@ -186,10 +233,13 @@ impl Call {
 
     /// Takes the children's summaries rolled up (Python's `sum_dict_leaves` over
     /// `call._children`), and whether the call had any children at all.
-    pub(crate) fn take_children_summary(&self) -> (bool, JsonMap) {
+    /// `None` when every child's summary was only status counts (then `counts` says them).
+    pub(crate) fn take_children_summary(&self) -> (bool, Option<JsonMap>, StatusCounts) {
         let mut st = self.state();
         let summaries = std::mem::take(&mut st.child_summaries);
-        (st.child_count > 0, sum_dict_leaves(summaries.iter()))
+        let counts = std::mem::take(&mut st.child_counts);
+        let general = (!summaries.is_empty()).then(|| sum_dict_leaves(summaries.iter()));
+        (st.child_count > 0, general, counts)
     }
 
     /// Keeps an event (a log line, a `tracing` event) with this live call. Events are
@@ -226,19 +276,15 @@ impl Call {
         }
     }
 
-    /// Records a finished child's summary for the roll-up.
-    pub(crate) fn add_child_summary(&self, summary: JsonMap) {
-        let mut st = self.state();
-        st.child_summaries.push(summary);
-        if st.child_summaries.len() >= FOLD_CHILD_SUMMARIES_AT {
-            let folded = sum_dict_leaves(st.child_summaries.iter());
-            st.child_summaries = vec![folded];
-        }
-    }
-
     /// The call id (UUIDv7).
     pub fn id(&self) -> &str {
         &self.inner.id
+    }
+    pub(crate) fn id_arc(&self) -> &Arc<str> {
+        &self.inner.id
+    }
+    pub(crate) fn trace_id_arc(&self) -> &Arc<str> {
+        &self.inner.trace_id
     }
     /// The trace id (the root call's trace).
     pub fn trace_id(&self) -> &str {
@@ -322,7 +368,7 @@ impl Call {
     }
     /// The summary: usage, status_counts, user keys and (read-side) the derived `weave` block.
     pub fn summary(&self) -> Option<JsonMap> {
-        self.state().summary.clone()
+        self.state().summary().map(std::borrow::Cow::into_owned)
     }
     /// When the call ended; `None` while running.
     pub fn ended_at(&self) -> Option<Timestamp> {
@@ -354,7 +400,7 @@ impl Call {
         TraceStatus::derive(
             st.exception.as_deref(),
             st.ended_at.is_some(),
-            st.summary.as_ref(),
+            st.summary().as_deref(),
         )
     }
     /// Whole milliseconds from start to end; `None` while running.
@@ -366,6 +412,7 @@ impl Call {
     /// Token usage per model (`summary.usage`), empty when there is none.
     pub fn usage(&self) -> JsonMap {
         match self.state().summary.as_ref().and_then(|s| s.get(USAGE_KEY)) {
+            // (A summary of only status counts has no usage.)
             Some(Value::Object(m)) => m.clone(),
             _ => JsonMap::new(),
         }
@@ -378,10 +425,14 @@ impl Call {
         }
     }
     /// Sets a user key of the summary; finishing the call merges the computed summary over it
-    /// (as the Python SDK does with `call.summary[...] = ...`).
+    /// (as the Python SDK does with `call.summary[...] = ...`). Ignored once the call is
+    /// finished: its summary was written with its end.
     pub fn set_summary_value(&self, key: impl Into<String>, value: impl Into<Value>) {
-        self.state()
-            .summary
+        let mut st = self.state();
+        if st.ended_at.is_some() {
+            return;
+        }
+        st.summary
             .get_or_insert_with(JsonMap::new)
             .insert(key.into(), value.into());
     }
@@ -392,32 +443,32 @@ impl Call {
             .project_id
             .split_once('/')
             .unwrap_or((&self.inner.project_id, ""));
-        CallRef::new(entity, project, self.inner.id.clone())
+        CallRef::new(entity, project, self.inner.id.to_string())
     }
     /// The call's feedback (Python's `call.feedback`): add reactions, notes and custom
     /// feedback, list it (oldest first), purge it.
     pub fn feedback(&self) -> super::feedback::RefFeedback {
         super::feedback::RefFeedback::in_project(
-            self.inner.client.clone(),
-            self.inner.project_id.clone(),
+            self.client.clone(),
+            self.inner.project_id.to_string(),
             self.call_ref().to_string(),
         )
     }
     /// The link to the call in the UI (PROTOCOL §9): the W&B app for a remote server, the
     /// local viewer's URL for the embedded store.
     pub fn ui_url(&self) -> String {
-        self.inner.client.call_ui_url(&self.inner.id)
+        self.client.call_ui_url(&self.inner.id)
     }
     /// The direct children, oldest first, fetched lazily in pages.
     pub fn children(&self) -> CallsIter {
-        self.inner.client.get_calls(CallsQuery::from(CallsFilter {
-            parent_ids: Some(vec![self.inner.id.clone()]),
+        self.client.get_calls(CallsQuery::from(CallsFilter {
+            parent_ids: Some(vec![self.inner.id.to_string()]),
             ..Default::default()
         }))
     }
     /// Deletes the call and all its descendants (soft delete).
     pub fn delete(&self) -> Result<()> {
-        self.inner.client.delete_call(self)
+        self.client.delete_call(self)
     }
     /// Sets the display name. An empty name is an error; use [`Call::remove_display_name`].
     pub fn set_display_name(&self, name: impl Into<String>) -> Result<()> {
@@ -427,32 +478,32 @@ impl Call {
                 "display name cannot be empty; use remove_display_name() to remove it",
             ));
         }
-        self.inner.client.set_call_display_name(self, Some(name))
+        self.client.set_call_display_name(self, Some(name))
     }
     /// Removes the display name.
     pub fn remove_display_name(&self) -> Result<()> {
-        self.inner.client.set_call_display_name(self, None)
+        self.client.set_call_display_name(self, None)
     }
 
     /// A snapshot of the call in the protocol's read-side form.
     pub fn to_schema(&self) -> CallSchema {
         let st = self.state();
         CallSchema {
-            id: self.inner.id.clone(),
-            project_id: self.inner.project_id.clone(),
-            op_name: self.inner.op_name.clone(),
+            id: self.inner.id.to_string(),
+            project_id: self.inner.project_id.to_string(),
+            op_name: self.inner.op_name.to_string(),
             display_name: st.display_name.clone(),
-            trace_id: self.inner.trace_id.clone(),
-            parent_id: self.inner.parent_id.clone(),
+            trace_id: self.inner.trace_id.to_string(),
+            parent_id: self.inner.parent_id.as_deref().map(str::to_string),
             thread_id: self.inner.thread_id.clone(),
             turn_id: self.inner.turn_id.clone(),
             started_at: self.inner.started_at,
-            attributes: self.inner.attributes.clone(),
+            attributes: (*self.inner.attributes).clone(),
             inputs: self.inner.inputs.clone(),
             ended_at: st.ended_at,
             exception: st.exception.clone(),
             output: st.output.clone(),
-            summary: st.summary.clone(),
+            summary: st.summary().map(std::borrow::Cow::into_owned),
             wb_user_id: self.inner.wb_user_id.clone(),
             wb_run_id: self.inner.wb_run_id.clone(),
             wb_run_step: self.inner.wb_run_step,
@@ -460,6 +511,69 @@ impl Call {
             deleted_at: st.deleted_at,
             storage_size_bytes: self.inner.storage_size_bytes,
             total_storage_size_bytes: self.inner.total_storage_size_bytes,
+        }
+    }
+}
+
+impl CallInner {
+    pub(crate) fn state(&self) -> MutexGuard<'_, CallState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a finished child's summary for the roll-up.
+    pub(crate) fn add_child_summary(&self, summary: JsonMap) {
+        let mut st = self.state();
+        st.child_summaries.push(summary);
+        if st.child_summaries.len() >= FOLD_CHILD_SUMMARIES_AT {
+            let folded = sum_dict_leaves(st.child_summaries.iter());
+            st.child_summaries = vec![folded];
+        }
+    }
+
+    /// Records a finished child whose summary was only status counts.
+    pub(crate) fn add_child_counts(&self, counts: StatusCounts) {
+        let mut st = self.state();
+        st.child_counts.success += counts.success;
+        st.child_counts.error += counts.error;
+    }
+
+    /// The start as written to the backend (on the writer's thread).
+    pub(crate) fn start_schema(&self) -> crate::schema::StartedCallSchemaForInsert {
+        let i = self;
+        crate::schema::StartedCallSchemaForInsert {
+            project_id: i.project_id.to_string(),
+            id: Some(i.id.to_string()),
+            op_name: i.op_name.to_string(),
+            display_name: self.state().display_name.clone(),
+            trace_id: Some(i.trace_id.to_string()),
+            parent_id: i.parent_id.as_deref().map(str::to_string),
+            thread_id: i.thread_id.clone(),
+            turn_id: i.turn_id.clone(),
+            started_at: i.started_at,
+            attributes: (*i.attributes).clone(),
+            inputs: i.inputs.clone(),
+            otel_dump: None,
+            wb_user_id: None,
+            wb_run_id: None,
+            wb_run_step: None,
+        }
+    }
+
+    /// The end as written to the backend (on the writer's thread): the summary without the
+    /// server-side `weave` block.
+    pub(crate) fn end_schema(&self) -> crate::schema::EndedCallSchemaForInsert {
+        let st = self.state();
+        crate::schema::EndedCallSchemaForInsert {
+            project_id: self.project_id.to_string(),
+            id: self.id.to_string(),
+            ended_at: st.ended_at.unwrap_or(self.started_at),
+            exception: st.exception.clone(),
+            output: st.output.clone(),
+            summary: st
+                .summary()
+                .map(std::borrow::Cow::into_owned)
+                .unwrap_or_default(),
+            wb_run_step_end: None,
         }
     }
 }

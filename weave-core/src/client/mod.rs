@@ -23,13 +23,12 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use self::call::{Call, NewCall};
+use self::call::{Call, NewCall, StatusCounts};
 use self::calls_iter::{CallsIter, CallsQuery};
 use self::exception::{Exception, IntoException};
 use self::writer::Writer;
 use crate::config::Settings;
 use crate::error::{Result, WeaveError};
-use crate::ids::generate_id;
 use crate::schema::summary::{deep_update, usage_from_output, STATUS_COUNTS_KEY};
 use crate::schema::*;
 use crate::server::sqlite::MAX_FILTER_LIST;
@@ -308,13 +307,16 @@ pub struct WeaveClient {
 }
 
 struct ClientInner {
+    /// Unique in the process (keys the op sites' caches of resolved op refs).
+    serial: u64,
     entity: String,
     project: String,
-    project_id: String,
+    project_id: Arc<str>,
     server: Arc<dyn TraceServer>,
     writer: Writer,
     page_size: u64,
-    attributes: JsonMap,
+    /// The SDK's attributes, shared by every call that adds none.
+    attributes: Arc<JsonMap>,
     app_url: String,
     print_call_link: bool,
     /// Op refs resolved so far: sanitized name → (object digest, ref), saved once each.
@@ -358,29 +360,33 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// `inputs` with [`REDACT_KEYS`] redacted at any depth.
-pub(crate) fn redact_inputs(inputs: JsonMap) -> JsonMap {
-    let mut v = Value::Object(inputs);
-    redact(&mut v);
-    match v {
-        Value::Object(m) => m,
-        _ => JsonMap::new(),
-    }
+pub(crate) fn redact_inputs(mut inputs: JsonMap) -> JsonMap {
+    redact_inputs_in_place(&mut inputs);
+    inputs
 }
 
-fn redact(v: &mut Value) {
-    let mut stack = vec![v];
+/// Redacts [`REDACT_KEYS`] (any case) at any depth, without recursion or allocation for
+/// inputs that have no nested values.
+pub(crate) fn redact_inputs_in_place(inputs: &mut JsonMap) {
+    fn visit<'a>(m: &'a mut JsonMap, stack: &mut Vec<&'a mut Value>) {
+        for (k, v) in m.iter_mut() {
+            if REDACT_KEYS.iter().any(|r| k.eq_ignore_ascii_case(r)) {
+                *v = Value::from(REDACTED_VALUE);
+            } else if matches!(v, Value::Object(_) | Value::Array(_)) {
+                stack.push(v);
+            }
+        }
+    }
+    let mut stack: Vec<&mut Value> = Vec::new();
+    visit(inputs, &mut stack);
     while let Some(v) = stack.pop() {
         match v {
-            Value::Object(m) => {
-                for (k, v) in m.iter_mut() {
-                    if REDACT_KEYS.contains(&k.to_ascii_lowercase().as_str()) {
-                        *v = Value::from(REDACTED_VALUE);
-                    } else {
-                        stack.push(v);
-                    }
-                }
-            }
-            Value::Array(items) => stack.extend(items.iter_mut()),
+            Value::Object(m) => visit(m, &mut stack),
+            Value::Array(items) => stack.extend(
+                items
+                    .iter_mut()
+                    .filter(|v| matches!(v, Value::Object(_) | Value::Array(_))),
+            ),
             _ => {}
         }
     }
@@ -452,7 +458,12 @@ impl WeaveClient {
         let print_call_link = settings.print_call_link.unwrap_or(false);
         Ok(WeaveClient {
             inner: Arc::new(ClientInner {
-                project_id: format!("{entity}/{project}"),
+                serial: {
+                    static NEXT: std::sync::atomic::AtomicU64 =
+                        std::sync::atomic::AtomicU64::new(1);
+                    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                },
+                project_id: format!("{entity}/{project}").into(),
                 app_url: server.app_url().trim_end_matches('/').to_string(),
                 print_call_link,
                 ops: RwLock::new(HashMap::new()),
@@ -461,7 +472,7 @@ impl WeaveClient {
                 server,
                 writer,
                 page_size: settings.calls_page_size,
-                attributes,
+                attributes: Arc::new(attributes),
             }),
         })
     }
@@ -497,6 +508,13 @@ impl WeaveClient {
     /// `"entity/project"`.
     pub fn project_id(&self) -> &str {
         &self.inner.project_id
+    }
+    pub(crate) fn project_id_arc(&self) -> Arc<str> {
+        self.inner.project_id.clone()
+    }
+    /// Unique among the clients of this process.
+    pub(crate) fn serial(&self) -> u64 {
+        self.inner.serial
     }
     /// The backend.
     pub fn server(&self) -> &Arc<dyn TraceServer> {
@@ -573,7 +591,7 @@ impl WeaveClient {
     ) -> Result<Call> {
         let op: Op = op.into();
         let op_name = self.resolve_op(&op)?;
-        let mut inputs = match to_json(&inputs) {
+        let inputs = match to_json(&inputs) {
             Value::Object(m) => m,
             Value::String(s) if s.starts_with("<unserializable") => {
                 let mut m = JsonMap::new();
@@ -587,7 +605,19 @@ impl WeaveClient {
                 )));
             }
         };
-        inputs = redact_inputs(inputs);
+        self.create_call_inner(&op, op_name, inputs, opts)
+    }
+
+    /// [`WeaveClient::create_call_with`] for an op already resolved to `op_name` and inputs
+    /// already captured as JSON (the path of `#[weave::op]`, which copies nothing here).
+    pub(crate) fn create_call_inner(
+        &self,
+        op: &Op,
+        op_name: Arc<str>,
+        mut inputs: JsonMap,
+        opts: CallOptions,
+    ) -> Result<Call> {
+        redact_inputs_in_place(&mut inputs);
         if let Some(f) = &op.postprocess_inputs {
             inputs = guarded(
                 || f(inputs),
@@ -606,15 +636,20 @@ impl WeaveClient {
                 "attribute key \"weave\" is reserved for the SDK",
             ));
         }
-        let mut attributes = self.inner.attributes.clone();
-        if let Some(kind) = &op.kind {
-            if let Some(Value::Object(w)) = attributes.get_mut("weave") {
-                w.insert("kind".into(), Value::from(&**kind));
+        let attributes = if op.kind.is_none() && opts.attributes.is_empty() {
+            self.inner.attributes.clone()
+        } else {
+            let mut attributes = (*self.inner.attributes).clone();
+            if let Some(kind) = &op.kind {
+                if let Some(Value::Object(w)) = attributes.get_mut("weave") {
+                    w.insert("kind".into(), Value::from(&**kind));
+                }
             }
-        }
-        for (k, v) in opts.attributes {
-            attributes.insert(k, v);
-        }
+            for (k, v) in opts.attributes {
+                attributes.insert(k, v);
+            }
+            Arc::new(attributes)
+        };
 
         let use_stack = opts.use_stack.unwrap_or(true);
         // Below a sampled-out root (or an untraced call) nothing is recorded.
@@ -630,10 +665,10 @@ impl WeaveClient {
             },
             None => (None, false),
         };
-        let id = generate_id();
+        let id = crate::ids::generate_id_arc();
         let (trace_id, parent_id) = match &parent {
-            Some(p) => (p.trace_id().to_string(), Some(p.id().to_string())),
-            None => (generate_id(), None),
+            Some(p) => (p.trace_id_arc().clone(), Some(p.id_arc().clone())),
+            None => (crate::ids::generate_id_arc(), None),
         };
         let thread_id = opts.thread_id.or_else(|| {
             parent
@@ -645,22 +680,22 @@ impl WeaveClient {
             (Some(t), Some(p)) if p.thread_id() == Some(t.as_str()) => {
                 p.turn_id().map(str::to_string)
             }
-            (Some(_), _) => Some(id.clone()),
+            (Some(_), _) => Some(id.to_string()),
         };
         let started_at = opts.started_at.unwrap_or_else(Timestamp::now);
         let call = Call::new_live(
             self.clone(),
             NewCall {
-                id: id.clone(),
-                trace_id: trace_id.clone(),
+                id,
+                trace_id,
                 parent,
-                parent_id: parent_id.clone(),
-                op_name: op_name.to_string(),
+                parent_id,
+                op_name,
                 inputs,
                 attributes,
                 started_at,
-                thread_id: thread_id.clone(),
-                turn_id: turn_id.clone(),
+                thread_id,
+                turn_id,
                 untraced,
             },
         );
@@ -668,37 +703,18 @@ impl WeaveClient {
             DisplayName::Static(s) => Some(s),
             DisplayName::Fn(f) => guarded(|| Some(f(&call)), |_| None),
         });
-        let display_name = display_name
-            .filter(|d| !d.is_empty())
-            .map(truncate_display_name);
-        call.state().display_name = display_name.clone();
+        if let Some(d) = display_name.filter(|d| !d.is_empty()) {
+            call.state().display_name = Some(truncate_display_name(d));
+        }
 
-        let start = StartedCallSchemaForInsert {
-            project_id: self.inner.project_id.clone(),
-            id: Some(id),
-            op_name: op_name.to_string(),
-            display_name,
-            trace_id: Some(trace_id),
-            parent_id,
-            thread_id,
-            turn_id,
-            started_at,
-            attributes: call.attributes().clone(),
-            inputs: call.inputs().clone(),
-            otel_dump: None,
-            wb_user_id: None,
-            wb_run_id: None,
-            wb_run_step: None,
-        };
         if untraced {
             // Inside a sampled-out trace: a call that is current (so that what runs below it
             // stays untraced) but is never written.
         } else if opts.defer_start {
+            let start = call.record().start_schema();
             call.state().pending_start = Some(Box::new(start));
         } else {
-            self.inner
-                .writer
-                .enqueue(CallBatchItem::Start(CallStartReq { start }));
+            self.inner.writer.enqueue_start(&call);
             self.print_call_link(&call);
         }
         if use_stack {
@@ -717,7 +733,7 @@ impl WeaveClient {
     /// The op ref an op's calls are recorded under: the op itself when it is a ref, else
     /// `weave:///entity/project/op/<sanitized name>:<digest of its code>`. The op object is
     /// queued for saving the first time this client meets it.
-    fn resolve_op(&self, op: &Op) -> Result<Arc<str>> {
+    pub(crate) fn resolve_op(&self, op: &Op) -> Result<Arc<str>> {
         if op.name.starts_with(crate::refs::WEAVE_SCHEME) {
             crate::refs::check_op_name(&op.name)?;
             return Ok(op.name.clone());
@@ -784,6 +800,17 @@ impl WeaveClient {
         exception: Option<Exception>,
         op: Option<&Op>,
     ) -> Result<()> {
+        self.finish_call_value(call, to_json(&output), exception, op)
+    }
+
+    /// [`WeaveClient::finish_call_with`] for an output already captured as JSON.
+    pub(crate) fn finish_call_value(
+        &self,
+        call: &Call,
+        original: Value,
+        exception: Option<Exception>,
+        op: Option<&Op>,
+    ) -> Result<()> {
         if !call.try_mark_finished() {
             return Err(WeaveError::invalid_input(format!(
                 "call {} is already finished",
@@ -791,13 +818,12 @@ impl WeaveClient {
             )));
         }
         let ended_at = Timestamp::now();
-        let original = to_json(&output);
         // The summary reads the output as returned, before postprocessing (as in Python).
-        let (has_children, children_summary) = call.take_children_summary();
-        let mut computed = if has_children {
+        let (has_children, children_summary, child_counts) = call.take_children_summary();
+        let computed = if has_children {
             children_summary
         } else {
-            usage_from_output(&original).unwrap_or_default()
+            usage_from_output(&original)
         };
         let output = match op.and_then(|o| o.postprocess_output.as_ref()) {
             Some(f) => guarded(
@@ -806,45 +832,64 @@ impl WeaveClient {
             ),
             None => original,
         };
-        let counts = computed
-            .entry(STATUS_COUNTS_KEY)
-            .or_insert_with(|| json!({"success": 0, "error": 0}));
-        if let Value::Object(c) = counts {
-            let key = if exception.is_some() {
-                "error"
-            } else {
-                "success"
-            };
-            let n = c.get(key).and_then(Value::as_i64).unwrap_or(0) + 1;
-            c.insert(key.into(), json!(n));
-            c.entry("success").or_insert(json!(0));
-            c.entry("error").or_insert(json!(0));
+        let mut counts = child_counts;
+        if exception.is_some() {
+            counts.error += 1;
+        } else {
+            counts.success += 1;
         }
         let exception = exception.map(|e| e.to_json_string());
-        let (summary, pending_start) = {
+        // What the parent rolls up: only status counts (most calls), or a summary.
+        enum Rollup {
+            Counts(StatusCounts),
+            Summary(JsonMap),
+        }
+        let (rollup, pending_start) = {
             let mut st = call.state();
-            let mut merged = st.summary.take().unwrap_or_default();
-            deep_update(&mut merged, computed);
-            // What the parent rolls up excludes this call's own events.
-            let rollup = merged.clone();
-            if !st.events.is_empty() {
-                merged.insert(
-                    EVENTS_KEY.into(),
-                    Value::Array(std::mem::take(&mut st.events)),
-                );
-            }
-            if st.events_dropped > 0 {
-                merged.insert(EVENTS_DROPPED_KEY.into(), json!(st.events_dropped));
-            }
-            st.summary = Some(merged.clone());
-            st.output = output.clone();
-            st.exception = exception.clone();
+            let rollup = if computed.is_none()
+                && st.summary.is_none()
+                && st.events.is_empty()
+                && st.events_dropped == 0
+            {
+                st.counts = Some(counts);
+                Rollup::Counts(counts)
+            } else {
+                let mut computed = computed.unwrap_or_default();
+                let entry = computed
+                    .entry(STATUS_COUNTS_KEY)
+                    .or_insert_with(|| json!({"success": 0, "error": 0}));
+                if let Value::Object(c) = entry {
+                    for (key, n) in [("success", counts.success), ("error", counts.error)] {
+                        let total = c.get(key).and_then(Value::as_i64).unwrap_or(0) + n;
+                        c.insert(key.into(), json!(total));
+                    }
+                }
+                let mut merged = st.summary.take().unwrap_or_default();
+                deep_update(&mut merged, computed);
+                // What the parent rolls up excludes this call's own events.
+                let rollup = call.parent().map(|_| merged.clone());
+                if !st.events.is_empty() {
+                    merged.insert(
+                        EVENTS_KEY.into(),
+                        Value::Array(std::mem::take(&mut st.events)),
+                    );
+                }
+                if st.events_dropped > 0 {
+                    merged.insert(EVENTS_DROPPED_KEY.into(), json!(st.events_dropped));
+                }
+                st.summary = Some(merged);
+                Rollup::Summary(rollup.unwrap_or_default())
+            };
+            st.output = output;
+            st.exception = exception;
             st.ended_at = Some(ended_at);
-            ((merged, rollup), st.pending_start.take())
+            (rollup, st.pending_start.take())
         };
-        let (summary, rollup) = summary;
         if let Some(parent) = call.parent() {
-            parent.add_child_summary(rollup);
+            match rollup {
+                Rollup::Counts(c) => parent.add_child_counts(c),
+                Rollup::Summary(m) => parent.add_child_summary(m),
+            }
         }
         context::pop_call(call);
 
@@ -858,17 +903,7 @@ impl WeaveClient {
                 .enqueue(CallBatchItem::Start(CallStartReq { start: *start }));
             self.print_call_link(call);
         }
-        self.inner.writer.enqueue(CallBatchItem::End(CallEndReq {
-            end: EndedCallSchemaForInsert {
-                project_id: call.project_id().to_string(),
-                id: call.id().to_string(),
-                ended_at,
-                exception,
-                output,
-                summary,
-                wb_run_step_end: None,
-            },
-        }));
+        self.inner.writer.enqueue_end(call);
         Ok(())
     }
 
@@ -890,7 +925,7 @@ impl WeaveClient {
                 .inner
                 .server
                 .calls_delete(CallsDeleteReq {
-                    project_id: self.inner.project_id.clone(),
+                    project_id: self.inner.project_id.to_string(),
                     call_ids: chunk.to_vec(),
                     wb_user_id: None,
                 })?
@@ -925,7 +960,7 @@ impl WeaveClient {
     pub fn get_call_with(&self, id: &str, include_costs: bool) -> Result<Call> {
         self.flush();
         let res = self.inner.server.call_read(CallReadReq {
-            project_id: self.inner.project_id.clone(),
+            project_id: self.inner.project_id.to_string(),
             id: id.to_string(),
             include_costs,
             include_storage_size: false,

@@ -26,18 +26,20 @@
 //!   dropped). Dropping the writer flushes and joins the thread.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::call::CallInner;
 use super::op_code::OpSave;
+use super::Call;
 use crate::error::WeaveError;
 use crate::limits::{exceeds_limits_marker, FIELD_BYTES_LIMIT};
 use crate::query::{field, Query};
 use crate::schema::{
-    CallBatchItem, CallCreateBatchReq, FeedbackCreateBatchReq, FeedbackCreateReq, FeedbackQueryReq,
-    JsonMap,
+    CallBatchItem, CallEndReq, CallStartReq, FeedbackCreateBatchReq, FeedbackCreateReq,
+    FeedbackQueryReq, JsonMap,
 };
 use crate::server::TraceServer;
 
@@ -58,14 +60,150 @@ const RETRY_DELAYS: [Duration; 3] = [
 
 enum Msg {
     Item(Box<CallBatchItem>),
+    /// A call's start, built from the live call's record on the writer's thread.
+    Start(Arc<CallInner>),
+    /// A call's end, built from the finished call's record on the writer's thread.
+    End(Arc<CallInner>),
     Feedback(Box<FeedbackCreateReq>),
     Op(Box<OpSave>),
     Flush(mpsc::Sender<()>),
 }
 
+impl Msg {
+    /// What the backend is sent for this message (calls are read on the writer's thread, so
+    /// the caller never copies inputs, attributes or outputs).
+    fn into_item(self) -> Option<CallBatchItem> {
+        match self {
+            Msg::Item(item) => Some(*item),
+            Msg::Start(call) => Some(CallBatchItem::Start(CallStartReq {
+                start: call.start_schema(),
+            })),
+            Msg::End(call) => Some(CallBatchItem::End(CallEndReq {
+                end: call.end_schema(),
+            })),
+            _ => None,
+        }
+    }
+}
+
+/// Queued items are picked up when this many are waiting, or after [`LINGER`], or at once
+/// when someone flushes.
+const WAKE_AT: usize = 512;
+/// How long the writer waits for more items after writing some, before it sleeps until
+/// woken. While it lingers, callers do not wake it (no system call per item); the first item
+/// after it sleeps wakes it.
+const LINGER: Duration = Duration::from_millis(2);
+
+/// The bounded queue between callers and the writer: a vector under a mutex, swapped out
+/// whole by the writer. Unlike a channel, a push does not wake the writer each time (a
+/// futex wake is a system call, which would cost more than the rest of a traced call);
+/// see [`WAKE_AT`] and [`LINGER`].
+struct Queue {
+    state: Mutex<QueueState>,
+    wake: Condvar,
+    capacity: usize,
+}
+
+#[derive(Default)]
+struct QueueState {
+    items: Vec<Msg>,
+    /// Messages ever pushed (flush waits for the writer to get through them).
+    pushed: u64,
+    /// The writer is waiting on `wake` for the first item (not lingering).
+    asleep: bool,
+    /// The writer is lingering: it wakes by itself soon, or when [`WAKE_AT`] items wait.
+    lingering: bool,
+    /// A flush is queued: the writer takes the queue without lingering.
+    urgent: bool,
+    closed: bool,
+}
+
+enum PushError {
+    Full,
+    Closed,
+}
+
+impl Queue {
+    fn new(capacity: usize) -> Self {
+        Queue {
+            state: Mutex::new(QueueState::default()),
+            wake: Condvar::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `msg`; `urgent` wakes the writer now (a flush). Returns the count of messages
+    /// pushed so far, this one included.
+    fn push(&self, msg: Msg, urgent: bool) -> Result<u64, PushError> {
+        let mut st = self.lock();
+        if st.closed {
+            return Err(PushError::Closed);
+        }
+        if st.items.len() >= self.capacity && !urgent {
+            return Err(PushError::Full);
+        }
+        st.items.push(msg);
+        st.pushed += 1;
+        st.urgent |= urgent;
+        let pushed = st.pushed;
+        let wake =
+            st.asleep || (urgent && st.lingering) || (st.lingering && st.items.len() == WAKE_AT);
+        if wake {
+            st.asleep = false;
+            st.lingering = false;
+            drop(st);
+            self.wake.notify_one();
+        }
+        Ok(pushed)
+    }
+
+    fn pushed(&self) -> u64 {
+        self.lock().pushed
+    }
+
+    /// Takes every queued message into `out` (which must be empty), waiting for one if there
+    /// is none. `linger` first waits up to [`LINGER`] for more. Returns false once the queue
+    /// is closed and empty.
+    fn take(&self, out: &mut Vec<Msg>, linger: bool) -> bool {
+        let mut st = self.lock();
+        if linger && st.items.len() < WAKE_AT && !st.closed && !st.urgent {
+            st.lingering = true;
+            st = self
+                .wake
+                .wait_timeout(st, LINGER)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            st.lingering = false;
+        }
+        while st.items.is_empty() {
+            if st.closed {
+                return false;
+            }
+            st.asleep = true;
+            st = self.wake.wait(st).unwrap_or_else(|e| e.into_inner());
+            st.asleep = false;
+        }
+        std::mem::swap(&mut st.items, out);
+        st.urgent = false;
+        true
+    }
+
+    fn close(&self) {
+        let mut st = self.lock();
+        st.closed = true;
+        st.asleep = false;
+        st.lingering = false;
+        drop(st);
+        self.wake.notify_all();
+    }
+}
+
 #[derive(Debug, Default)]
 struct Counters {
-    enqueued: AtomicU64,
     done: AtomicU64,
     dropped: AtomicU64,
     reported: AtomicBool,
@@ -93,25 +231,27 @@ impl Counters {
     }
 }
 
-#[derive(Debug)]
 pub(crate) struct Writer {
-    tx: Mutex<Option<SyncSender<Msg>>>,
+    queue: Arc<Queue>,
     counters: Arc<Counters>,
     handle: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Writer {
     pub(crate) fn new(server: Arc<dyn TraceServer>, capacity: usize) -> Self {
-        let (tx, rx) = mpsc::sync_channel(capacity.max(1));
+        let queue = Arc::new(Queue::new(capacity));
         let counters = Arc::new(Counters::default());
-        let c = counters.clone();
+        let (q, c) = (queue.clone(), counters.clone());
         let handle = std::thread::Builder::new()
             .name("weave-writer".into())
-            .spawn(move || run(rx, server, c))
+            .spawn(move || run(&q, server, c))
             .map_err(|e| eprintln!("weave: could not start the writer thread: {e}"))
             .ok();
+        if handle.is_none() {
+            queue.close();
+        }
         Writer {
-            tx: Mutex::new(handle.as_ref().map(|_| tx)),
+            queue,
             counters,
             handle: Mutex::new(handle),
         }
@@ -120,6 +260,16 @@ impl Writer {
     /// Queues an item; never blocks. Returns false (and counts the item) when it is dropped.
     pub(crate) fn enqueue(&self, item: CallBatchItem) -> bool {
         self.send(Msg::Item(Box::new(item)))
+    }
+
+    /// Queues a live call's start.
+    pub(crate) fn enqueue_start(&self, call: &Call) -> bool {
+        self.send(Msg::Start(call.record()))
+    }
+
+    /// Queues a finished call's end.
+    pub(crate) fn enqueue_end(&self, call: &Call) -> bool {
+        self.send(Msg::End(call.record()))
     }
 
     /// Queues creating feedback (validated, with its id set).
@@ -132,20 +282,14 @@ impl Writer {
         self.send(Msg::Op(Box::new(op)))
     }
 
+    #[inline]
     fn send(&self, msg: Msg) -> bool {
-        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let Some(tx) = tx else {
-            self.counters.drop_items(1, "the client is shut down");
-            return false;
-        };
-        self.counters.enqueued.fetch_add(1, Ordering::SeqCst);
-        match tx.try_send(msg) {
-            Ok(()) => true,
+        match self.queue.push(msg, false) {
+            Ok(_) => true,
             Err(e) => {
-                self.counters.enqueued.fetch_sub(1, Ordering::SeqCst);
                 let why = match e {
-                    TrySendError::Full(_) => "the write queue is full: the store cannot keep up",
-                    TrySendError::Disconnected(_) => "the writer thread has stopped",
+                    PushError::Full => "the write queue is full: the store cannot keep up",
+                    PushError::Closed => "the client is shut down",
                 };
                 self.counters.drop_items(1, why);
                 false
@@ -156,28 +300,16 @@ impl Writer {
     /// Waits until every item enqueued so far is written or dropped, at most `timeout`.
     /// Returns whether it finished in time.
     pub(crate) fn flush(&self, timeout: Duration) -> bool {
-        let target = self.counters.enqueued.load(Ordering::SeqCst);
+        let target = self.queue.pushed();
         if self.counters.done.load(Ordering::SeqCst) >= target {
             return true;
         }
-        let Some(tx) = self.tx.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
-            return self.counters.done.load(Ordering::SeqCst) >= target;
-        };
-        let deadline = Instant::now() + timeout;
         let (ack_tx, ack_rx) = mpsc::channel();
-        let mut msg = Msg::Flush(ack_tx);
-        loop {
-            match tx.try_send(msg) {
-                Ok(()) => break,
-                Err(TrySendError::Full(m)) if Instant::now() < deadline => {
-                    msg = m;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err(_) => return false,
-            }
+        // The flush message itself counts as one more message done.
+        if self.queue.push(Msg::Flush(ack_tx), true).is_err() {
+            return self.counters.done.load(Ordering::SeqCst) >= target;
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        ack_rx.recv_timeout(left).is_ok()
+        ack_rx.recv_timeout(timeout).is_ok()
     }
 
     pub(crate) fn dropped(&self) -> u64 {
@@ -196,12 +328,20 @@ impl Writer {
             .deadline
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now() + SHUTDOWN_GRACE);
-        self.tx.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.queue.close();
         if let Some(h) = self.handle.lock().unwrap_or_else(|e| e.into_inner()).take() {
             // Wake it from a backoff wait.
             h.thread().unpark();
             let _ = h.join();
         }
+    }
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("dropped", &self.dropped())
+            .finish_non_exhaustive()
     }
 }
 
@@ -211,36 +351,44 @@ impl Drop for Writer {
     }
 }
 
-fn run(rx: Receiver<Msg>, server: Arc<dyn TraceServer>, counters: Arc<Counters>) {
+fn run(queue: &Queue, server: Arc<dyn TraceServer>, counters: Arc<Counters>) {
     crate::client::context::mark_internal_thread();
-    while let Ok(first) = rx.recv() {
-        let mut batch = Vec::new();
-        let mut feedback = Vec::new();
-        let mut acks = Vec::new();
-        let mut next = Some(first);
-        while let Some(msg) = next.take() {
-            match msg {
-                Msg::Item(item) => batch.push(*item),
-                Msg::Feedback(f) => feedback.push(*f),
-                Msg::Op(op) => {
-                    save_op(&*server, *op, &counters);
-                    counters.done.fetch_add(1, Ordering::SeqCst);
+    let mut taken: Vec<Msg> = Vec::new();
+    let mut linger = false;
+    while queue.take(&mut taken, linger) {
+        linger = true;
+        let mut msgs = taken.drain(..).peekable();
+        while msgs.peek().is_some() {
+            let mut batch = Vec::new();
+            let mut feedback = Vec::new();
+            let mut acks = Vec::new();
+            // Up to MAX_BATCH items, or up to a flush.
+            while let Some(msg) =
+                msgs.next_if(|_| batch.len() + feedback.len() < MAX_BATCH && acks.is_empty())
+            {
+                match msg {
+                    Msg::Feedback(f) => feedback.push(*f),
+                    Msg::Op(op) => {
+                        save_op(&*server, *op, &counters);
+                        counters.done.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Msg::Flush(ack) => {
+                        acks.push(ack);
+                        counters.done.fetch_add(1, Ordering::SeqCst);
+                    }
+                    item => batch.extend(item.into_item()),
                 }
-                Msg::Flush(ack) => acks.push(ack),
             }
-            if batch.len() + feedback.len() < MAX_BATCH && acks.is_empty() {
-                next = rx.try_recv().ok();
+            // Calls first: feedback queued after a call is about a call already sent.
+            for n in [
+                write_batch(&*server, batch, &counters),
+                write_batch(&*server, feedback, &counters),
+            ] {
+                counters.done.fetch_add(n as u64, Ordering::SeqCst);
             }
-        }
-        // Calls first: feedback queued after a call is about a call already sent.
-        for n in [
-            write_batch(&*server, batch, &counters),
-            write_batch(&*server, feedback, &counters),
-        ] {
-            counters.done.fetch_add(n as u64, Ordering::SeqCst);
-        }
-        for ack in acks {
-            let _ = ack.send(());
+            for ack in acks {
+                let _ = ack.send(());
+            }
         }
     }
 }
@@ -383,10 +531,10 @@ trait Batched: serde::Serialize + Clone {
     /// What one item is called in drop reports.
     const NOUN: &'static str;
 
-    /// Sends one request's worth of items.
+    /// Sends one request's worth of items (kept by the caller, to retry or split them).
     fn send(
         server: &dyn TraceServer,
-        chunk: Vec<Self>,
+        chunk: &[Self],
         counters: &Counters,
     ) -> crate::error::Result<()>;
 
@@ -408,10 +556,8 @@ trait Batched: serde::Serialize + Clone {
 impl Batched for CallBatchItem {
     const NOUN: &'static str = "call";
 
-    fn send(server: &dyn TraceServer, chunk: Vec<Self>, _: &Counters) -> crate::error::Result<()> {
-        server
-            .call_start_batch(CallCreateBatchReq { batch: chunk })
-            .map(drop)
+    fn send(server: &dyn TraceServer, chunk: &[Self], _: &Counters) -> crate::error::Result<()> {
+        server.call_write_batch(chunk)
     }
 
     /// Starts of calls it does not have, ends of calls it has not seen end.
@@ -529,12 +675,12 @@ impl Batched for FeedbackCreateReq {
     /// without the client's id, as the Python client does (older servers choose ids).
     fn send(
         server: &dyn TraceServer,
-        chunk: Vec<Self>,
+        chunk: &[Self],
         counters: &Counters,
     ) -> crate::error::Result<()> {
         if !counters.no_feedback_batch.load(Ordering::Relaxed) {
             match server.feedback_create_batch(FeedbackCreateBatchReq {
-                batch: chunk.clone(),
+                batch: chunk.to_vec(),
             }) {
                 Err(e) if e.is_not_found() => {
                     counters.no_feedback_batch.store(true, Ordering::Relaxed);
@@ -542,13 +688,14 @@ impl Batched for FeedbackCreateReq {
                 res => return res.map(drop),
             }
         }
-        match <[Self; 1]>::try_from(chunk) {
-            Ok([mut one]) => {
+        match chunk {
+            [one] => {
+                let mut one = one.clone();
                 one.id = None;
                 server.feedback_create(one).map(drop)
             }
             // `write_chunk` answers a refused batch by writing its items one by one.
-            Err(_) => Err(WeaveError::invalid_input(
+            _ => Err(WeaveError::invalid_input(
                 "the backend has no /feedback/batch/create: feedback goes item by item",
             )),
         }
@@ -625,7 +772,7 @@ fn write_chunk<T: Batched>(server: &dyn TraceServer, mut chunk: Vec<T>, counters
                 }
             }
         }
-        let err = match T::send(server, chunk.clone(), counters) {
+        let err = match T::send(server, &chunk, counters) {
             Ok(_) => return,
             Err(e) => e,
         };

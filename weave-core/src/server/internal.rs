@@ -48,6 +48,10 @@ impl TraceServer for Internal {
         self.0.queues_feedback()
     }
 
+    fn call_write_batch(&self, batch: &[CallBatchItem]) -> Result<()> {
+        internal(|| self.0.call_write_batch(batch))
+    }
+
     delegate! {
         call_start(CallStartReq) -> CallStartRes;
         call_end(CallEndReq) -> CallEndRes;

@@ -43,6 +43,16 @@ pub trait TraceServer: Send + Sync + std::fmt::Debug {
     /// start.
     fn call_start_batch(&self, req: CallCreateBatchReq) -> Result<CallCreateBatchRes>;
 
+    /// Applies a batch as [`TraceServer::call_start_batch`] does, without taking it (the
+    /// client's writer keeps a batch until it is written, to retry or split it). The default
+    /// copies the batch; the embedded store writes from the borrowed items.
+    fn call_write_batch(&self, batch: &[CallBatchItem]) -> Result<()> {
+        self.call_start_batch(CallCreateBatchReq {
+            batch: batch.to_vec(),
+        })
+        .map(drop)
+    }
+
     /// `POST /call/read`: `call` is `None` when the id is unknown or deleted.
     fn call_read(&self, req: CallReadReq) -> Result<CallReadRes>;
 

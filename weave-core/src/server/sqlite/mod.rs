@@ -222,19 +222,59 @@ impl SqliteServer {
     }
 }
 
-/// A JSON object as a value with its depth capped (moved, not cloned: a clone of a deep
-/// value would recurse once per level).
-fn capped_object(map: JsonMap) -> Value {
-    let mut v = Value::Object(map);
-    limits::cap_depth(&mut v);
-    v
+/// The JSON text of `v`, nested at most [`limits::MAX_DEPTH`] deep (a deeper value is
+/// copied and capped; the common shallow one is serialised as it is).
+fn capped_text(v: &Value) -> String {
+    if limits::depth_exceeds(v, limits::MAX_DEPTH) {
+        let mut v = v.clone();
+        limits::cap_depth(&mut v);
+        serde_json::to_string(&v)
+    } else {
+        serde_json::to_string(v)
+    }
+    .unwrap_or_else(|_| limits::exceeds_limits_marker().to_string())
 }
 
-fn insert_start(tx: &Transaction<'_>, s: StartedCallSchemaForInsert) -> Result<CallStartRes> {
+/// [`capped_text`] of a JSON object.
+fn capped_map_text(m: &JsonMap) -> String {
+    if m.values()
+        .any(|v| limits::depth_exceeds(v, limits::MAX_DEPTH - 1))
+    {
+        capped_text(&Value::Object(m.clone()))
+    } else {
+        serde_json::to_string(m).unwrap_or_else(|_| limits::exceeds_limits_marker().to_string())
+    }
+}
+
+/// Refs in a JSON object's values, as [`extract_refs`] finds them.
+fn map_refs(m: &JsonMap) -> Vec<String> {
+    let mut out = Vec::new();
+    for v in m.values() {
+        for r in extract_refs(v) {
+            if !out.contains(&r) {
+                out.push(r);
+            }
+        }
+    }
+    out
+}
+
+/// A start, validated and turned into column values.
+struct StartRow<'a> {
+    s: &'a StartedCallSchemaForInsert,
+    id: String,
+    trace_id: String,
+    inputs: String,
+    attributes: String,
+    otel: Option<String>,
+    refs: Vec<String>,
+}
+
+fn start_row(s: &StartedCallSchemaForInsert) -> Result<StartRow<'_>> {
     check_project_id(&s.project_id)?;
     crate::refs::check_op_name(&s.op_name)?;
-    let id = s.id.unwrap_or_else(generate_id);
-    let trace_id = s.trace_id.unwrap_or_else(generate_id);
+    let id = s.id.clone().unwrap_or_else(generate_id);
+    let trace_id = s.trace_id.clone().unwrap_or_else(generate_id);
     if !is_valid_call_id(&id) {
         return Err(WeaveError::invalid_input(format!(
             "call id {id:?} is not a lowercase UUID or 16-hex-digit span id"
@@ -245,45 +285,36 @@ fn insert_start(tx: &Transaction<'_>, s: StartedCallSchemaForInsert) -> Result<C
             "trace id {trace_id:?} is not a lowercase UUID or 32-hex-digit trace id"
         )));
     }
-    let inputs = capped_object(s.inputs);
-    let attributes = capped_object(s.attributes);
-    let input_refs = extract_refs(&inputs);
-    let texts = limits::serialize_row_fields(&[&inputs, &attributes]);
+    let mut texts = limits::limit_row_texts(vec![
+        capped_map_text(&s.inputs),
+        capped_map_text(&s.attributes),
+    ]);
+    let attributes = texts.pop().unwrap_or_default();
+    let inputs = texts.pop().unwrap_or_default();
     let otel = s
         .otel_dump
-        .map(|m| limits::serialize_row_fields(&[&capped_object(m)]).remove(0));
-    tx.prepare_cached(
-        "INSERT INTO calls (project_id, id, trace_id, parent_id, thread_id, turn_id, op_name, display_name, started_at, \
-         attributes, inputs, otel_dump, wb_user_id, wb_run_id, wb_run_step) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
-         ON CONFLICT (project_id, id) DO UPDATE SET trace_id = excluded.trace_id, parent_id = excluded.parent_id, \
-         thread_id = excluded.thread_id, turn_id = excluded.turn_id, op_name = excluded.op_name, \
-         display_name = COALESCE(calls.display_name, excluded.display_name), started_at = excluded.started_at, \
-         attributes = excluded.attributes, inputs = excluded.inputs, otel_dump = excluded.otel_dump, \
-         wb_user_id = excluded.wb_user_id, wb_run_id = excluded.wb_run_id, wb_run_step = excluded.wb_run_step",
-    )?
-    .execute(rusqlite::params![
-        s.project_id,
+        .as_ref()
+        .map(|m| limits::limit_row_texts(vec![capped_map_text(m)]).remove(0));
+    Ok(StartRow {
+        refs: map_refs(&s.inputs),
+        s,
         id,
         trace_id,
-        s.parent_id,
-        s.thread_id,
-        s.turn_id,
-        s.op_name,
-        s.display_name.filter(|d| !d.is_empty()),
-        s.started_at.as_nanos(),
-        texts[1],
-        texts[0],
+        inputs,
+        attributes,
         otel,
-        s.wb_user_id,
-        s.wb_run_id,
-        s.wb_run_step,
-    ])?;
-    replace_refs(tx, &s.project_id, &id, 0, &input_refs)?;
-    Ok(CallStartRes { id, trace_id })
+    })
 }
 
-fn insert_end(tx: &Transaction<'_>, e: EndedCallSchemaForInsert) -> Result<CallEndRes> {
+/// An end, validated and turned into column values.
+struct EndRow<'a> {
+    e: &'a EndedCallSchemaForInsert,
+    output: String,
+    summary: String,
+    refs: Vec<String>,
+}
+
+fn end_row(e: &EndedCallSchemaForInsert) -> Result<EndRow<'_>> {
     check_project_id(&e.project_id)?;
     if !is_valid_call_id(&e.id) {
         return Err(WeaveError::invalid_input(format!(
@@ -291,11 +322,87 @@ fn insert_end(tx: &Transaction<'_>, e: EndedCallSchemaForInsert) -> Result<CallE
             e.id
         )));
     }
-    let mut output = e.output;
-    limits::cap_depth(&mut output);
-    let summary = capped_object(e.summary);
-    let output_refs = extract_refs(&output);
-    let texts = limits::serialize_row_fields(&[&output, &summary]);
+    let mut texts =
+        limits::limit_row_texts(vec![capped_text(&e.output), capped_map_text(&e.summary)]);
+    let summary = texts.pop().unwrap_or_default();
+    let output = texts.pop().unwrap_or_default();
+    Ok(EndRow {
+        refs: extract_refs(&e.output),
+        e,
+        output,
+        summary,
+    })
+}
+
+const INSERT_COLUMNS: &str =
+    "project_id, id, trace_id, parent_id, thread_id, turn_id, op_name, display_name, started_at, \
+     attributes, inputs, otel_dump, wb_user_id, wb_run_id, wb_run_step";
+
+/// Writes a start: a new row when the call is new (the common case, one statement), else
+/// the start's columns over the existing row and its input refs replaced.
+fn insert_start(tx: &Transaction<'_>, r: &StartRow<'_>) -> Result<()> {
+    let s = r.s;
+    let sql_new = format!(
+        "INSERT INTO calls ({INSERT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+         ON CONFLICT DO NOTHING"
+    );
+    let sql_upsert = format!(
+        "INSERT INTO calls ({INSERT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+         ON CONFLICT (project_id, id) DO UPDATE SET trace_id = excluded.trace_id, parent_id = excluded.parent_id, \
+         thread_id = excluded.thread_id, turn_id = excluded.turn_id, op_name = excluded.op_name, \
+         display_name = COALESCE(calls.display_name, excluded.display_name), started_at = excluded.started_at, \
+         attributes = excluded.attributes, inputs = excluded.inputs, otel_dump = excluded.otel_dump, \
+         wb_user_id = excluded.wb_user_id, wb_run_id = excluded.wb_run_id, wb_run_step = excluded.wb_run_step"
+    );
+    let params = rusqlite::params![
+        s.project_id,
+        r.id,
+        r.trace_id,
+        s.parent_id,
+        s.thread_id,
+        s.turn_id,
+        s.op_name,
+        s.display_name.as_deref().filter(|d| !d.is_empty()),
+        s.started_at.as_nanos(),
+        r.attributes,
+        r.inputs,
+        r.otel,
+        s.wb_user_id,
+        s.wb_run_id,
+        s.wb_run_step,
+    ];
+    if tx.prepare_cached(&sql_new)?.execute(params)? == 1 {
+        insert_refs(tx, &s.project_id, &r.id, 0, &r.refs)?;
+    } else {
+        tx.prepare_cached(&sql_upsert)?.execute(params)?;
+        replace_refs(tx, &s.project_id, &r.id, 0, &r.refs)?;
+    }
+    Ok(())
+}
+
+/// Writes an end: onto the started row when it has not ended yet (one statement), else as
+/// an upsert (an end before its start, or again) with its output refs replaced.
+fn insert_end(tx: &Transaction<'_>, r: &EndRow<'_>) -> Result<()> {
+    let e = r.e;
+    let exception = e.exception.as_deref().filter(|x| !x.is_empty());
+    let updated = tx
+        .prepare_cached(
+            "UPDATE calls SET ended_at = ?3, exception = ?4, output = ?5, summary = ?6, wb_run_step_end = ?7 \
+             WHERE project_id = ?1 AND id = ?2 AND ended_at IS NULL",
+        )?
+        .execute(rusqlite::params![
+            e.project_id,
+            e.id,
+            e.ended_at.as_nanos(),
+            exception,
+            r.output,
+            r.summary,
+            e.wb_run_step_end,
+        ])?;
+    if updated == 1 {
+        insert_refs(tx, &e.project_id, &e.id, 1, &r.refs)?;
+        return Ok(());
+    }
     tx.prepare_cached(
         "INSERT INTO calls (project_id, id, ended_at, exception, output, summary, wb_run_step_end) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
@@ -306,13 +413,135 @@ fn insert_end(tx: &Transaction<'_>, e: EndedCallSchemaForInsert) -> Result<CallE
         e.project_id,
         e.id,
         e.ended_at.as_nanos(),
-        e.exception.filter(|x| !x.is_empty()),
-        texts[0],
-        texts[1],
+        exception,
+        r.output,
+        r.summary,
         e.wb_run_step_end,
     ])?;
-    replace_refs(tx, &e.project_id, &e.id, 1, &output_refs)?;
-    Ok(CallEndRes {})
+    replace_refs(tx, &e.project_id, &e.id, 1, &r.refs)?;
+    Ok(())
+}
+
+/// Writes a start and its end (both in one batch) as one new row; false when the call
+/// already has a row (then the caller writes them one after the other).
+fn insert_complete(tx: &Transaction<'_>, s: &StartRow<'_>, e: &EndRow<'_>) -> Result<bool> {
+    let (st, en) = (s.s, e.e);
+    let inserted = tx
+        .prepare_cached(&format!(
+            "INSERT INTO calls ({INSERT_COLUMNS}, ended_at, exception, output, summary, wb_run_step_end) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20) \
+             ON CONFLICT DO NOTHING"
+        ))?
+        .execute(rusqlite::params![
+            st.project_id,
+            s.id,
+            s.trace_id,
+            st.parent_id,
+            st.thread_id,
+            st.turn_id,
+            st.op_name,
+            st.display_name.as_deref().filter(|d| !d.is_empty()),
+            st.started_at.as_nanos(),
+            s.attributes,
+            s.inputs,
+            s.otel,
+            st.wb_user_id,
+            st.wb_run_id,
+            st.wb_run_step,
+            en.ended_at.as_nanos(),
+            en.exception.as_deref().filter(|x| !x.is_empty()),
+            e.output,
+            e.summary,
+            en.wb_run_step_end,
+        ])?;
+    if inserted == 0 {
+        return Ok(false);
+    }
+    insert_refs(tx, &st.project_id, &s.id, 0, &s.refs)?;
+    insert_refs(tx, &st.project_id, &s.id, 1, &e.refs)?;
+    Ok(true)
+}
+
+fn insert_refs(
+    tx: &Transaction<'_>,
+    project_id: &str,
+    call_id: &str,
+    kind: i64,
+    refs: &[String],
+) -> Result<()> {
+    if refs.is_empty() {
+        return Ok(());
+    }
+    let mut ins = tx.prepare_cached(
+        "INSERT OR IGNORE INTO call_refs (project_id, call_id, kind, ref) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for r in refs {
+        ins.execute(rusqlite::params![project_id, call_id, kind, r])?;
+    }
+    Ok(())
+}
+
+/// Applies a batch of starts and ends in order, in one transaction. A start whose end
+/// follows in the same batch is written as one complete row. An invalid item fails the
+/// whole batch (rolled back), naming the item.
+fn write_call_batch(
+    tx: &Transaction<'_>,
+    batch: &[CallBatchItem],
+) -> Result<Vec<CallBatchItemRes>> {
+    let name_item = |i: usize| {
+        move |e: WeaveError| match e {
+            WeaveError::InvalidInput(m) => WeaveError::InvalidInput(format!("batch item {i}: {m}")),
+            other => other,
+        }
+    };
+    // The ends in this batch, by (project, call id): the position of the first one.
+    let mut ends: std::collections::HashMap<(&str, &str), usize> = std::collections::HashMap::new();
+    for (i, item) in batch.iter().enumerate() {
+        if let CallBatchItem::End(e) = item {
+            ends.entry((&e.end.project_id, &e.end.id)).or_insert(i);
+        }
+    }
+    let mut merged = vec![false; batch.len()];
+    let mut res = Vec::with_capacity(batch.len());
+    for (i, item) in batch.iter().enumerate() {
+        match item {
+            CallBatchItem::Start(s) => {
+                let row = start_row(&s.start).map_err(name_item(i))?;
+                let end_at = s
+                    .start
+                    .id
+                    .as_deref()
+                    .and_then(|id| ends.get(&(s.start.project_id.as_str(), id)))
+                    .copied()
+                    .filter(|&j| j > i && !merged[j]);
+                let mut done = false;
+                if let Some(j) = end_at {
+                    if let CallBatchItem::End(e) = &batch[j] {
+                        // Invalid ends are reported at their own position below.
+                        if let Ok(end) = end_row(&e.end) {
+                            done = insert_complete(tx, &row, &end).map_err(name_item(i))?;
+                            merged[j] = done;
+                        }
+                    }
+                }
+                if !done {
+                    insert_start(tx, &row).map_err(name_item(i))?;
+                }
+                res.push(CallBatchItemRes::Start(CallStartRes {
+                    id: row.id,
+                    trace_id: row.trace_id,
+                }));
+            }
+            CallBatchItem::End(e) => {
+                if !merged[i] {
+                    let row = end_row(&e.end).map_err(name_item(i))?;
+                    insert_end(tx, &row).map_err(name_item(i))?;
+                }
+                res.push(CallBatchItemRes::End(CallEndRes {}));
+            }
+        }
+    }
+    Ok(res)
 }
 
 fn replace_refs(
@@ -640,39 +869,40 @@ impl TraceServer for SqliteServer {
     }
 
     fn call_start(&self, req: CallStartReq) -> Result<CallStartRes> {
+        let row = start_row(&req.start)?;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let res = insert_start(&tx, req.start)?;
+        insert_start(&tx, &row)?;
         tx.commit()?;
-        Ok(res)
+        Ok(CallStartRes {
+            id: row.id,
+            trace_id: row.trace_id,
+        })
     }
 
     fn call_end(&self, req: CallEndReq) -> Result<CallEndRes> {
+        let row = end_row(&req.end)?;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let res = insert_end(&tx, req.end)?;
+        insert_end(&tx, &row)?;
         tx.commit()?;
-        Ok(res)
+        Ok(CallEndRes {})
     }
 
     fn call_start_batch(&self, req: CallCreateBatchReq) -> Result<CallCreateBatchRes> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let mut res = Vec::with_capacity(req.batch.len());
-        for (i, item) in req.batch.into_iter().enumerate() {
-            let r = match item {
-                CallBatchItem::Start(s) => insert_start(&tx, s.start).map(CallBatchItemRes::Start),
-                CallBatchItem::End(e) => insert_end(&tx, e.end).map(CallBatchItemRes::End),
-            };
-            res.push(r.map_err(|e| match e {
-                WeaveError::InvalidInput(m) => {
-                    WeaveError::InvalidInput(format!("batch item {i}: {m}"))
-                }
-                other => other,
-            })?);
-        }
+        let res = write_call_batch(&tx, &req.batch)?;
         tx.commit()?;
         Ok(CallCreateBatchRes { res })
+    }
+
+    fn call_write_batch(&self, batch: &[CallBatchItem]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        write_call_batch(&tx, batch)?;
+        tx.commit()?;
+        Ok(())
     }
 
     fn call_read(&self, req: CallReadReq) -> Result<CallReadRes> {
