@@ -102,10 +102,49 @@ pub fn generate_id() -> String {
     std::str::from_utf8(&buf).unwrap_or_default().to_string()
 }
 
-/// [`generate_id`] as a shared string (one allocation).
-pub(crate) fn generate_id_arc() -> std::sync::Arc<str> {
-    let buf = new_id_text();
-    std::sync::Arc::from(std::str::from_utf8(&buf).unwrap_or_default())
+/// A call's or trace's id as a live call keeps it: a UUID inline (making one allocates
+/// nothing, copying one is a copy of 36 bytes), any other id shared.
+#[derive(Clone)]
+pub(crate) enum IdText {
+    Uuid([u8; 36]),
+    Other(std::sync::Arc<str>),
+}
+
+impl IdText {
+    /// A new id ([`generate_id`]).
+    pub(crate) fn generate() -> Self {
+        IdText::Uuid(new_id_text())
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            // Only ever made of ASCII hex digits and dashes.
+            IdText::Uuid(b) => std::str::from_utf8(b).unwrap_or_default(),
+            IdText::Other(s) => s,
+        }
+    }
+}
+
+impl From<String> for IdText {
+    fn from(s: String) -> Self {
+        match <[u8; 36]>::try_from(s.as_bytes()) {
+            Ok(b) if is_canonical_uuid(&s) => IdText::Uuid(b),
+            _ => IdText::Other(s.into()),
+        }
+    }
+}
+
+impl std::ops::Deref for IdText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Debug for IdText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
 }
 
 /// Whether `s` is a valid call id on a Weave server: a canonical lowercase UUID (any version)

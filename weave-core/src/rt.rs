@@ -29,6 +29,7 @@ use std::task::{Context as TaskContext, Poll};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::client::call::Inputs;
 pub use crate::client::context::SavedFrames;
 use crate::client::context::{self, Current, Frame, FrameGuard, SegmentGuard};
 use crate::{Call, CallOptions, Exception, JsonMap, Op, WeaveClient};
@@ -268,7 +269,7 @@ impl OpSite {
     #[inline(never)]
     pub fn start(
         &'static self,
-        inputs: impl FnOnce() -> JsonMap,
+        inputs: impl FnOnce() -> Vec<(&'static str, Value)>,
         display_name: DisplayNameArg,
         self_type: Option<&'static str>,
         span: impl FnOnce(&str) -> tracing::Span,
@@ -280,7 +281,7 @@ impl OpSite {
 
     fn start_call(
         &'static self,
-        inputs: impl FnOnce() -> JsonMap,
+        inputs: impl FnOnce() -> Vec<(&'static str, Value)>,
         display_name: DisplayNameArg,
         self_type: Option<&'static str>,
     ) -> OpCall {
@@ -314,17 +315,20 @@ impl OpSite {
             }
         };
         // A user's Serialize/Debug that panics must not stop the op from running.
-        let inputs = catch_unwind(AssertUnwindSafe(inputs)).unwrap_or_else(|p| {
-            let mut m = JsonMap::new();
-            m.insert(
-                "_weave_capture_error".into(),
-                Value::String(format!(
-                    "capturing the inputs panicked: {}",
-                    panic_message(&*p)
-                )),
-            );
-            m
-        });
+        let inputs = match catch_unwind(AssertUnwindSafe(inputs)) {
+            Ok(args) => Inputs::args(args),
+            Err(p) => {
+                let mut m = JsonMap::new();
+                m.insert(
+                    "_weave_capture_error".into(),
+                    Value::String(format!(
+                        "capturing the inputs panicked: {}",
+                        panic_message(&*p)
+                    )),
+                );
+                Inputs::Map(m)
+            }
+        };
         match client.create_call_inner(op, op_name, inputs, opts) {
             Ok(call) => {
                 context::offer_to_capture(&call);

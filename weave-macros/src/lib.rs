@@ -540,12 +540,12 @@ fn expand(args: Args, func: ItemFn, source: String) -> syn::Result<TokenStream2>
                     #[allow(unused_imports)]
                     use #rt::{ViaSerialize as _, ViaDebug as _, ViaNothing as _};
                     #[allow(unused_mut)]
-                    let mut __weave_inputs = #core::JsonMap::with_capacity(#n_inputs);
+                    let mut __weave_inputs = ::std::vec::Vec::with_capacity(#n_inputs);
                     #(
-                        __weave_inputs.insert(
-                            ::std::string::String::from(#keys),
+                        __weave_inputs.push((
+                            #keys,
                             (&&&#rt::Capture(&#idents)).__weave_value(),
-                        );
+                        ));
                     )*
                     __weave_inputs
                 },

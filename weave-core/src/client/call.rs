@@ -10,6 +10,7 @@ use super::calls_iter::{CallsIter, CallsQuery};
 use super::exception::Exception;
 use super::WeaveClient;
 use crate::error::Result;
+use crate::ids::IdText;
 use crate::refs::CallRef;
 use crate::schema::summary::{
     op_display_name, sum_dict_leaves, TraceStatus, STATUS_COUNTS_KEY, USAGE_KEY, WEAVE_KEY,
@@ -42,12 +43,12 @@ pub struct Call {
 // Ids, names and attributes are shared (`Arc`) with the client, the parent and the writer's
 // queue, so that making a call copies none of them.
 pub(crate) struct CallInner {
-    id: Arc<str>,
-    trace_id: Arc<str>,
+    id: IdText,
+    trace_id: IdText,
     project_id: Arc<str>,
-    parent_id: Option<Arc<str>>,
+    parent_id: Option<IdText>,
     op_name: Arc<str>,
-    inputs: JsonMap,
+    inputs: Inputs,
     attributes: Arc<JsonMap>,
     started_at: Timestamp,
     thread_id: Option<String>,
@@ -125,14 +126,73 @@ impl CallState {
 /// The most events kept with one call; later ones are counted in `summary.events_dropped`.
 pub const MAX_EVENTS: usize = 1000;
 
+/// A call's inputs: a JSON object, or an op's arguments by name, made into an object only
+/// when read (an op's call is written from the arguments on the writer's thread, so the
+/// traced program never builds the map: no key copies, no hashing).
+pub(crate) enum Inputs {
+    Map(JsonMap),
+    Args(Vec<(&'static str, Value)>, std::sync::OnceLock<JsonMap>),
+}
+
+impl Inputs {
+    pub(crate) fn args(args: Vec<(&'static str, Value)>) -> Self {
+        Inputs::Args(args, std::sync::OnceLock::new())
+    }
+
+    fn args_map(args: &[(&'static str, Value)]) -> JsonMap {
+        args.iter()
+            .map(|(k, v)| ((*k).to_string(), v.clone()))
+            .collect()
+    }
+
+    /// The inputs as an object (made once, for arguments).
+    pub(crate) fn map(&self) -> &JsonMap {
+        match self {
+            Inputs::Map(m) => m,
+            Inputs::Args(a, cell) => cell.get_or_init(|| Self::args_map(a)),
+        }
+    }
+
+    /// A copy of the inputs as an object.
+    pub(crate) fn to_map(&self) -> JsonMap {
+        match self {
+            Inputs::Map(m) => m.clone(),
+            Inputs::Args(a, cell) => cell.get().cloned().unwrap_or_else(|| Self::args_map(a)),
+        }
+    }
+
+    pub(crate) fn into_map(self) -> JsonMap {
+        match self {
+            Inputs::Map(m) => m,
+            Inputs::Args(a, _) => a.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        }
+    }
+
+    /// Redacts [`super::REDACT_KEYS`] at any depth.
+    pub(crate) fn redact(&mut self) {
+        match self {
+            Inputs::Map(m) => super::redact_inputs_in_place(m),
+            Inputs::Args(a, _) => {
+                for (k, v) in a.iter_mut() {
+                    if super::is_redacted_key(k) {
+                        *v = Value::from(super::REDACTED_VALUE);
+                    } else {
+                        super::redact_value_in_place(v);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The fields a live call is created with.
 pub(crate) struct NewCall {
-    pub(crate) id: Arc<str>,
-    pub(crate) trace_id: Arc<str>,
+    pub(crate) id: IdText,
+    pub(crate) trace_id: IdText,
     pub(crate) parent: Option<Call>,
-    pub(crate) parent_id: Option<Arc<str>>,
+    pub(crate) parent_id: Option<IdText>,
     pub(crate) op_name: Arc<str>,
-    pub(crate) inputs: JsonMap,
+    pub(crate) inputs: Inputs,
     pub(crate) attributes: Arc<JsonMap>,
     pub(crate) started_at: Timestamp,
     pub(crate) thread_id: Option<String>,
@@ -180,7 +240,7 @@ impl Call {
                 project_id: s.project_id.into(),
                 parent_id: s.parent_id.map(Into::into),
                 op_name: s.op_name.into(),
-                inputs: s.inputs,
+                inputs: Inputs::Map(s.inputs),
                 attributes: Arc::new(s.attributes),
                 started_at: s.started_at,
                 thread_id: s.thread_id,
@@ -280,10 +340,10 @@ impl Call {
     pub fn id(&self) -> &str {
         &self.inner.id
     }
-    pub(crate) fn id_arc(&self) -> &Arc<str> {
+    pub(crate) fn id_text(&self) -> &IdText {
         &self.inner.id
     }
-    pub(crate) fn trace_id_arc(&self) -> &Arc<str> {
+    pub(crate) fn trace_id_text(&self) -> &IdText {
         &self.inner.trace_id
     }
     /// The trace id (the root call's trace).
@@ -308,7 +368,7 @@ impl Call {
     }
     /// The inputs, argument name → value.
     pub fn inputs(&self) -> &JsonMap {
-        &self.inner.inputs
+        self.inner.inputs.map()
     }
     /// The attributes (including the SDK's `weave` block).
     pub fn attributes(&self) -> &JsonMap {
@@ -499,7 +559,7 @@ impl Call {
             turn_id: self.inner.turn_id.clone(),
             started_at: self.inner.started_at,
             attributes: (*self.inner.attributes).clone(),
-            inputs: self.inner.inputs.clone(),
+            inputs: self.inner.inputs.to_map(),
             ended_at: st.ended_at,
             exception: st.exception.clone(),
             output: st.output.clone(),
@@ -551,7 +611,7 @@ impl CallInner {
             turn_id: i.turn_id.clone(),
             started_at: i.started_at,
             attributes: (*i.attributes).clone(),
-            inputs: i.inputs.clone(),
+            inputs: i.inputs.to_map(),
             otel_dump: None,
             wb_user_id: None,
             wb_run_id: None,

@@ -23,7 +23,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use self::call::{Call, NewCall, StatusCounts};
+use self::call::{Call, Inputs, NewCall, StatusCounts};
 use self::calls_iter::{CallsIter, CallsQuery};
 use self::exception::{Exception, IntoException};
 use self::writer::Writer;
@@ -368,20 +368,38 @@ pub(crate) fn redact_inputs(mut inputs: JsonMap) -> JsonMap {
 /// Redacts [`REDACT_KEYS`] (any case) at any depth, without recursion or allocation for
 /// inputs that have no nested values.
 pub(crate) fn redact_inputs_in_place(inputs: &mut JsonMap) {
-    fn visit<'a>(m: &'a mut JsonMap, stack: &mut Vec<&'a mut Value>) {
-        for (k, v) in m.iter_mut() {
-            if REDACT_KEYS.iter().any(|r| k.eq_ignore_ascii_case(r)) {
-                *v = Value::from(REDACTED_VALUE);
-            } else if matches!(v, Value::Object(_) | Value::Array(_)) {
-                stack.push(v);
-            }
+    let mut stack: Vec<&mut Value> = Vec::new();
+    redact_level(inputs, &mut stack);
+    redact_stack(stack);
+}
+
+/// Whether an input named `key` is redacted ([`REDACT_KEYS`], any case).
+pub(crate) fn is_redacted_key(key: &str) -> bool {
+    REDACT_KEYS.iter().any(|r| key.eq_ignore_ascii_case(r))
+}
+
+/// Redacts [`REDACT_KEYS`] inside `v` at any depth (nothing to do for scalars).
+pub(crate) fn redact_value_in_place(v: &mut Value) {
+    if matches!(v, Value::Object(_) | Value::Array(_)) {
+        redact_stack(vec![v]);
+    }
+}
+
+fn redact_level<'a>(m: &'a mut JsonMap, stack: &mut Vec<&'a mut Value>) {
+    for (k, v) in m.iter_mut() {
+        if is_redacted_key(k) {
+            *v = Value::from(REDACTED_VALUE);
+        } else if matches!(v, Value::Object(_) | Value::Array(_)) {
+            stack.push(v);
         }
     }
-    let mut stack: Vec<&mut Value> = Vec::new();
-    visit(inputs, &mut stack);
+}
+
+/// Works through nested values without recursion.
+fn redact_stack(mut stack: Vec<&mut Value>) {
     while let Some(v) = stack.pop() {
         match v {
-            Value::Object(m) => visit(m, &mut stack),
+            Value::Object(m) => redact_level(m, &mut stack),
             Value::Array(items) => stack.extend(
                 items
                     .iter_mut()
@@ -605,7 +623,7 @@ impl WeaveClient {
                 )));
             }
         };
-        self.create_call_inner(&op, op_name, inputs, opts)
+        self.create_call_inner(&op, op_name, Inputs::Map(inputs), opts)
     }
 
     /// [`WeaveClient::create_call_with`] for an op already resolved to `op_name` and inputs
@@ -614,13 +632,14 @@ impl WeaveClient {
         &self,
         op: &Op,
         op_name: Arc<str>,
-        mut inputs: JsonMap,
+        mut inputs: Inputs,
         opts: CallOptions,
     ) -> Result<Call> {
-        redact_inputs_in_place(&mut inputs);
+        inputs.redact();
         if let Some(f) = &op.postprocess_inputs {
-            inputs = guarded(
-                || f(inputs),
+            let map = inputs.into_map();
+            inputs = Inputs::Map(guarded(
+                || f(map),
                 |msg| {
                     let mut m = JsonMap::new();
                     m.insert(
@@ -629,7 +648,7 @@ impl WeaveClient {
                     );
                     m
                 },
-            );
+            ));
         }
         if opts.attributes.contains_key("weave") {
             return Err(WeaveError::invalid_input(
@@ -665,10 +684,10 @@ impl WeaveClient {
             },
             None => (None, false),
         };
-        let id = crate::ids::generate_id_arc();
+        let id = crate::ids::IdText::generate();
         let (trace_id, parent_id) = match &parent {
-            Some(p) => (p.trace_id_arc().clone(), Some(p.id_arc().clone())),
-            None => (crate::ids::generate_id_arc(), None),
+            Some(p) => (p.trace_id_text().clone(), Some(p.id_text().clone())),
+            None => (crate::ids::IdText::generate(), None),
         };
         let thread_id = opts.thread_id.or_else(|| {
             parent
