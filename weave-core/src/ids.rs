@@ -74,16 +74,14 @@ fn new_id_text() -> [u8; 36] {
         .unwrap_or((now, a & ((1 << (COUNTER_BITS - 1)) - 1)));
     let hi: u64 = (ms << 16) | 0x7000 | (counter >> 30);
     let lo: u64 = 0x8000_0000_0000_0000 | ((counter & 0x3fff_ffff) << 32) | (b & 0xffff_ffff);
-    let v = (u128::from(hi) << 64) | u128::from(lo);
-    // Where the 32 hex digits go in `8-4-4-4-12`.
-    const POS: [usize; 32] = [
-        0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 14, 15, 16, 17, 19, 20, 21, 22, 24, 25, 26, 27, 28,
-        29, 30, 31, 32, 33, 34, 35,
-    ];
+    let bytes = ((u128::from(hi) << 64) | u128::from(lo)).to_be_bytes();
+    // Where each byte's two hex digits go in `8-4-4-4-12`.
+    const POS: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut buf = *b"00000000-0000-0000-0000-000000000000";
-    for (i, &pos) in POS.iter().enumerate() {
-        buf[pos] = HEX[((v >> (124 - 4 * i)) & 0xf) as usize];
+    for (&b, &pos) in bytes.iter().zip(POS.iter()) {
+        buf[pos] = HEX[usize::from(b >> 4)];
+        buf[pos + 1] = HEX[usize::from(b & 0xf)];
     }
     buf
 }
@@ -118,8 +116,9 @@ impl IdText {
 
     pub(crate) fn as_str(&self) -> &str {
         match self {
-            // Only ever made of ASCII hex digits and dashes.
-            IdText::Uuid(b) => std::str::from_utf8(b).unwrap_or_default(),
+            // SAFETY: a `Uuid` is only made by `new_id_text` (hex digits and dashes) or from
+            // the bytes of a `String` checked to be a canonical UUID: always ASCII.
+            IdText::Uuid(b) => unsafe { std::str::from_utf8_unchecked(b) },
             IdText::Other(s) => s,
         }
     }
