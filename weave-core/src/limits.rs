@@ -55,31 +55,16 @@ fn drop_iteratively(v: Value) {
     }
 }
 
-/// Whether `value` nests arrays or objects more than `max` levels deep (without
-/// recursion, and without allocating for scalars).
+/// Whether `value` nests arrays or objects more than `max` levels deep. Recursion is
+/// bounded by `max` (callers pass at most [`MAX_DEPTH`]), so a deep value cannot overflow
+/// the stack here, and nothing is allocated.
 pub fn depth_exceeds(value: &Value, max: usize) -> bool {
-    if !matches!(value, Value::Array(_) | Value::Object(_)) {
-        return false;
+    match value {
+        Value::Array(_) | Value::Object(_) if max == 0 => true,
+        Value::Array(items) => items.iter().any(|v| depth_exceeds(v, max - 1)),
+        Value::Object(m) => m.values().any(|v| depth_exceeds(v, max - 1)),
+        _ => false,
     }
-    let mut stack: Vec<(&Value, usize)> = vec![(value, 0)];
-    while let Some((v, depth)) = stack.pop() {
-        match v {
-            Value::Array(_) | Value::Object(_) if depth >= max => return true,
-            Value::Array(items) => stack.extend(
-                items
-                    .iter()
-                    .filter(|x| matches!(x, Value::Array(_) | Value::Object(_)))
-                    .map(|x| (x, depth + 1)),
-            ),
-            Value::Object(m) => stack.extend(
-                m.values()
-                    .filter(|x| matches!(x, Value::Array(_) | Value::Object(_)))
-                    .map(|x| (x, depth + 1)),
-            ),
-            _ => {}
-        }
-    }
-    false
 }
 
 /// Serialises each field, and when their total is over [`ROW_BYTES_LIMIT`], replaces each

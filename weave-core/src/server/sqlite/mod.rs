@@ -169,6 +169,9 @@ impl SqliteServer {
                 )));
             }
             conn.pragma_update(None, "synchronous", "NORMAL")?;
+            // 32 MiB of page cache for the writer (SQLite's default is 2 MiB): the indexes'
+            // pages stay in memory while calls are written.
+            conn.pragma_update(None, "cache_size", -32768)?;
         }
         functions::register(conn)?;
         migrations::migrate(conn)
@@ -334,26 +337,61 @@ fn end_row(e: &EndedCallSchemaForInsert) -> Result<EndRow<'_>> {
     })
 }
 
-const INSERT_COLUMNS: &str =
-    "project_id, id, trace_id, parent_id, thread_id, turn_id, op_name, display_name, started_at, \
-     attributes, inputs, otel_dump, wb_user_id, wb_run_id, wb_run_step";
+macro_rules! insert_calls {
+    () => {
+        "INSERT INTO calls (project_id, id, trace_id, parent_id, thread_id, turn_id, op_name, display_name, \
+         started_at, attributes, inputs, otel_dump, wb_user_id, wb_run_id, wb_run_step"
+    };
+}
+/// A new call's start; nothing when the call already has a row.
+const INSERT_NEW_START: &str = concat!(
+    insert_calls!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) ON CONFLICT DO NOTHING"
+);
+/// A start over an existing row (an end came first, or the start is sent again).
+const UPSERT_START: &str = concat!(
+    insert_calls!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+     ON CONFLICT (project_id, id) DO UPDATE SET trace_id = excluded.trace_id, parent_id = excluded.parent_id, \
+     thread_id = excluded.thread_id, turn_id = excluded.turn_id, op_name = excluded.op_name, \
+     display_name = COALESCE(calls.display_name, excluded.display_name), started_at = excluded.started_at, \
+     attributes = excluded.attributes, inputs = excluded.inputs, otel_dump = excluded.otel_dump, \
+     wb_user_id = excluded.wb_user_id, wb_run_id = excluded.wb_run_id, wb_run_step = excluded.wb_run_step"
+);
+/// A new call, started and ended; nothing when the call already has a row.
+const INSERT_NEW_COMPLETE: &str = concat!(
+    insert_calls!(),
+    ", ended_at, exception, output, summary, wb_run_step_end) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20) \
+     ON CONFLICT DO NOTHING"
+);
+
+/// An end onto a started call that has not ended.
+const UPDATE_END_OF_STARTED: &str = "UPDATE calls SET ended_at = ?3, exception = ?4, output = ?5, summary = ?6, \
+     wb_run_step_end = ?7 WHERE project_id = ?1 AND id = ?2 AND ended_at IS NULL";
+
+/// The statements a batch runs per call, prepared once per batch (looking a statement up in
+/// the cache hashes its whole SQL text, which costs more than binding it).
+struct HotStatements<'t> {
+    new_start: rusqlite::CachedStatement<'t>,
+    new_complete: rusqlite::CachedStatement<'t>,
+    end_started: rusqlite::CachedStatement<'t>,
+}
+
+impl<'t> HotStatements<'t> {
+    fn new(tx: &'t Transaction<'_>) -> Result<Self> {
+        Ok(HotStatements {
+            new_start: tx.prepare_cached(INSERT_NEW_START)?,
+            new_complete: tx.prepare_cached(INSERT_NEW_COMPLETE)?,
+            end_started: tx.prepare_cached(UPDATE_END_OF_STARTED)?,
+        })
+    }
+}
 
 /// Writes a start: a new row when the call is new (the common case, one statement), else
 /// the start's columns over the existing row and its input refs replaced.
-fn insert_start(tx: &Transaction<'_>, r: &StartRow<'_>) -> Result<()> {
+fn insert_start(tx: &Transaction<'_>, hot: &mut HotStatements<'_>, r: &StartRow<'_>) -> Result<()> {
     let s = r.s;
-    let sql_new = format!(
-        "INSERT INTO calls ({INSERT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
-         ON CONFLICT DO NOTHING"
-    );
-    let sql_upsert = format!(
-        "INSERT INTO calls ({INSERT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
-         ON CONFLICT (project_id, id) DO UPDATE SET trace_id = excluded.trace_id, parent_id = excluded.parent_id, \
-         thread_id = excluded.thread_id, turn_id = excluded.turn_id, op_name = excluded.op_name, \
-         display_name = COALESCE(calls.display_name, excluded.display_name), started_at = excluded.started_at, \
-         attributes = excluded.attributes, inputs = excluded.inputs, otel_dump = excluded.otel_dump, \
-         wb_user_id = excluded.wb_user_id, wb_run_id = excluded.wb_run_id, wb_run_step = excluded.wb_run_step"
-    );
     let params = rusqlite::params![
         s.project_id,
         r.id,
@@ -371,10 +409,10 @@ fn insert_start(tx: &Transaction<'_>, r: &StartRow<'_>) -> Result<()> {
         s.wb_run_id,
         s.wb_run_step,
     ];
-    if tx.prepare_cached(&sql_new)?.execute(params)? == 1 {
+    if hot.new_start.execute(params)? == 1 {
         insert_refs(tx, &s.project_id, &r.id, 0, &r.refs)?;
     } else {
-        tx.prepare_cached(&sql_upsert)?.execute(params)?;
+        tx.prepare_cached(UPSERT_START)?.execute(params)?;
         replace_refs(tx, &s.project_id, &r.id, 0, &r.refs)?;
     }
     Ok(())
@@ -382,14 +420,11 @@ fn insert_start(tx: &Transaction<'_>, r: &StartRow<'_>) -> Result<()> {
 
 /// Writes an end: onto the started row when it has not ended yet (one statement), else as
 /// an upsert (an end before its start, or again) with its output refs replaced.
-fn insert_end(tx: &Transaction<'_>, r: &EndRow<'_>) -> Result<()> {
+fn insert_end(tx: &Transaction<'_>, hot: &mut HotStatements<'_>, r: &EndRow<'_>) -> Result<()> {
     let e = r.e;
     let exception = e.exception.as_deref().filter(|x| !x.is_empty());
-    let updated = tx
-        .prepare_cached(
-            "UPDATE calls SET ended_at = ?3, exception = ?4, output = ?5, summary = ?6, wb_run_step_end = ?7 \
-             WHERE project_id = ?1 AND id = ?2 AND ended_at IS NULL",
-        )?
+    let updated = hot
+        .end_started
         .execute(rusqlite::params![
             e.project_id,
             e.id,
@@ -424,14 +459,15 @@ fn insert_end(tx: &Transaction<'_>, r: &EndRow<'_>) -> Result<()> {
 
 /// Writes a start and its end (both in one batch) as one new row; false when the call
 /// already has a row (then the caller writes them one after the other).
-fn insert_complete(tx: &Transaction<'_>, s: &StartRow<'_>, e: &EndRow<'_>) -> Result<bool> {
+fn insert_complete(
+    tx: &Transaction<'_>,
+    hot: &mut HotStatements<'_>,
+    s: &StartRow<'_>,
+    e: &EndRow<'_>,
+) -> Result<bool> {
     let (st, en) = (s.s, e.e);
-    let inserted = tx
-        .prepare_cached(&format!(
-            "INSERT INTO calls ({INSERT_COLUMNS}, ended_at, exception, output, summary, wb_run_step_end) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20) \
-             ON CONFLICT DO NOTHING"
-        ))?
+    let inserted = hot
+        .new_complete
         .execute(rusqlite::params![
             st.project_id,
             s.id,
@@ -501,6 +537,7 @@ fn write_call_batch(
             ends.entry((&e.end.project_id, &e.end.id)).or_insert(i);
         }
     }
+    let mut hot = HotStatements::new(tx)?;
     let mut merged = vec![false; batch.len()];
     let mut res = Vec::with_capacity(batch.len());
     for (i, item) in batch.iter().enumerate() {
@@ -519,13 +556,13 @@ fn write_call_batch(
                     if let CallBatchItem::End(e) = &batch[j] {
                         // Invalid ends are reported at their own position below.
                         if let Ok(end) = end_row(&e.end) {
-                            done = insert_complete(tx, &row, &end).map_err(name_item(i))?;
+                            done = insert_complete(tx, &mut hot, &row, &end).map_err(name_item(i))?;
                             merged[j] = done;
                         }
                     }
                 }
                 if !done {
-                    insert_start(tx, &row).map_err(name_item(i))?;
+                    insert_start(tx, &mut hot, &row).map_err(name_item(i))?;
                 }
                 res.push(CallBatchItemRes::Start(CallStartRes {
                     id: row.id,
@@ -535,7 +572,7 @@ fn write_call_batch(
             CallBatchItem::End(e) => {
                 if !merged[i] {
                     let row = end_row(&e.end).map_err(name_item(i))?;
-                    insert_end(tx, &row).map_err(name_item(i))?;
+                    insert_end(tx, &mut hot, &row).map_err(name_item(i))?;
                 }
                 res.push(CallBatchItemRes::End(CallEndRes {}));
             }
@@ -872,7 +909,7 @@ impl TraceServer for SqliteServer {
         let row = start_row(&req.start)?;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        insert_start(&tx, &row)?;
+        insert_start(&tx, &mut HotStatements::new(&tx)?, &row)?;
         tx.commit()?;
         Ok(CallStartRes {
             id: row.id,
@@ -884,7 +921,7 @@ impl TraceServer for SqliteServer {
         let row = end_row(&req.end)?;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        insert_end(&tx, &row)?;
+        insert_end(&tx, &mut HotStatements::new(&tx)?, &row)?;
         tx.commit()?;
         Ok(CallEndRes {})
     }
