@@ -13,9 +13,9 @@
 //! - `weave_op_nested3`: three nested ops; the figure is for the three (divide by 3 per op).
 //! - `weave_op_1k_input`: an op whose input is a 1 KiB JSON-like struct.
 //!
-//! The weave cases measure what the caller pays: the background writer is flushed between
-//! samples, outside the timed loop, so the queue never fills and nothing is dropped (a
-//! dropped call would cost less than a recorded one). `WEAVE_BENCH_QUICK=1` runs a few
+//! The weave cases measure what the caller pays: the background writer is flushed every
+//! [`BACKLOG`] calls, outside the timed loop, so the queue never fills and nothing is dropped
+//! (a dropped call would cost less than a recorded one). `WEAVE_BENCH_QUICK=1` runs a few
 //! samples only (CI proves the benchmark still runs).
 
 use std::hint::black_box;
@@ -106,14 +106,26 @@ fn quick() -> bool {
     std::env::var("WEAVE_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
-/// Times `iters` runs of `f` and flushes `client`'s writer afterwards, untimed.
+/// At most this many calls wait for the writer while a sample runs.
+const BACKLOG: u64 = 10_000;
+
+/// Times `iters` runs of `f`, in runs of at most [`BACKLOG`] with `client`'s writer flushed
+/// between them, untimed. A program that traces no faster than its store writes has a
+/// bounded backlog; letting one grow to millions within a sample would time the page faults
+/// of a growing heap instead of what a call costs.
 fn timed_then_flushed(client: &WeaveClient, iters: u64, mut f: impl FnMut()) -> Duration {
-    let t = Instant::now();
-    for _ in 0..iters {
-        f();
+    let mut elapsed = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        let n = left.min(BACKLOG);
+        let t = Instant::now();
+        for _ in 0..n {
+            f();
+        }
+        elapsed += t.elapsed();
+        assert!(client.flush_timeout(Duration::from_secs(600)));
+        left -= n;
     }
-    let elapsed = t.elapsed();
-    assert!(client.flush_timeout(Duration::from_secs(600)));
     elapsed
 }
 

@@ -7,6 +7,7 @@ use super::WeaveClient;
 use crate::error::Result;
 use crate::query::Query;
 use crate::schema::{CallSchema, CallsFilter, CallsQueryReq, CallsQueryStatsReq, SortBy};
+use crate::server::CallsStream;
 
 /// Everything `get_calls` accepts (Python's `get_calls` keyword arguments), as a builder.
 ///
@@ -48,7 +49,8 @@ pub struct CallsQuery {
     pub include_storage_size: bool,
     /// Fill `total_storage_size_bytes`.
     pub include_total_storage_size: bool,
-    /// Calls fetched per request (default 1000, or `WEAVE_CALLS_PAGE_SIZE`).
+    /// Calls fetched per request from a paged (remote) backend (default 1000, or
+    /// `WEAVE_CALLS_PAGE_SIZE`); the embedded store streams the whole query (see [`CallsIter`]).
     pub page_size: Option<u64>,
 }
 
@@ -122,7 +124,7 @@ impl CallsQuery {
         self.include_total_storage_size = yes;
         self
     }
-    /// Calls fetched per request.
+    /// Calls fetched per request from a paged (remote) backend (see [`CallsIter`]).
     pub fn page_size(mut self, n: u64) -> Self {
         self.page_size = Some(n.max(1));
         self
@@ -165,11 +167,23 @@ impl From<crate::query::Expr> for CallsQuery {
     }
 }
 
-/// The calls of a query, fetched lazily one page at a time (Python's `PaginatedIterator`).
+/// The calls of a query, fetched lazily (Python's `PaginatedIterator`).
 ///
-/// Iterating yields `Result<Call>`: a page that cannot be fetched yields its error once and
-/// ends the iteration. Only one page is held in memory. [`CallsIter::size`] counts the
-/// matching calls with the stats query, without fetching them.
+/// How they are fetched depends on the backend
+/// ([`TraceServer::streams_calls_lazily`](crate::TraceServer::streams_calls_lazily)):
+///
+/// - **The embedded store** reads a query lazily, so the whole range (the query's `offset`
+///   and `limit`) is asked for in one request on the first `next`, and read as it is
+///   consumed: iterating N calls costs O(N). The calls are those stored when iteration
+///   starts (the client's queued writes are flushed first); [`CallsQuery::page_size`] does
+///   not apply.
+/// - **A remote server** is asked one page of `page_size` calls at a time (`offset` +
+///   `limit`), the client's queued writes flushed before each page; only one page is held in
+///   memory.
+///
+/// Iterating yields `Result<Call>`: a request or call that cannot be read yields its error
+/// once and ends the iteration. [`CallsIter::size`] counts the matching calls with the stats
+/// query, without fetching them.
 ///
 /// # Examples
 ///
@@ -188,14 +202,29 @@ impl From<crate::query::Expr> for CallsQuery {
 /// assert_eq!(outputs, [4, 9, 16]);
 /// # Ok::<(), weave_core::WeaveError>(())
 /// ```
-#[derive(Debug)]
 pub struct CallsIter {
     client: WeaveClient,
     query: CallsQuery,
     page_size: u64,
+    /// Calls fetched so far (paging).
     fetched: u64,
     buffer: VecDeque<CallSchema>,
+    /// The one stream of the whole range, once asked for (a backend that streams lazily).
+    stream: Option<CallsStream>,
     exhausted: bool,
+}
+
+impl std::fmt::Debug for CallsIter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallsIter")
+            .field("query", &self.query)
+            .field("page_size", &self.page_size)
+            .field("fetched", &self.fetched)
+            .field("buffered", &self.buffer.len())
+            .field("streaming", &self.stream.is_some())
+            .field("exhausted", &self.exhausted)
+            .finish()
+    }
 }
 
 impl CallsIter {
@@ -207,11 +236,13 @@ impl CallsIter {
             page_size,
             fetched: 0,
             buffer: VecDeque::new(),
+            stream: None,
             exhausted: false,
         }
     }
 
-    /// Sets how many calls each request fetches.
+    /// Sets how many calls each request fetches (from a backend that is paged; see
+    /// [`CallsIter`]).
     pub fn page_size(mut self, n: u64) -> Self {
         self.page_size = n.max(1);
         self
@@ -258,12 +289,47 @@ impl CallsIter {
         }
         Ok(())
     }
+
+    /// The next call of the one stream of the whole range, asked for on the first call.
+    fn next_streamed(&mut self) -> Option<Result<CallSchema>> {
+        if self.stream.is_none() {
+            if self.query.limit == Some(0) {
+                self.exhausted = true;
+                return None;
+            }
+            self.client.flush();
+            let req = self.query.to_req(self.client.project_id());
+            match self.client.server().calls_query_stream(req) {
+                Ok(stream) => self.stream = Some(stream),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        let next = self.stream.as_mut()?.next();
+        if !matches!(next, Some(Ok(_))) {
+            // The end, or an error (yielded once): let the stream go now.
+            self.stream = None;
+            self.exhausted = true;
+        }
+        next
+    }
 }
 
 impl Iterator for CallsIter {
     type Item = Result<Call>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if self.exhausted && self.buffer.is_empty() {
+            return None;
+        }
+        if self.stream.is_some() || self.client.server().streams_calls_lazily() {
+            return match self.next_streamed()? {
+                Ok(schema) => Some(Ok(Call::from_schema(self.client.clone(), schema))),
+                Err(e) => {
+                    self.exhausted = true;
+                    Some(Err(e))
+                }
+            };
+        }
         if self.buffer.is_empty() && !self.exhausted {
             if let Err(e) = self.fetch_page() {
                 self.exhausted = true;

@@ -41,6 +41,7 @@ use crate::schema::{
     CallBatchItem, CallEndReq, CallStartReq, FeedbackCreateBatchReq, FeedbackCreateReq,
     FeedbackQueryReq, JsonMap,
 };
+use crate::server::sqlite::CallWrite;
 use crate::server::TraceServer;
 
 /// The most items written in one batch.
@@ -359,12 +360,12 @@ fn run(queue: &Queue, server: Arc<dyn TraceServer>, counters: Arc<Counters>) {
         linger = true;
         let mut msgs = taken.drain(..).peekable();
         while msgs.peek().is_some() {
-            let mut batch = Vec::new();
+            let mut calls = Vec::new();
             let mut feedback = Vec::new();
             let mut acks = Vec::new();
             // Up to MAX_BATCH items, or up to a flush.
             while let Some(msg) =
-                msgs.next_if(|_| batch.len() + feedback.len() < MAX_BATCH && acks.is_empty())
+                msgs.next_if(|_| calls.len() + feedback.len() < MAX_BATCH && acks.is_empty())
             {
                 match msg {
                     Msg::Feedback(f) => feedback.push(*f),
@@ -376,12 +377,12 @@ fn run(queue: &Queue, server: Arc<dyn TraceServer>, counters: Arc<Counters>) {
                         acks.push(ack);
                         counters.done.fetch_add(1, Ordering::SeqCst);
                     }
-                    item => batch.extend(item.into_item()),
+                    call => calls.push(call),
                 }
             }
             // Calls first: feedback queued after a call is about a call already sent.
             for n in [
-                write_batch(&*server, batch, &counters),
+                write_calls(&*server, calls, &counters),
                 write_batch(&*server, feedback, &counters),
             ] {
                 counters.done.fetch_add(n as u64, Ordering::SeqCst);
@@ -391,6 +392,31 @@ fn run(queue: &Queue, server: Arc<dyn TraceServer>, counters: Arc<Counters>) {
             }
         }
     }
+}
+
+/// Writes call messages: straight from the records into the embedded store, else (or when
+/// that fails: the transaction rolled back, so nothing is written twice) as protocol items
+/// through [`write_batch`], with its retries and isolation of bad items. Returns how many.
+fn write_calls(server: &dyn TraceServer, calls: Vec<Msg>, counters: &Counters) -> usize {
+    if calls.is_empty() {
+        return 0;
+    }
+    if let Some(store) = server.as_embedded() {
+        let writes: Vec<CallWrite<'_>> = calls
+            .iter()
+            .filter_map(|m| match m {
+                Msg::Item(item) => Some(CallWrite::Item(item)),
+                Msg::Start(c) => Some(CallWrite::Start(c)),
+                Msg::End(c) => Some(CallWrite::End(c)),
+                _ => None,
+            })
+            .collect();
+        if store.write_calls(&writes).is_ok() {
+            return calls.len();
+        }
+    }
+    let items: Vec<CallBatchItem> = calls.into_iter().filter_map(Msg::into_item).collect();
+    write_batch(server, items, counters)
 }
 
 fn save_op(server: &dyn TraceServer, op: OpSave, counters: &Counters) {

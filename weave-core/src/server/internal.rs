@@ -48,6 +48,14 @@ impl TraceServer for Internal {
         self.0.queues_feedback()
     }
 
+    fn streams_calls_lazily(&self) -> bool {
+        self.0.streams_calls_lazily()
+    }
+
+    fn as_embedded(&self) -> Option<&crate::SqliteServer> {
+        self.0.as_embedded()
+    }
+
     fn call_write_batch(&self, batch: &[CallBatchItem]) -> Result<()> {
         internal(|| self.0.call_write_batch(batch))
     }

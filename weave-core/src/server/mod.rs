@@ -43,6 +43,13 @@ pub trait TraceServer: Send + Sync + std::fmt::Debug {
     /// start.
     fn call_start_batch(&self, req: CallCreateBatchReq) -> Result<CallCreateBatchRes>;
 
+    /// The embedded store behind this backend, if it is one: the client's writer hands it
+    /// call records directly. Not for use outside weave-core.
+    #[doc(hidden)]
+    fn as_embedded(&self) -> Option<&crate::SqliteServer> {
+        None
+    }
+
     /// Applies a batch as [`TraceServer::call_start_batch`] does, without taking it (the
     /// client's writer keeps a batch until it is written, to retry or split it). The default
     /// copies the batch; the embedded store writes from the borrowed items.
@@ -139,6 +146,16 @@ pub trait TraceServer: Send + Sync + std::fmt::Debug {
     /// the caller; false (the default) for the embedded store, which answers at once with the
     /// stored row.
     fn queues_feedback(&self) -> bool {
+        false
+    }
+
+    /// Whether [`TraceServer::calls_query_stream`] reads a query's calls lazily, as the
+    /// stream is consumed, at a cost linear in what is read — so that a client may ask for the
+    /// whole remaining range of a query (its `offset` and `limit`) in one stream. True for the
+    /// embedded store, where [`crate::CallsIter`] then makes one request instead of paging
+    /// with `offset`, which re-reads every skipped row per page. False (the default): the
+    /// client pages, `page_size` calls per request, as the Python client does.
+    fn streams_calls_lazily(&self) -> bool {
         false
     }
 }

@@ -127,6 +127,45 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (project_id, digest)
     );
     "#,
+    // v5: indexes for reading a large store, and fixed planner statistics.
+    //
+    // - The trace, parent and op indexes gain `started_at`: a trace, a call's children (and
+    //   the trace roots, `parent_id IS NULL`) or one op's calls are found and come out in the
+    //   default order (`started_at`) straight from the index, so neither a whole trace nor
+    //   the first page of an op walks the table.
+    // - `calls_project_op_errors` holds only the failed calls: `summary.weave.status ==
+    //   "error"` compiles to exactly its condition (`query::ERROR_SQL`, with the
+    //   `deleted_at IS NULL` every calls query has), so counting or listing failed calls
+    //   (of an op) reads this small index alone. The `started_at IS NOT NULL` of every
+    //   calls query is a range on its last column.
+    // - `sqlite_stat1` rows for `calls`: without statistics SQLite assumes an equality on
+    //   the first column of an index selects ~10 rows, so `project_id = ?` looked selective
+    //   and the planner preferred walking `calls_project_started` (which gives the order
+    //   for free) over looking up a list of trace or parent ids. These rows describe the
+    //   shape of every store instead: one project holds (nearly) every call, an id one
+    //   call, a trace ~10, a parent ~5, an op very many (so a list of ops still walks
+    //   `calls_project_started` for the first page), failed calls are few. A real ANALYZE
+    //   replaces them; a later migration that adds an index on `calls` adds its row.
+    r#"
+    DROP INDEX calls_project_trace;
+    CREATE INDEX calls_project_trace_started ON calls (project_id, trace_id, started_at);
+    DROP INDEX calls_project_parent;
+    CREATE INDEX calls_project_parent_started ON calls (project_id, parent_id, started_at);
+    DROP INDEX calls_project_op;
+    CREATE INDEX calls_project_op_started ON calls (project_id, op_name, started_at);
+    CREATE INDEX calls_project_op_errors ON calls (project_id, op_name, started_at)
+        WHERE exception IS NOT NULL AND exception != '' AND deleted_at IS NULL;
+    ANALYZE sqlite_schema;
+    DELETE FROM sqlite_stat1 WHERE tbl = 'calls';
+    INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES
+        ('calls', 'sqlite_autoindex_calls_1', '1000000 1000000 1'),
+        ('calls', 'calls_project_started', '1000000 1000000 1'),
+        ('calls', 'calls_project_trace_started', '1000000 1000000 10 1'),
+        ('calls', 'calls_project_parent_started', '1000000 1000000 5 1'),
+        ('calls', 'calls_project_op_started', '1000000 1000000 300000 1'),
+        ('calls', 'calls_project_op_errors', '10000 10000 1000 1');
+    ANALYZE sqlite_schema;
+    "#,
 ];
 
 /// The schema version this build writes.

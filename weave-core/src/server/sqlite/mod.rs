@@ -19,21 +19,24 @@ mod functions;
 mod migrations;
 mod objects;
 mod query;
+mod writes;
+
+pub(crate) use self::writes::CallWrite;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 
-use rusqlite::{params_from_iter, Connection, OpenFlags, OptionalExtension, Row, Transaction};
+use rusqlite::{params_from_iter, Connection, OpenFlags, OptionalExtension, Row};
 use serde_json::Value;
 
 use self::query::Params;
 use super::{CallsStream, TraceServer};
 use crate::config::Settings;
 use crate::error::{Result, WeaveError};
-use crate::ids::{generate_id, is_valid_call_id, is_valid_trace_id};
 use crate::limits;
-use crate::refs::extract_refs;
 use crate::schema::check_project_id;
 use crate::schema::summary::derive_weave_summary;
 use crate::schema::*;
@@ -223,382 +226,6 @@ impl SqliteServer {
             None => self.conn(),
         }
     }
-}
-
-/// The JSON text of `v`, nested at most [`limits::MAX_DEPTH`] deep (a deeper value is
-/// copied and capped; the common shallow one is serialised as it is).
-fn capped_text(v: &Value) -> String {
-    if limits::depth_exceeds(v, limits::MAX_DEPTH) {
-        let mut v = v.clone();
-        limits::cap_depth(&mut v);
-        serde_json::to_string(&v)
-    } else {
-        serde_json::to_string(v)
-    }
-    .unwrap_or_else(|_| limits::exceeds_limits_marker().to_string())
-}
-
-/// [`capped_text`] of a JSON object.
-fn capped_map_text(m: &JsonMap) -> String {
-    if m.values()
-        .any(|v| limits::depth_exceeds(v, limits::MAX_DEPTH - 1))
-    {
-        capped_text(&Value::Object(m.clone()))
-    } else {
-        serde_json::to_string(m).unwrap_or_else(|_| limits::exceeds_limits_marker().to_string())
-    }
-}
-
-/// Refs in a JSON object's values, as [`extract_refs`] finds them.
-fn map_refs(m: &JsonMap) -> Vec<String> {
-    let mut out = Vec::new();
-    for v in m.values() {
-        for r in extract_refs(v) {
-            if !out.contains(&r) {
-                out.push(r);
-            }
-        }
-    }
-    out
-}
-
-/// A start, validated and turned into column values.
-struct StartRow<'a> {
-    s: &'a StartedCallSchemaForInsert,
-    id: String,
-    trace_id: String,
-    inputs: String,
-    attributes: String,
-    otel: Option<String>,
-    refs: Vec<String>,
-}
-
-fn start_row(s: &StartedCallSchemaForInsert) -> Result<StartRow<'_>> {
-    check_project_id(&s.project_id)?;
-    crate::refs::check_op_name(&s.op_name)?;
-    let id = s.id.clone().unwrap_or_else(generate_id);
-    let trace_id = s.trace_id.clone().unwrap_or_else(generate_id);
-    if !is_valid_call_id(&id) {
-        return Err(WeaveError::invalid_input(format!(
-            "call id {id:?} is not a lowercase UUID or 16-hex-digit span id"
-        )));
-    }
-    if !is_valid_trace_id(&trace_id) {
-        return Err(WeaveError::invalid_input(format!(
-            "trace id {trace_id:?} is not a lowercase UUID or 32-hex-digit trace id"
-        )));
-    }
-    let mut texts = limits::limit_row_texts(vec![
-        capped_map_text(&s.inputs),
-        capped_map_text(&s.attributes),
-    ]);
-    let attributes = texts.pop().unwrap_or_default();
-    let inputs = texts.pop().unwrap_or_default();
-    let otel = s
-        .otel_dump
-        .as_ref()
-        .map(|m| limits::limit_row_texts(vec![capped_map_text(m)]).remove(0));
-    Ok(StartRow {
-        refs: map_refs(&s.inputs),
-        s,
-        id,
-        trace_id,
-        inputs,
-        attributes,
-        otel,
-    })
-}
-
-/// An end, validated and turned into column values.
-struct EndRow<'a> {
-    e: &'a EndedCallSchemaForInsert,
-    output: String,
-    summary: String,
-    refs: Vec<String>,
-}
-
-fn end_row(e: &EndedCallSchemaForInsert) -> Result<EndRow<'_>> {
-    check_project_id(&e.project_id)?;
-    if !is_valid_call_id(&e.id) {
-        return Err(WeaveError::invalid_input(format!(
-            "call id {:?} is not a lowercase UUID or 16-hex-digit span id",
-            e.id
-        )));
-    }
-    let mut texts =
-        limits::limit_row_texts(vec![capped_text(&e.output), capped_map_text(&e.summary)]);
-    let summary = texts.pop().unwrap_or_default();
-    let output = texts.pop().unwrap_or_default();
-    Ok(EndRow {
-        refs: extract_refs(&e.output),
-        e,
-        output,
-        summary,
-    })
-}
-
-macro_rules! insert_calls {
-    () => {
-        "INSERT INTO calls (project_id, id, trace_id, parent_id, thread_id, turn_id, op_name, display_name, \
-         started_at, attributes, inputs, otel_dump, wb_user_id, wb_run_id, wb_run_step"
-    };
-}
-/// A new call's start; nothing when the call already has a row.
-const INSERT_NEW_START: &str = concat!(
-    insert_calls!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) ON CONFLICT DO NOTHING"
-);
-/// A start over an existing row (an end came first, or the start is sent again).
-const UPSERT_START: &str = concat!(
-    insert_calls!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
-     ON CONFLICT (project_id, id) DO UPDATE SET trace_id = excluded.trace_id, parent_id = excluded.parent_id, \
-     thread_id = excluded.thread_id, turn_id = excluded.turn_id, op_name = excluded.op_name, \
-     display_name = COALESCE(calls.display_name, excluded.display_name), started_at = excluded.started_at, \
-     attributes = excluded.attributes, inputs = excluded.inputs, otel_dump = excluded.otel_dump, \
-     wb_user_id = excluded.wb_user_id, wb_run_id = excluded.wb_run_id, wb_run_step = excluded.wb_run_step"
-);
-/// A new call, started and ended; nothing when the call already has a row.
-const INSERT_NEW_COMPLETE: &str = concat!(
-    insert_calls!(),
-    ", ended_at, exception, output, summary, wb_run_step_end) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20) \
-     ON CONFLICT DO NOTHING"
-);
-
-/// An end onto a started call that has not ended.
-const UPDATE_END_OF_STARTED: &str = "UPDATE calls SET ended_at = ?3, exception = ?4, output = ?5, summary = ?6, \
-     wb_run_step_end = ?7 WHERE project_id = ?1 AND id = ?2 AND ended_at IS NULL";
-
-/// The statements a batch runs per call, prepared once per batch (looking a statement up in
-/// the cache hashes its whole SQL text, which costs more than binding it).
-struct HotStatements<'t> {
-    new_start: rusqlite::CachedStatement<'t>,
-    new_complete: rusqlite::CachedStatement<'t>,
-    end_started: rusqlite::CachedStatement<'t>,
-}
-
-impl<'t> HotStatements<'t> {
-    fn new(tx: &'t Transaction<'_>) -> Result<Self> {
-        Ok(HotStatements {
-            new_start: tx.prepare_cached(INSERT_NEW_START)?,
-            new_complete: tx.prepare_cached(INSERT_NEW_COMPLETE)?,
-            end_started: tx.prepare_cached(UPDATE_END_OF_STARTED)?,
-        })
-    }
-}
-
-/// Writes a start: a new row when the call is new (the common case, one statement), else
-/// the start's columns over the existing row and its input refs replaced.
-fn insert_start(tx: &Transaction<'_>, hot: &mut HotStatements<'_>, r: &StartRow<'_>) -> Result<()> {
-    let s = r.s;
-    let params = rusqlite::params![
-        s.project_id,
-        r.id,
-        r.trace_id,
-        s.parent_id,
-        s.thread_id,
-        s.turn_id,
-        s.op_name,
-        s.display_name.as_deref().filter(|d| !d.is_empty()),
-        s.started_at.as_nanos(),
-        r.attributes,
-        r.inputs,
-        r.otel,
-        s.wb_user_id,
-        s.wb_run_id,
-        s.wb_run_step,
-    ];
-    if hot.new_start.execute(params)? == 1 {
-        insert_refs(tx, &s.project_id, &r.id, 0, &r.refs)?;
-    } else {
-        tx.prepare_cached(UPSERT_START)?.execute(params)?;
-        replace_refs(tx, &s.project_id, &r.id, 0, &r.refs)?;
-    }
-    Ok(())
-}
-
-/// Writes an end: onto the started row when it has not ended yet (one statement), else as
-/// an upsert (an end before its start, or again) with its output refs replaced.
-fn insert_end(tx: &Transaction<'_>, hot: &mut HotStatements<'_>, r: &EndRow<'_>) -> Result<()> {
-    let e = r.e;
-    let exception = e.exception.as_deref().filter(|x| !x.is_empty());
-    let updated = hot
-        .end_started
-        .execute(rusqlite::params![
-            e.project_id,
-            e.id,
-            e.ended_at.as_nanos(),
-            exception,
-            r.output,
-            r.summary,
-            e.wb_run_step_end,
-        ])?;
-    if updated == 1 {
-        insert_refs(tx, &e.project_id, &e.id, 1, &r.refs)?;
-        return Ok(());
-    }
-    tx.prepare_cached(
-        "INSERT INTO calls (project_id, id, ended_at, exception, output, summary, wb_run_step_end) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-         ON CONFLICT (project_id, id) DO UPDATE SET ended_at = excluded.ended_at, exception = excluded.exception, \
-         output = excluded.output, summary = excluded.summary, wb_run_step_end = excluded.wb_run_step_end",
-    )?
-    .execute(rusqlite::params![
-        e.project_id,
-        e.id,
-        e.ended_at.as_nanos(),
-        exception,
-        r.output,
-        r.summary,
-        e.wb_run_step_end,
-    ])?;
-    replace_refs(tx, &e.project_id, &e.id, 1, &r.refs)?;
-    Ok(())
-}
-
-/// Writes a start and its end (both in one batch) as one new row; false when the call
-/// already has a row (then the caller writes them one after the other).
-fn insert_complete(
-    tx: &Transaction<'_>,
-    hot: &mut HotStatements<'_>,
-    s: &StartRow<'_>,
-    e: &EndRow<'_>,
-) -> Result<bool> {
-    let (st, en) = (s.s, e.e);
-    let inserted = hot
-        .new_complete
-        .execute(rusqlite::params![
-            st.project_id,
-            s.id,
-            s.trace_id,
-            st.parent_id,
-            st.thread_id,
-            st.turn_id,
-            st.op_name,
-            st.display_name.as_deref().filter(|d| !d.is_empty()),
-            st.started_at.as_nanos(),
-            s.attributes,
-            s.inputs,
-            s.otel,
-            st.wb_user_id,
-            st.wb_run_id,
-            st.wb_run_step,
-            en.ended_at.as_nanos(),
-            en.exception.as_deref().filter(|x| !x.is_empty()),
-            e.output,
-            e.summary,
-            en.wb_run_step_end,
-        ])?;
-    if inserted == 0 {
-        return Ok(false);
-    }
-    insert_refs(tx, &st.project_id, &s.id, 0, &s.refs)?;
-    insert_refs(tx, &st.project_id, &s.id, 1, &e.refs)?;
-    Ok(true)
-}
-
-fn insert_refs(
-    tx: &Transaction<'_>,
-    project_id: &str,
-    call_id: &str,
-    kind: i64,
-    refs: &[String],
-) -> Result<()> {
-    if refs.is_empty() {
-        return Ok(());
-    }
-    let mut ins = tx.prepare_cached(
-        "INSERT OR IGNORE INTO call_refs (project_id, call_id, kind, ref) VALUES (?1, ?2, ?3, ?4)",
-    )?;
-    for r in refs {
-        ins.execute(rusqlite::params![project_id, call_id, kind, r])?;
-    }
-    Ok(())
-}
-
-/// Applies a batch of starts and ends in order, in one transaction. A start whose end
-/// follows in the same batch is written as one complete row. An invalid item fails the
-/// whole batch (rolled back), naming the item.
-fn write_call_batch(
-    tx: &Transaction<'_>,
-    batch: &[CallBatchItem],
-) -> Result<Vec<CallBatchItemRes>> {
-    let name_item = |i: usize| {
-        move |e: WeaveError| match e {
-            WeaveError::InvalidInput(m) => WeaveError::InvalidInput(format!("batch item {i}: {m}")),
-            other => other,
-        }
-    };
-    // The ends in this batch, by (project, call id): the position of the first one.
-    let mut ends: std::collections::HashMap<(&str, &str), usize> = std::collections::HashMap::new();
-    for (i, item) in batch.iter().enumerate() {
-        if let CallBatchItem::End(e) = item {
-            ends.entry((&e.end.project_id, &e.end.id)).or_insert(i);
-        }
-    }
-    let mut hot = HotStatements::new(tx)?;
-    let mut merged = vec![false; batch.len()];
-    let mut res = Vec::with_capacity(batch.len());
-    for (i, item) in batch.iter().enumerate() {
-        match item {
-            CallBatchItem::Start(s) => {
-                let row = start_row(&s.start).map_err(name_item(i))?;
-                let end_at = s
-                    .start
-                    .id
-                    .as_deref()
-                    .and_then(|id| ends.get(&(s.start.project_id.as_str(), id)))
-                    .copied()
-                    .filter(|&j| j > i && !merged[j]);
-                let mut done = false;
-                if let Some(j) = end_at {
-                    if let CallBatchItem::End(e) = &batch[j] {
-                        // Invalid ends are reported at their own position below.
-                        if let Ok(end) = end_row(&e.end) {
-                            done = insert_complete(tx, &mut hot, &row, &end).map_err(name_item(i))?;
-                            merged[j] = done;
-                        }
-                    }
-                }
-                if !done {
-                    insert_start(tx, &mut hot, &row).map_err(name_item(i))?;
-                }
-                res.push(CallBatchItemRes::Start(CallStartRes {
-                    id: row.id,
-                    trace_id: row.trace_id,
-                }));
-            }
-            CallBatchItem::End(e) => {
-                if !merged[i] {
-                    let row = end_row(&e.end).map_err(name_item(i))?;
-                    insert_end(tx, &mut hot, &row).map_err(name_item(i))?;
-                }
-                res.push(CallBatchItemRes::End(CallEndRes {}));
-            }
-        }
-    }
-    Ok(res)
-}
-
-fn replace_refs(
-    tx: &Transaction<'_>,
-    project_id: &str,
-    call_id: &str,
-    kind: i64,
-    refs: &[String],
-) -> Result<()> {
-    tx.prepare_cached(
-        "DELETE FROM call_refs WHERE project_id = ?1 AND call_id = ?2 AND kind = ?3",
-    )?
-    .execute(rusqlite::params![project_id, call_id, kind])?;
-    let mut ins = tx.prepare_cached(
-        "INSERT OR IGNORE INTO call_refs (project_id, call_id, kind, ref) VALUES (?1, ?2, ?3, ?4)",
-    )?;
-    for r in refs {
-        ins.execute(rusqlite::params![project_id, call_id, kind, r])?;
-    }
-    Ok(())
 }
 
 /// The columns of `CallSchema`, in the order the SELECT list returns them.
@@ -833,8 +460,43 @@ fn row_to_call(row: &Row<'_>, summary_selected: bool) -> rusqlite::Result<CallSc
     })
 }
 
-/// Streams a query's rows in chunks of [`STREAM_CHUNK`], each chunk its own short read, so
-/// neither memory nor a read transaction grows with the result size.
+impl CompiledQuery {
+    /// What the query asks for beyond its rows — costs, feedback, expanded refs — applied to
+    /// a chunk of its calls, reading on `conn`.
+    fn complete(&self, conn: &Connection, chunk: &mut [CallSchema]) -> Result<()> {
+        if let Some(project_id) = &self.costs_for {
+            costs::apply(conn, project_id, chunk)?;
+        }
+        if let Some(project_id) = &self.feedback_for {
+            feedback::apply(conn, project_id, chunk)?;
+        }
+        if !self.expand.is_empty() {
+            objects::expand_columns(conn, chunk, &self.expand)?;
+        }
+        Ok(())
+    }
+}
+
+/// How many calls a [`ThreadedCalls`] thread sends per message.
+const SEND_CHUNK: usize = 256;
+/// How many messages may wait in a [`ThreadedCalls`] channel: how far its thread reads ahead.
+const SEND_QUEUE: usize = 4;
+
+// The calls of a query (`calls_query_stream`) are read lazily, in one of two ways:
+//
+// - [`ThreadedCalls`] (a file store, unless the limit fits in one chunk): the query runs
+//   once, as one statement, on a connection of the stream's own, stepped by a thread that
+//   sends the calls through a bounded channel. Reading N calls costs O(N), however far the
+//   stream is read.
+// - [`ChunkedCalls`] (an in-memory store, whose one connection is shared with the writer and
+//   cannot be held for a whole read; or a limit of at most [`STREAM_CHUNK`], where one short
+//   query is cheaper than a thread and a connection): chunks of [`STREAM_CHUNK`] rows, each
+//   its own LIMIT/OFFSET query under the shared connection's lock. Reading a large
+//   in-memory result this way re-reads the skipped rows of every chunk (quadratic).
+
+/// Streams a query's rows in chunks of [`STREAM_CHUNK`], each chunk its own short read on the
+/// shared read connection, so neither memory nor a read transaction grows with the result
+/// size (see the comment above [`SEND_CHUNK`] for when it is used).
 struct ChunkedCalls {
     server: SqliteServer,
     query: CompiledQuery,
@@ -853,7 +515,8 @@ impl ChunkedCalls {
         }
         let sql = format!(
             "{} LIMIT {want} OFFSET {}",
-            self.query.sql, self.next_offset
+            self.query.sql,
+            self.next_offset.min(i64::MAX as u64)
         );
         let conn = self.server.read_conn();
         let mut stmt = conn.prepare_cached(&sql)?;
@@ -862,15 +525,7 @@ impl ChunkedCalls {
             row_to_call(r, summary_selected)
         })?;
         let mut chunk = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-        if let Some(project_id) = &self.query.costs_for {
-            costs::apply(&conn, project_id, &mut chunk)?;
-        }
-        if let Some(project_id) = &self.query.feedback_for {
-            feedback::apply(&conn, project_id, &mut chunk)?;
-        }
-        if !self.query.expand.is_empty() {
-            objects::expand_columns(&conn, &mut chunk, &self.query.expand)?;
-        }
+        self.query.complete(&conn, &mut chunk)?;
         let n = chunk.len() as u64;
         self.buffer.extend(chunk);
         self.next_offset += n;
@@ -897,6 +552,159 @@ impl Iterator for ChunkedCalls {
     }
 }
 
+/// What a [`ThreadedCalls`] thread sends: a chunk of calls, or the error that ended the read.
+type Chunk = Result<Vec<CallSchema>>;
+
+/// Streams a query of a file store as one statement on a connection of its own.
+///
+/// On the first `next`, a connection is opened on the file (as the shared reader is: same
+/// flags, busy timeout and SQL functions) and handed to a thread, which steps the statement
+/// (the query with its LIMIT/OFFSET, applied once) and sends the calls — costs, feedback and
+/// expanded refs applied per chunk on that connection — in chunks of [`SEND_CHUNK`] through
+/// a channel of [`SEND_QUEUE`] chunks. So the rows are walked once, turning rows into calls
+/// (JSON parsing) overlaps with the consumer, and at most a few chunks are held in memory.
+///
+/// The statement is one read transaction: the stream sees the store as it was when it
+/// started, whatever is written meanwhile. In WAL mode a snapshot held open keeps the WAL
+/// from being checkpointed past it, so a stream left half-read lets the WAL grow (with what
+/// is written meanwhile) until it is dropped or read to the end.
+///
+/// An error (opening, preparing, reading a row, completing a chunk) is yielded once and ends
+/// the stream. Dropping the stream closes the channel, interrupts the statement and waits for
+/// the thread, so the connection is closed when `drop` returns.
+struct ThreadedCalls {
+    /// Until the first `next`: the file, the query and its SQL with LIMIT/OFFSET.
+    pending: Option<(PathBuf, CompiledQuery, String)>,
+    rx: Option<Receiver<Chunk>>,
+    interrupt: Option<rusqlite::InterruptHandle>,
+    thread: Option<JoinHandle<()>>,
+    buffer: std::vec::IntoIter<CallSchema>,
+    done: bool,
+}
+
+impl ThreadedCalls {
+    fn new(path: PathBuf, query: CompiledQuery, offset: u64, limit: Option<u64>) -> Self {
+        let sql = format!(
+            "{} LIMIT {} OFFSET {}",
+            query.sql,
+            limit.map_or(-1, |l| l.min(i64::MAX as u64) as i64),
+            offset.min(i64::MAX as u64)
+        );
+        ThreadedCalls {
+            pending: Some((path, query, sql)),
+            rx: None,
+            interrupt: None,
+            thread: None,
+            buffer: Vec::new().into_iter(),
+            done: false,
+        }
+    }
+
+    /// Opens the connection and starts the thread.
+    fn start(&mut self, path: &Path, query: CompiledQuery, sql: String) -> Result<()> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| {
+            WeaveError::backend(format!("cannot open the store {}: {e}", path.display()))
+        })?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        functions::register(&conn)?;
+        self.interrupt = Some(conn.get_interrupt_handle());
+        let (tx, rx) = sync_channel(SEND_QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("weave-sqlite-read".into())
+            .spawn(move || read_rows(&conn, &query, &sql, &tx))
+            .map_err(|e| WeaveError::backend(format!("cannot start a read thread: {e}")))?;
+        self.rx = Some(rx);
+        self.thread = Some(thread);
+        Ok(())
+    }
+
+    /// Ends the stream: closes the channel, interrupts the statement (if still running) and
+    /// waits for the thread. True when the thread panicked.
+    fn finish(&mut self) -> bool {
+        self.done = true;
+        self.pending = None;
+        self.rx = None;
+        if let Some(h) = self.interrupt.take() {
+            h.interrupt();
+        }
+        self.thread.take().is_some_and(|t| t.join().is_err())
+    }
+}
+
+/// The body of a [`ThreadedCalls`] thread: steps the statement, sends the calls in chunks;
+/// stops when the consumer is gone (a send fails, or the statement is interrupted).
+fn read_rows(conn: &Connection, query: &CompiledQuery, sql: &str, tx: &SyncSender<Chunk>) {
+    let run = || -> Result<()> {
+        let mut stmt = conn.prepare(sql)?;
+        let mut rows = stmt.query(params_from_iter(query.params.0.iter()))?;
+        let mut chunk = Vec::with_capacity(SEND_CHUNK);
+        loop {
+            let row = rows.next()?;
+            let end = row.is_none();
+            if let Some(row) = row {
+                chunk.push(row_to_call(row, query.summary_selected)?);
+            }
+            if chunk.len() == SEND_CHUNK || (end && !chunk.is_empty()) {
+                query.complete(conn, &mut chunk)?;
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(SEND_CHUNK));
+                if tx.send(Ok(full)).is_err() {
+                    return Ok(());
+                }
+            }
+            if end {
+                return Ok(());
+            }
+        }
+    };
+    if let Err(e) = run() {
+        // Nobody to tell when the consumer is gone (then the error is the interruption).
+        let _ = tx.send(Err(e));
+    }
+}
+
+impl Iterator for ThreadedCalls {
+    type Item = Result<CallSchema>;
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(call) = self.buffer.next() {
+                return Some(Ok(call));
+            }
+            if self.done {
+                return None;
+            }
+            if let Some((path, query, sql)) = self.pending.take() {
+                if let Err(e) = self.start(&path, query, sql) {
+                    self.finish();
+                    return Some(Err(e));
+                }
+            }
+            match self.rx.as_ref().map(Receiver::recv) {
+                Some(Ok(Ok(chunk))) => self.buffer = chunk.into_iter(),
+                Some(Ok(Err(e))) => {
+                    self.finish();
+                    return Some(Err(e));
+                }
+                // The channel is closed: the thread has sent everything and ended.
+                _ => {
+                    let panicked = self.finish();
+                    return panicked
+                        .then(|| Err(WeaveError::backend("the store's read thread panicked")));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for ThreadedCalls {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
 impl TraceServer for SqliteServer {
     fn server_info(&self) -> Result<ServerInfoRes> {
         Ok(ServerInfoRes {
@@ -906,40 +714,32 @@ impl TraceServer for SqliteServer {
     }
 
     fn call_start(&self, req: CallStartReq) -> Result<CallStartRes> {
-        let row = start_row(&req.start)?;
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        insert_start(&tx, &mut HotStatements::new(&tx)?, &row)?;
-        tx.commit()?;
-        Ok(CallStartRes {
-            id: row.id,
-            trace_id: row.trace_id,
-        })
+        let res = self.write_calls(&[CallWrite::Item(&CallBatchItem::Start(req))])?;
+        match res.into_iter().next() {
+            Some(CallBatchItemRes::Start(r)) => Ok(r),
+            _ => Err(WeaveError::backend("the store returned no start result")),
+        }
     }
 
     fn call_end(&self, req: CallEndReq) -> Result<CallEndRes> {
-        let row = end_row(&req.end)?;
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        insert_end(&tx, &mut HotStatements::new(&tx)?, &row)?;
-        tx.commit()?;
+        self.write_calls(&[CallWrite::Item(&CallBatchItem::End(req))])?;
         Ok(CallEndRes {})
     }
 
     fn call_start_batch(&self, req: CallCreateBatchReq) -> Result<CallCreateBatchRes> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let res = write_call_batch(&tx, &req.batch)?;
-        tx.commit()?;
-        Ok(CallCreateBatchRes { res })
+        let batch: Vec<CallWrite<'_>> = req.batch.iter().map(CallWrite::Item).collect();
+        Ok(CallCreateBatchRes {
+            res: self.write_calls(&batch)?,
+        })
     }
 
     fn call_write_batch(&self, batch: &[CallBatchItem]) -> Result<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        write_call_batch(&tx, batch)?;
-        tx.commit()?;
-        Ok(())
+        let batch: Vec<CallWrite<'_>> = batch.iter().map(CallWrite::Item).collect();
+        self.write_calls(&batch).map(drop)
+    }
+
+    fn as_embedded(&self) -> Option<&SqliteServer> {
+        Some(self)
     }
 
     fn call_read(&self, req: CallReadReq) -> Result<CallReadRes> {
@@ -956,16 +756,30 @@ impl TraceServer for SqliteServer {
         Ok(CallReadRes { call })
     }
 
+    /// Lazy, as described above [`ChunkedCalls`]: a file store reads a query larger than one
+    /// chunk as one statement on a thread of the stream's own ([`ThreadedCalls`]).
     fn calls_query_stream(&self, req: CallsQueryReq) -> Result<CallsStream> {
         let query = compile_calls_query(&req)?;
-        Ok(Box::new(ChunkedCalls {
-            server: self.clone(),
-            query,
-            next_offset: req.offset.unwrap_or(0),
-            remaining: req.limit,
-            buffer: VecDeque::new(),
-            done: false,
-        }))
+        let offset = req.offset.unwrap_or(0);
+        match self.path() {
+            Some(path) if req.limit.is_none_or(|l| l > STREAM_CHUNK) => Ok(Box::new(
+                ThreadedCalls::new(path.to_path_buf(), query, offset, req.limit),
+            )),
+            _ => Ok(Box::new(ChunkedCalls {
+                server: self.clone(),
+                query,
+                next_offset: offset,
+                remaining: req.limit,
+                buffer: VecDeque::new(),
+                done: false,
+            })),
+        }
+    }
+
+    /// True: [`SqliteServer::calls_query_stream`] reads lazily, so the client asks for the
+    /// whole range of a query in one stream instead of paging with OFFSET.
+    fn streams_calls_lazily(&self) -> bool {
+        true
     }
 
     fn calls_query_stats(&self, req: CallsQueryStatsReq) -> Result<CallsQueryStatsRes> {
@@ -977,7 +791,16 @@ impl TraceServer for SqliteServer {
             &mut params,
         )?;
         let limit = req.limit.map(|l| format!(" LIMIT {l}")).unwrap_or_default();
-        let sql = format!("SELECT COUNT(*), SUM(sz) FROM (SELECT {STORAGE_SIZE_SQL} AS sz FROM calls WHERE {wh}{limit})");
+        // The sizes only when asked for: they read every counted row, where a count alone
+        // can often be answered from an index.
+        let size_sql = if req.include_total_storage_size {
+            STORAGE_SIZE_SQL
+        } else {
+            "NULL"
+        };
+        let sql = format!(
+            "SELECT COUNT(*), SUM(sz) FROM (SELECT {size_sql} AS sz FROM calls WHERE {wh}{limit})"
+        );
         let conn = self.read_conn();
         let (count, size): (i64, Option<i64>) = conn
             .prepare_cached(&sql)?

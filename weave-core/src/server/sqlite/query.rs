@@ -34,9 +34,13 @@ impl Params {
         self.0.push(v.into());
         format!("?{}", self.0.len())
     }
-    fn bind_json_list(&mut self, items: &[String]) -> String {
-        let json = serde_json::to_string(items).unwrap_or_else(|_| "[]".into());
-        format!("(SELECT value FROM json_each({}))", self.bind(json))
+    /// A parenthesised list of parameters, one per item (`(?3, ?4)`), for `IN`: unlike a
+    /// subquery (`json_each`), the planner sees how many values there are (one is an
+    /// equality), so an index on the column is used to look them up. `items` is not empty
+    /// and has at most [`MAX_FILTER_LIST`] values.
+    fn bind_list(&mut self, items: &[String]) -> String {
+        let ps: Vec<String> = items.iter().map(|i| self.bind(i.clone())).collect();
+        format!("({})", ps.join(", "))
     }
 }
 
@@ -55,10 +59,16 @@ enum Compiled {
     Literal(Value),
 }
 
-const STATUS_SQL: &str = "(CASE WHEN exception IS NOT NULL AND exception != '' THEN 'error' \
+/// `summary.weave.status`, as derived on read (see `derive_weave_summary`).
+pub(crate) const STATUS_SQL: &str =
+    "(CASE WHEN exception IS NOT NULL AND exception != '' THEN 'error' \
      WHEN ended_at IS NULL THEN 'running' \
      WHEN COALESCE(json_extract(summary, '$.status_counts.error'), 0) > 0 THEN 'descendant_error' \
      ELSE 'success' END)";
+/// `summary.weave.status == "error"`: the first case of [`STATUS_SQL`], never NULL. It is the
+/// condition of the partial index `calls_project_op_errors` (migration v5), whose WHERE the
+/// planner matches term by term, so it must stay exactly this.
+pub(crate) const ERROR_SQL: &str = "(exception IS NOT NULL AND exception != '')";
 /// `floor((ended_at - started_at) / 1 ms)`: SQLite's integer division truncates towards zero,
 /// so a negative duration (an end before its start) rounds down explicitly, as read back.
 const LATENCY_SQL: &str = "(CASE WHEN ended_at IS NULL THEN NULL \
@@ -439,6 +449,11 @@ impl Compiler<'_> {
     fn compare(&mut self, a: &Operand, b: &Operand, op: &str) -> Result<String> {
         let mark = self.params.0.len();
         let (ca, cb) = (self.operand(a)?, self.operand(b)?);
+        if op == "=" && (is_error_status(&ca, &cb) || is_error_status(&cb, &ca)) {
+            // The same truth value as `STATUS_SQL = 'error'` (never NULL either), in the form
+            // the index of failed calls is defined with.
+            return Ok(ERROR_SQL.into());
+        }
         match Self::domain(&ca, &cb) {
             None => {
                 // Comparing with null: $eq means IS NULL, ordering comparisons are never true.
@@ -535,6 +550,12 @@ impl Compiler<'_> {
     }
 }
 
+/// Whether `status` is `summary.weave.status` and `literal` the string `"error"`.
+fn is_error_status(status: &Compiled, literal: &Compiled) -> bool {
+    matches!(status, Compiled::Typed(sql, Ty::Text) if sql == STATUS_SQL)
+        && matches!(literal, Compiled::Literal(Value::String(s)) if s == "error")
+}
+
 /// SQL conditions (ANDed) for a `CallsFilter`.
 pub(crate) fn filter_conditions(filter: &CallsFilter, params: &mut Params) -> Result<Vec<String>> {
     let mut conds = Vec::new();
@@ -562,7 +583,7 @@ pub(crate) fn filter_conditions(filter: &CallsFilter, params: &mut Params) -> Re
     for (name, list, column) in lists {
         if let Some(items) = set(list) {
             check_len(name, &items)?;
-            conds.push(format!("{column} IN {}", params.bind_json_list(&items)));
+            conds.push(format!("{column} IN {}", params.bind_list(&items)));
         }
     }
     if let Some(names) = set(&filter.op_names) {
@@ -572,7 +593,7 @@ pub(crate) fn filter_conditions(filter: &CallsFilter, params: &mut Params) -> Re
             names.iter().partition(|n| n.ends_with(":*"));
         if !exact.is_empty() {
             let exact: Vec<String> = exact.into_iter().cloned().collect();
-            ors.push(format!("op_name IN {}", params.bind_json_list(&exact)));
+            ors.push(format!("op_name IN {}", params.bind_list(&exact)));
         }
         for w in wild {
             // `name:*` matches `name:<any digest>`; compare the prefix, no LIKE wildcards.
@@ -595,7 +616,7 @@ pub(crate) fn filter_conditions(filter: &CallsFilter, params: &mut Params) -> Re
             conds.push(format!(
                 "EXISTS (SELECT 1 FROM call_refs r WHERE r.project_id = calls.project_id AND r.call_id = calls.id \
                  AND r.kind = {kind} AND r.ref IN {})",
-                params.bind_json_list(&refs)
+                params.bind_list(&refs)
             ));
         }
     }
