@@ -53,11 +53,9 @@ pub(crate) struct CallInner {
     pub(crate) started_at: Timestamp,
     pub(crate) thread_id: Option<String>,
     pub(crate) turn_id: Option<String>,
-    wb_user_id: Option<String>,
-    wb_run_id: Option<String>,
-    wb_run_step: Option<i64>,
-    storage_size_bytes: Option<i64>,
-    total_storage_size_bytes: Option<i64>,
+    /// Fields only calls read back from a store have (boxed: a live call's record stays
+    /// small while it waits in the writer's queue).
+    read: Option<Box<ReadSide>>,
     /// The live parent, to which this call's summary is reported when it finishes.
     parent: Option<Arc<CallInner>>,
     /// Set once the call has ended (read on every stack lookup, so without the lock).
@@ -65,6 +63,14 @@ pub(crate) struct CallInner {
     /// Made inside a sampled-out trace: current while it runs, never written.
     untraced: bool,
     state: Mutex<CallState>,
+}
+
+struct ReadSide {
+    wb_user_id: Option<String>,
+    wb_run_id: Option<String>,
+    wb_run_step: Option<i64>,
+    storage_size_bytes: Option<i64>,
+    total_storage_size_bytes: Option<i64>,
 }
 
 /// A summary that is only `status_counts` (most calls: no usage, no user keys, no events),
@@ -218,11 +224,7 @@ impl Call {
                 started_at: c.started_at,
                 thread_id: c.thread_id,
                 turn_id: c.turn_id,
-                wb_user_id: None,
-                wb_run_id: None,
-                wb_run_step: None,
-                storage_size_bytes: None,
-                total_storage_size_bytes: None,
+                read: None,
                 parent: c.parent.map(|p| p.inner),
                 finished: AtomicBool::new(false),
                 untraced: c.untraced,
@@ -245,11 +247,13 @@ impl Call {
                 started_at: s.started_at,
                 thread_id: s.thread_id,
                 turn_id: s.turn_id,
-                wb_user_id: s.wb_user_id,
-                wb_run_id: s.wb_run_id,
-                wb_run_step: s.wb_run_step,
-                storage_size_bytes: s.storage_size_bytes,
-                total_storage_size_bytes: s.total_storage_size_bytes,
+                read: Some(Box::new(ReadSide {
+                    wb_user_id: s.wb_user_id,
+                    wb_run_id: s.wb_run_id,
+                    wb_run_step: s.wb_run_step,
+                    storage_size_bytes: s.storage_size_bytes,
+                    total_storage_size_bytes: s.total_storage_size_bytes,
+                })),
                 parent: None,
                 finished: AtomicBool::new(s.ended_at.is_some()),
                 untraced: false,
@@ -388,15 +392,15 @@ impl Call {
     }
     /// The W&B user that logged the call (read-side).
     pub fn wb_user_id(&self) -> Option<&str> {
-        self.inner.wb_user_id.as_deref()
+        self.inner.read.as_ref()?.wb_user_id.as_deref()
     }
     /// The W&B run of the call.
     pub fn wb_run_id(&self) -> Option<&str> {
-        self.inner.wb_run_id.as_deref()
+        self.inner.read.as_ref()?.wb_run_id.as_deref()
     }
     /// The W&B run step at start.
     pub fn wb_run_step(&self) -> Option<i64> {
-        self.inner.wb_run_step
+        self.inner.read.as_ref()?.wb_run_step
     }
     /// The W&B run step at end.
     pub fn wb_run_step_end(&self) -> Option<i64> {
@@ -404,11 +408,11 @@ impl Call {
     }
     /// Storage size of the call, when queried with `include_storage_size`.
     pub fn storage_size_bytes(&self) -> Option<i64> {
-        self.inner.storage_size_bytes
+        self.inner.read.as_ref()?.storage_size_bytes
     }
     /// Storage size of the trace, when queried with `include_total_storage_size`.
     pub fn total_storage_size_bytes(&self) -> Option<i64> {
-        self.inner.total_storage_size_bytes
+        self.inner.read.as_ref()?.total_storage_size_bytes
     }
     /// The display name, if one is set.
     pub fn display_name(&self) -> Option<String> {
@@ -564,13 +568,13 @@ impl Call {
             exception: st.exception.clone(),
             output: st.output.clone(),
             summary: st.summary().map(std::borrow::Cow::into_owned),
-            wb_user_id: self.inner.wb_user_id.clone(),
-            wb_run_id: self.inner.wb_run_id.clone(),
-            wb_run_step: self.inner.wb_run_step,
+            wb_user_id: self.wb_user_id().map(str::to_string),
+            wb_run_id: self.wb_run_id().map(str::to_string),
+            wb_run_step: self.wb_run_step(),
             wb_run_step_end: st.wb_run_step_end,
             deleted_at: st.deleted_at,
-            storage_size_bytes: self.inner.storage_size_bytes,
-            total_storage_size_bytes: self.inner.total_storage_size_bytes,
+            storage_size_bytes: self.storage_size_bytes(),
+            total_storage_size_bytes: self.total_storage_size_bytes(),
         }
     }
 }

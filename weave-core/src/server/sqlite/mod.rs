@@ -172,9 +172,9 @@ impl SqliteServer {
                 )));
             }
             conn.pragma_update(None, "synchronous", "NORMAL")?;
-            // 32 MiB of page cache for the writer (SQLite's default is 2 MiB): the indexes'
+            // 16 MiB of page cache for the writer (SQLite's default is 2 MiB): the indexes'
             // pages stay in memory while calls are written.
-            conn.pragma_update(None, "cache_size", -32768)?;
+            conn.pragma_update(None, "cache_size", -16384)?;
         }
         functions::register(conn)?;
         migrations::migrate(conn)
