@@ -111,7 +111,10 @@ pub(crate) struct CallState {
     /// The status counts of finished children whose summary was only that.
     pub(crate) child_counts: StatusCounts,
     /// The start, when it is written with the end ([`crate::CallOptions::defer_start`]).
-    pub(crate) pending_start: Option<Box<crate::schema::StartedCallSchemaForInsert>>,
+    pub(crate) start_deferred: bool,
+    /// Inputs added to a deferred start ([`Call::extend_deferred_inputs`]), merged over the
+    /// call's inputs when the start is written.
+    pub(crate) extra_inputs: Option<Box<JsonMap>>,
     /// Events kept with the call ([`Call::log_event`]).
     pub(crate) events: Vec<Value>,
     /// Events not kept because the call already had [`MAX_EVENTS`].
@@ -331,13 +334,13 @@ impl Call {
         if st.ended_at.is_some() {
             return false;
         }
-        match st.pending_start.as_mut() {
-            Some(start) => {
-                start.inputs.extend(super::redact_inputs(inputs));
-                true
-            }
-            None => false,
+        if !st.start_deferred {
+            return false;
         }
+        st.extra_inputs
+            .get_or_insert_with(Default::default)
+            .extend(super::redact_inputs(inputs));
+        true
     }
 
     /// The call id (UUIDv7).
@@ -584,6 +587,18 @@ impl CallInner {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The inputs the start is written with: the call's, with a deferred start's added ones
+    /// over them.
+    pub(crate) fn start_inputs(&self) -> JsonMap {
+        let mut inputs = self.inputs.to_map();
+        if let Some(extra) = &self.state().extra_inputs {
+            for (k, v) in extra.iter() {
+                inputs.insert(k.clone(), v.clone());
+            }
+        }
+        inputs
+    }
+
     /// Records a finished child's summary for the roll-up.
     pub(crate) fn add_child_summary(&self, summary: JsonMap) {
         let mut st = self.state();
@@ -604,18 +619,21 @@ impl CallInner {
     /// The start as written to the backend (on the writer's thread).
     pub(crate) fn start_schema(&self) -> crate::schema::StartedCallSchemaForInsert {
         let i = self;
+        // (Each read of the state takes its lock on its own: the lock is not reentrant.)
+        let display_name = self.state().display_name.clone();
+        let inputs = i.start_inputs();
         crate::schema::StartedCallSchemaForInsert {
             project_id: i.project_id.to_string(),
             id: Some(i.id.to_string()),
             op_name: i.op_name.to_string(),
-            display_name: self.state().display_name.clone(),
+            display_name,
             trace_id: Some(i.trace_id.to_string()),
             parent_id: i.parent_id.as_deref().map(str::to_string),
             thread_id: i.thread_id.clone(),
             turn_id: i.turn_id.clone(),
             started_at: i.started_at,
             attributes: (*i.attributes).clone(),
-            inputs: i.inputs.to_map(),
+            inputs,
             otel_dump: None,
             wb_user_id: None,
             wb_run_id: None,

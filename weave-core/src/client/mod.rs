@@ -730,8 +730,7 @@ impl WeaveClient {
             // Inside a sampled-out trace: a call that is current (so that what runs below it
             // stays untraced) but is never written.
         } else if opts.defer_start {
-            let start = call.record().start_schema();
-            call.state().pending_start = Some(Box::new(start));
+            call.state().start_deferred = true;
         } else {
             self.inner.writer.enqueue_start(&call);
             self.print_call_link(&call);
@@ -863,7 +862,7 @@ impl WeaveClient {
             Counts(StatusCounts),
             Summary(JsonMap),
         }
-        let (rollup, pending_start) = {
+        let (rollup, start_deferred) = {
             let mut st = call.state();
             let rollup = if computed.is_none()
                 && st.summary.is_none()
@@ -902,7 +901,7 @@ impl WeaveClient {
             st.output = output;
             st.exception = exception;
             st.ended_at = Some(ended_at);
-            (rollup, st.pending_start.take())
+            (rollup, std::mem::take(&mut st.start_deferred))
         };
         if let Some(parent) = call.parent() {
             match rollup {
@@ -915,11 +914,8 @@ impl WeaveClient {
         if call.is_untraced() {
             return Ok(());
         }
-        if let Some(mut start) = pending_start {
-            start.display_name = call.display_name();
-            self.inner
-                .writer
-                .enqueue(CallBatchItem::Start(CallStartReq { start: *start }));
+        if start_deferred {
+            self.inner.writer.enqueue_start(call);
             self.print_call_link(call);
         }
         self.inner.writer.enqueue_end(call);

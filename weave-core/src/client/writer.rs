@@ -60,7 +60,6 @@ const RETRY_DELAYS: [Duration; 3] = [
 ];
 
 enum Msg {
-    Item(Box<CallBatchItem>),
     /// A call's start, built from the live call's record on the writer's thread.
     Start(Arc<CallInner>),
     /// A call's end, built from the finished call's record on the writer's thread.
@@ -75,7 +74,6 @@ impl Msg {
     /// the caller never copies inputs, attributes or outputs).
     fn into_item(self) -> Option<CallBatchItem> {
         match self {
-            Msg::Item(item) => Some(*item),
             Msg::Start(call) => Some(CallBatchItem::Start(CallStartReq {
                 start: call.start_schema(),
             })),
@@ -258,11 +256,6 @@ impl Writer {
         }
     }
 
-    /// Queues an item; never blocks. Returns false (and counts the item) when it is dropped.
-    pub(crate) fn enqueue(&self, item: CallBatchItem) -> bool {
-        self.send(Msg::Item(Box::new(item)))
-    }
-
     /// Queues a live call's start.
     pub(crate) fn enqueue_start(&self, call: &Call) -> bool {
         self.send(Msg::Start(call.record()))
@@ -405,7 +398,6 @@ fn write_calls(server: &dyn TraceServer, calls: Vec<Msg>, counters: &Counters) -
         let writes: Vec<CallWrite<'_>> = calls
             .iter()
             .filter_map(|m| match m {
-                Msg::Item(item) => Some(CallWrite::Item(item)),
                 Msg::Start(c) => Some(CallWrite::Start(c)),
                 Msg::End(c) => Some(CallWrite::End(c)),
                 _ => None,

@@ -172,7 +172,12 @@ type AttributesCache = Option<(usize, Rc<str>)>;
 
 /// A call record's start.
 fn record_start_row<'a>(c: &'a CallInner, cache: &mut AttributesCache) -> StartRow<'a> {
-    let (inputs, refs) = inputs_text(&c.inputs);
+    let (inputs, refs) = if c.state().extra_inputs.is_some() {
+        let m = c.start_inputs();
+        (capped_map_text(&m), refs_in(m.values()))
+    } else {
+        inputs_text(&c.inputs)
+    };
     let key = std::sync::Arc::as_ptr(&c.attributes) as usize;
     let attributes = match cache {
         Some((k, text)) if *k == key => text.clone(),
