@@ -33,9 +33,8 @@
 //! `WEAVE_BENCH_QUICK=1` uses a store of 10,000 calls (a trace of 1,000; cached separately)
 //! and a few short samples (CI proves the benchmark still runs).
 //!
-//! Criterion takes at least 10 samples plus a warm-up run: while one `iterate_all` run takes
-//! minutes (it did at the time of writing: pages are fetched with OFFSET, so iterating is
-//! quadratic in the number of calls), leave it out with a filter, e.g.
+//! Criterion takes at least 10 samples plus a warm-up run; `iterate_all` takes seconds per
+//! run, so leave it out with a filter when iterating on the other ids, e.g.
 //! `cargo bench --bench query -- 'query/(by_op|trace|filtered|contains)'`. A run over 10 s is
 //! reported on stderr as it ends.
 

@@ -480,3 +480,201 @@ fn feedback_survives_reopening_the_store() {
     assert_eq!(rows[0]["id"], id.as_str());
     assert_eq!(rows[0]["payload"], json!({"note": "persisted"}));
 }
+
+/// The names of the indexes on `calls` (SQLite's own autoindex left out).
+fn calls_indexes(path: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = conn
+        .prepare(
+            "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'calls' \
+             AND sql IS NOT NULL ORDER BY name",
+        )
+        .unwrap();
+    let names = stmt.query_map([], |r| r.get(0)).unwrap();
+    names.map(Result::unwrap).collect()
+}
+
+/// What [`record_a_big_trace`] recorded.
+struct BigTrace {
+    /// The ids, in the default order (started_at, then id).
+    expected: Vec<String>,
+    root_id: String,
+    trace_id: String,
+    /// The op ref of the children.
+    predict_op: String,
+}
+
+/// Records 2,600 calls — more than a page (1,000), a stream chunk (1,000) and a stream's
+/// batch (256): a root and its children, three started per millisecond (ties are broken by
+/// id); every tenth child fails (259 of them).
+fn record_a_big_trace(client: &WeaveClient) -> BigTrace {
+    let t0 = 1_735_689_600 * 1_000_000_000;
+    let at = |i: i64| Timestamp::from_nanos(t0 + (i / 3) * 1_000_000);
+    let opts = |i: i64| CallOptions::new().use_stack(false).started_at(at(i));
+    let root = client
+        .create_call_with("evaluate", json!({}), opts(0))
+        .unwrap();
+    let mut expected = vec![(root.started_at(), root.id().to_string())];
+    let mut predict_op = String::new();
+    for i in 1..2600 {
+        let c = client
+            .create_call_with("predict", json!({ "i": i }), opts(i).parent(&root))
+            .unwrap();
+        if i % 10 == 0 {
+            client.fail_call(&c, "boom".to_string()).unwrap();
+        } else {
+            client.finish_call(&c, json!(i)).unwrap();
+        }
+        predict_op = c.op_name().to_string();
+        expected.push((c.started_at(), c.id().to_string()));
+    }
+    client.finish_call(&root, json!(null)).unwrap();
+    client.flush();
+    expected.sort();
+    BigTrace {
+        expected: expected.into_iter().map(|(_, id)| id).collect(),
+        root_id: root.id().to_string(),
+        trace_id: root.trace_id().to_string(),
+        predict_op,
+    }
+}
+
+/// Checks that reading `big` back through `client` gives every call exactly once, in order,
+/// whatever the page size, window, order or filter.
+fn check_big_trace_reads(client: &WeaveClient, big: &BigTrace) {
+    let expected = &big.expected;
+    let ids = |q: CallsQuery| -> Vec<String> {
+        client
+            .get_calls(q)
+            .map(|c| c.unwrap().id().to_string())
+            .collect()
+    };
+    let all = ids(CallsQuery::new());
+    assert_eq!(all.len(), 2600);
+    assert_eq!(
+        all.iter().collect::<std::collections::HashSet<_>>().len(),
+        2600
+    );
+    assert_eq!(&all, expected);
+    assert_eq!(&ids(CallsQuery::new().page_size(7)), expected);
+    // Windows across chunk boundaries, with a limit over and under one chunk.
+    assert_eq!(
+        ids(CallsQuery::new().offset(300).limit(1500)),
+        expected[300..1800]
+    );
+    assert_eq!(
+        ids(CallsQuery::new().offset(1999).limit(1000)),
+        expected[1999..2600]
+    );
+    // Newest first (the id tiebreak follows started_at).
+    let mut newest_first = expected.clone();
+    newest_first.reverse();
+    assert_eq!(
+        ids(CallsQuery::new().sort_by(weave::SortBy::desc("started_at"))),
+        newest_first
+    );
+    // The trace, and the root's children.
+    let trace = CallsQuery::new().filter(weave::CallsFilter {
+        trace_ids: Some(vec![big.trace_id.clone()]),
+        ..Default::default()
+    });
+    assert_eq!(&ids(trace), expected);
+    let children: Vec<String> = client
+        .get_call(&big.root_id)
+        .unwrap()
+        .children()
+        .map(|c| c.unwrap().id().to_string())
+        .collect();
+    assert_eq!(children, expected[1..]);
+    // A stream dropped half-read leaves nothing behind that stops the next.
+    let mut it = client.get_calls(CallsQuery::new());
+    assert_eq!(it.by_ref().take(1500).count(), 1500);
+    drop(it);
+    assert_eq!(&ids(CallsQuery::new()), expected);
+    // The failed calls of the op: counted (from their index, on a file), the same as read.
+    let failed = CallsQuery::new()
+        .filter(weave::CallsFilter {
+            op_names: Some(vec![big.predict_op.clone()]),
+            ..Default::default()
+        })
+        .query(weave::query::field("summary.weave.status").eq("error"));
+    assert_eq!(client.get_calls(failed.clone()).size().unwrap(), 259);
+    let failed: Vec<weave::Call> = client.get_calls(failed).collect::<Result<_, _>>().unwrap();
+    assert_eq!(failed.len(), 259);
+    assert!(failed
+        .iter()
+        .all(|c| c.status() == weave::TraceStatus::Error));
+}
+
+#[test]
+fn an_in_memory_store_iterates_every_call_once_in_order() {
+    let server = SqliteServer::in_memory().unwrap();
+    let client = WeaveClient::new("test-entity", "test-project", Arc::new(server), true).unwrap();
+    let big = record_a_big_trace(&client);
+    check_big_trace_reads(&client, &big);
+}
+
+#[test]
+fn a_schema_v4_store_is_upgraded_and_iterates_every_call_once_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("weave.sqlite");
+    let (client, server) = client_on(&path);
+    let big = record_a_big_trace(&client);
+    drop((client, server));
+
+    // Take the file back to schema version 4: its indexes on `calls` as v4 created them, no
+    // planner statistics.
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP INDEX calls_project_trace_started;
+             DROP INDEX calls_project_parent_started;
+             DROP INDEX calls_project_op_started;
+             DROP INDEX calls_project_op_errors;
+             CREATE INDEX calls_project_trace ON calls (project_id, trace_id);
+             CREATE INDEX calls_project_parent ON calls (project_id, parent_id);
+             CREATE INDEX calls_project_op ON calls (project_id, op_name);
+             DROP TABLE sqlite_stat1;
+             PRAGMA user_version = 4;",
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        calls_indexes(&path),
+        [
+            "calls_project_op",
+            "calls_project_parent",
+            "calls_project_started",
+            "calls_project_trace"
+        ]
+    );
+
+    // Opening it upgrades it.
+    let (client, _server) = client_on(&path);
+    let version: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert!(version >= 5, "user_version {version}");
+    assert_eq!(
+        calls_indexes(&path),
+        [
+            "calls_project_op_errors",
+            "calls_project_op_started",
+            "calls_project_parent_started",
+            "calls_project_started",
+            "calls_project_trace_started"
+        ]
+    );
+    let stats: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_stat1 WHERE tbl = 'calls'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(stats > 0, "no planner statistics for calls");
+
+    check_big_trace_reads(&client, &big);
+}

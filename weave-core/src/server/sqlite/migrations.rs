@@ -195,3 +195,186 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::params_from_iter;
+
+    use super::super::query::{self, Params, ERROR_SQL, STATUS_SQL};
+    use super::super::{compile_calls_query, where_clause, SqliteServer};
+    use super::MIGRATIONS;
+    use crate::query::field;
+    use crate::schema::{CallsFilter, CallsQueryReq};
+
+    /// The details of `EXPLAIN QUERY PLAN` of `sql`, one line per step.
+    fn plan(server: &SqliteServer, sql: &str, params: &Params) -> String {
+        let conn = server.read_conn();
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = stmt
+            .query_map(params_from_iter(params.0.iter()), |r| r.get::<_, String>(3))
+            .unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
+    }
+
+    fn calls_plan(server: &SqliteServer, filter: CallsFilter) -> String {
+        let mut req = CallsQueryReq::new("e/p");
+        req.filter = Some(filter);
+        let q = compile_calls_query(&req).unwrap();
+        plan(server, &q.sql, &q.params)
+    }
+
+    fn stores() -> Vec<(SqliteServer, tempfile::TempDir)> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = SqliteServer::open(dir.path().join("s.sqlite")).unwrap();
+        vec![
+            (file, dir),
+            (
+                SqliteServer::in_memory().unwrap(),
+                tempfile::tempdir().unwrap(),
+            ),
+        ]
+    }
+
+    #[test]
+    fn traces_and_children_are_read_from_their_indexes() {
+        // On the file store's reader (stats loaded on open) and on the in-memory store's one
+        // connection (stats reloaded by the migration itself).
+        for (server, _dir) in stores() {
+            let ids = |n: usize| (0..n).map(|i| format!("id{i}")).collect::<Vec<_>>();
+            for n in [1, 2, 50] {
+                let p = calls_plan(
+                    &server,
+                    CallsFilter {
+                        trace_ids: Some(ids(n)),
+                        ..Default::default()
+                    },
+                );
+                assert!(
+                    p.contains(
+                        "USING INDEX calls_project_trace_started (project_id=? AND trace_id=?"
+                    ),
+                    "{n} trace ids: {p}"
+                );
+                let p = calls_plan(
+                    &server,
+                    CallsFilter {
+                        parent_ids: Some(ids(n)),
+                        ..Default::default()
+                    },
+                );
+                assert!(
+                    p.contains(
+                        "USING INDEX calls_project_parent_started (project_id=? AND parent_id=?"
+                    ),
+                    "{n} parent ids: {p}"
+                );
+            }
+            // One trace comes out of the index in order: only the id tiebreak is sorted.
+            let p = calls_plan(
+                &server,
+                CallsFilter {
+                    trace_ids: Some(ids(1)),
+                    ..Default::default()
+                },
+            );
+            assert!(p.contains("LAST TERM OF ORDER BY"), "{p}");
+            // The roots, and one op's first page, in order from an index too.
+            let p = calls_plan(
+                &server,
+                CallsFilter {
+                    trace_roots_only: Some(true),
+                    ..Default::default()
+                },
+            );
+            assert!(p.contains("calls_project_parent_started"), "{p}");
+            let p = calls_plan(
+                &server,
+                CallsFilter {
+                    op_names: Some(vec!["weave:///e/p/op/f:abc".into()]),
+                    ..Default::default()
+                },
+            );
+            assert!(p.contains("calls_project_op_started"), "{p}");
+            // No filter: the started index, in order.
+            let p = calls_plan(&server, CallsFilter::default());
+            assert!(p.contains("calls_project_started"), "{p}");
+        }
+    }
+
+    #[test]
+    fn failed_calls_are_counted_from_their_index_alone() {
+        for (server, _dir) in stores() {
+            for ops in [
+                vec!["weave:///e/p/op/f:abc"],
+                vec!["weave:///e/p/op/f:abc", "weave:///e/p/op/g:abc"],
+            ] {
+                let filter = CallsFilter {
+                    op_names: Some(ops.iter().map(|s| s.to_string()).collect()),
+                    ..Default::default()
+                };
+                let q = field("summary.weave.status").eq("error").into();
+                let mut params = Params::default();
+                let wh = where_clause("e/p", Some(&filter), Some(&q), &mut params).unwrap();
+                let sql = format!("SELECT COUNT(*) FROM calls WHERE {wh}");
+                let p = plan(&server, &sql, &params);
+                assert!(
+                    p.contains("USING INDEX calls_project_op_errors (project_id=? AND op_name=?"),
+                    "{ops:?}: {p}"
+                );
+                // The plan does not say COVERING, as the partial index's condition names
+                // columns it does not hold; but those terms are its condition, not evaluated
+                // again, so the table row is only sought lazily (DeferredSeek) and never
+                // read: no column of the table's cursor is.
+                let conn = server.read_conn();
+                let root: i64 = conn
+                    .query_row(
+                        "SELECT rootpage FROM sqlite_schema WHERE name = 'calls'",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .unwrap();
+                let mut stmt = conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
+                let ops: Vec<(String, i64, i64)> = stmt
+                    .query_map(params_from_iter(params.0.iter()), |r| {
+                        Ok((r.get(1)?, r.get(2)?, r.get(3)?))
+                    })
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect();
+                let table_cursors: Vec<i64> = ops
+                    .iter()
+                    .filter(|(op, _, p2)| op == "OpenRead" && *p2 == root)
+                    .map(|(_, p1, _)| *p1)
+                    .collect();
+                let reads: Vec<&(String, i64, i64)> = ops
+                    .iter()
+                    .filter(|(op, p1, _)| {
+                        matches!(op.as_str(), "Column" | "Rowid" | "SeekRowid" | "NotExists")
+                            && table_cursors.contains(p1)
+                    })
+                    .collect();
+                assert!(reads.is_empty(), "the table is read: {reads:?} in {ops:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_error_status_matches_the_index_of_failed_calls() {
+        // `status == "error"` compiles to ERROR_SQL, which must be the first case of
+        // STATUS_SQL and the condition of the v5 index (a change needs a new migration).
+        let inner = &ERROR_SQL[1..ERROR_SQL.len() - 1];
+        assert!(STATUS_SQL.starts_with(&format!("(CASE WHEN {inner} THEN 'error' ")));
+        assert!(MIGRATIONS[4].contains(&format!("WHERE {inner} AND deleted_at IS NULL;")));
+        let mut params = Params::default();
+        for q in [
+            field("summary.weave.status").eq("error"),
+            crate::query::lit("error").eq(field("summary.weave.status")),
+        ] {
+            let sql = query::query_condition(query::Table::Calls, &q.into(), &mut params).unwrap();
+            assert_eq!(sql, ERROR_SQL);
+        }
+        let other = field("summary.weave.status").eq("running").into();
+        let sql = query::query_condition(query::Table::Calls, &other, &mut params).unwrap();
+        assert!(sql.contains(STATUS_SQL), "{sql}");
+    }
+}

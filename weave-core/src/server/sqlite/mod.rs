@@ -25,9 +25,8 @@ pub(crate) use self::writes::CallWrite;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::ptr::NonNull;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 
 use rusqlite::{params_from_iter, Connection, OpenFlags, OptionalExtension, Row};
 use serde_json::Value;
@@ -91,6 +90,8 @@ struct Inner {
     /// A second connection for queries on a file store: in WAL mode readers never wait for
     /// the writer, so a long query does not stall tracing, and vice versa.
     reader: Option<Mutex<Connection>>,
+    /// Idle connections of finished streams, for the next ones (see [`StreamedCalls`]).
+    spare_readers: Mutex<Vec<Connection>>,
     config: SqliteServerConfig,
 }
 
@@ -153,6 +154,7 @@ impl SqliteServer {
             inner: Arc::new(Inner {
                 conn: Mutex::new(conn),
                 reader,
+                spare_readers: Mutex::new(Vec::new()),
                 config,
             }),
         })
@@ -477,26 +479,24 @@ impl CompiledQuery {
     }
 }
 
-/// How many calls a [`ThreadedCalls`] thread sends per message.
-const SEND_CHUNK: usize = 256;
-/// How many messages may wait in a [`ThreadedCalls`] channel: how far its thread reads ahead.
-const SEND_QUEUE: usize = 4;
+/// How many rows a [`StreamedCalls`] turns into calls at a time (costs, feedback and expanded
+/// refs are applied per batch).
+const STREAM_BATCH: usize = 256;
 
 // The calls of a query (`calls_query_stream`) are read lazily, in one of two ways:
 //
-// - [`ThreadedCalls`] (a file store, unless the limit fits in one chunk): the query runs
-//   once, as one statement, on a connection of the stream's own, stepped by a thread that
-//   sends the calls through a bounded channel. Reading N calls costs O(N), however far the
-//   stream is read.
+// - [`StreamedCalls`] (a file store, unless the limit fits in one chunk): the query runs
+//   once, as one statement on a connection of the stream's own, stepped as the stream is
+//   read. Reading N calls costs O(N), however far the stream is read.
 // - [`ChunkedCalls`] (an in-memory store, whose one connection is shared with the writer and
 //   cannot be held for a whole read; or a limit of at most [`STREAM_CHUNK`], where one short
-//   query is cheaper than a thread and a connection): chunks of [`STREAM_CHUNK`] rows, each
-//   its own LIMIT/OFFSET query under the shared connection's lock. Reading a large
-//   in-memory result this way re-reads the skipped rows of every chunk (quadratic).
+//   query is cheaper than opening a connection): chunks of [`STREAM_CHUNK`] rows, each its
+//   own LIMIT/OFFSET query under the shared connection's lock. Reading a large in-memory
+//   result this way re-reads the skipped rows of every chunk (quadratic).
 
 /// Streams a query's rows in chunks of [`STREAM_CHUNK`], each chunk its own short read on the
 /// shared read connection, so neither memory nor a read transaction grows with the result
-/// size (see the comment above [`SEND_CHUNK`] for when it is used).
+/// size (see the comment above [`STREAM_BATCH`] for when it is used).
 struct ChunkedCalls {
     server: SqliteServer,
     query: CompiledQuery,
@@ -552,56 +552,121 @@ impl Iterator for ChunkedCalls {
     }
 }
 
-/// What a [`ThreadedCalls`] thread sends: a chunk of calls, or the error that ended the read.
-type Chunk = Result<Vec<CallSchema>>;
-
-/// Streams a query of a file store as one statement on a connection of its own.
+/// A query of a file store, read as one statement on a connection of the stream's own.
 ///
-/// On the first `next`, a connection is opened on the file (as the shared reader is: same
-/// flags, busy timeout and SQL functions) and handed to a thread, which steps the statement
-/// (the query with its LIMIT/OFFSET, applied once) and sends the calls — costs, feedback and
-/// expanded refs applied per chunk on that connection — in chunks of [`SEND_CHUNK`] through
-/// a channel of [`SEND_QUEUE`] chunks. So the rows are walked once, turning rows into calls
-/// (JSON parsing) overlaps with the consumer, and at most a few chunks are held in memory.
+/// On the first `next`, the stream takes a connection of its own (a spare one left by a
+/// finished stream, else a new one, opened as the shared reader is) and the statement — the
+/// query with its LIMIT and OFFSET, applied once — is prepared and stepped on the caller's
+/// thread, [`STREAM_BATCH`] rows at a time: the rows are walked once, and at most one batch
+/// of calls is held. (A thread stepping ahead was tried and was slower: the calls it
+/// allocates are freed on the reader's thread, and with glibc's allocator both threads then
+/// contend for its arena lock.)
 ///
-/// The statement is one read transaction: the stream sees the store as it was when it
-/// started, whatever is written meanwhile. In WAL mode a snapshot held open keeps the WAL
-/// from being checkpointed past it, so a stream left half-read lets the WAL grow (with what
-/// is written meanwhile) until it is dropped or read to the end.
+/// The statement is one read transaction: the stream sees the store as it was when it was
+/// first read, whatever is written meanwhile. In WAL mode an open snapshot keeps the WAL from
+/// being checkpointed past it, so a stream left half-read lets the WAL grow (with what is
+/// written meanwhile) until the stream is dropped or read to the end, which resets the
+/// statement (the connection is kept, idle, for the next stream, with its prepared
+/// statements).
 ///
-/// An error (opening, preparing, reading a row, completing a chunk) is yielded once and ends
-/// the stream. Dropping the stream closes the channel, interrupts the statement and waits for
-/// the thread, so the connection is closed when `drop` returns.
-struct ThreadedCalls {
-    /// Until the first `next`: the file, the query and its SQL with LIMIT/OFFSET.
-    pending: Option<(PathBuf, CompiledQuery, String)>,
-    rx: Option<Receiver<Chunk>>,
-    interrupt: Option<rusqlite::InterruptHandle>,
-    thread: Option<JoinHandle<()>>,
+/// An error (opening, preparing, reading a row, completing a batch) is yielded once and ends
+/// the stream.
+struct StreamedCalls {
+    server: SqliteServer,
+    path: PathBuf,
+    query: CompiledQuery,
+    /// The query's SQL with its LIMIT and OFFSET.
+    sql: String,
+    /// From the first `next` until the end.
+    open: Option<OpenStatement>,
     buffer: std::vec::IntoIter<CallSchema>,
     done: bool,
 }
 
-impl ThreadedCalls {
-    fn new(path: PathBuf, query: CompiledQuery, offset: u64, limit: Option<u64>) -> Self {
+impl StreamedCalls {
+    fn new(
+        server: SqliteServer,
+        path: PathBuf,
+        query: CompiledQuery,
+        offset: u64,
+        limit: Option<u64>,
+    ) -> Self {
         let sql = format!(
             "{} LIMIT {} OFFSET {}",
             query.sql,
             limit.map_or(-1, |l| l.min(i64::MAX as u64) as i64),
             offset.min(i64::MAX as u64)
         );
-        ThreadedCalls {
-            pending: Some((path, query, sql)),
-            rx: None,
-            interrupt: None,
-            thread: None,
+        StreamedCalls {
+            server,
+            path,
+            query,
+            sql,
+            open: None,
             buffer: Vec::new().into_iter(),
             done: false,
         }
     }
 
-    /// Opens the connection and starts the thread.
-    fn start(&mut self, path: &Path, query: CompiledQuery, sql: String) -> Result<()> {
+    /// The next batch of calls (empty at the end); opens the statement on the first call.
+    fn read_batch(&mut self) -> Result<Vec<CallSchema>> {
+        if self.open.is_none() {
+            let conn = self.server.stream_conn(&self.path)?;
+            self.open = Some(OpenStatement::new(conn, &self.sql, &self.query.params)?);
+        }
+        let open = self.open.as_mut().expect("opened above");
+        let mut batch = Vec::with_capacity(STREAM_BATCH);
+        let mut end = false;
+        let rows = open.rows();
+        while batch.len() < STREAM_BATCH {
+            match rows.next()? {
+                Some(row) => batch.push(row_to_call(row, self.query.summary_selected)?),
+                None => {
+                    end = true;
+                    break;
+                }
+            }
+        }
+        self.query.complete(open.conn(), &mut batch)?;
+        if end {
+            self.finish();
+        }
+        Ok(batch)
+    }
+
+    /// Ends the stream: the statement is reset (ending its read transaction) and the
+    /// connection kept for the next stream.
+    fn finish(&mut self) {
+        self.done = true;
+        if let Some(conn) = self.open.take().and_then(|mut open| open.release()) {
+            self.server.spare_stream_conn(conn);
+        }
+    }
+}
+
+impl Drop for StreamedCalls {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// At most this many idle connections of finished streams are kept per store.
+const SPARE_READERS: usize = 2;
+
+impl SqliteServer {
+    /// A connection for a stream: a spare one, else a new one opened as the shared reader is
+    /// (same flags, busy timeout and SQL functions). Opening one, with its first read of the
+    /// schema, costs ~0.2 ms — more than a small query.
+    fn stream_conn(&self, path: &Path) -> Result<Connection> {
+        let spare = self
+            .inner
+            .spare_readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop();
+        if let Some(conn) = spare {
+            return Ok(conn);
+        }
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -611,62 +676,27 @@ impl ThreadedCalls {
         })?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         functions::register(&conn)?;
-        self.interrupt = Some(conn.get_interrupt_handle());
-        let (tx, rx) = sync_channel(SEND_QUEUE);
-        let thread = std::thread::Builder::new()
-            .name("weave-sqlite-read".into())
-            .spawn(move || read_rows(&conn, &query, &sql, &tx))
-            .map_err(|e| WeaveError::backend(format!("cannot start a read thread: {e}")))?;
-        self.rx = Some(rx);
-        self.thread = Some(thread);
-        Ok(())
+        Ok(conn)
     }
 
-    /// Ends the stream: closes the channel, interrupts the statement (if still running) and
-    /// waits for the thread. True when the thread panicked.
-    fn finish(&mut self) -> bool {
-        self.done = true;
-        self.pending = None;
-        self.rx = None;
-        if let Some(h) = self.interrupt.take() {
-            h.interrupt();
+    /// Keeps the connection of a finished stream for the next one (if it holds no
+    /// transaction and there is room), else closes it.
+    fn spare_stream_conn(&self, conn: Connection) {
+        if !conn.is_autocommit() {
+            return;
         }
-        self.thread.take().is_some_and(|t| t.join().is_err())
+        let mut spare = self
+            .inner
+            .spare_readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if spare.len() < SPARE_READERS {
+            spare.push(conn);
+        }
     }
 }
 
-/// The body of a [`ThreadedCalls`] thread: steps the statement, sends the calls in chunks;
-/// stops when the consumer is gone (a send fails, or the statement is interrupted).
-fn read_rows(conn: &Connection, query: &CompiledQuery, sql: &str, tx: &SyncSender<Chunk>) {
-    let run = || -> Result<()> {
-        let mut stmt = conn.prepare(sql)?;
-        let mut rows = stmt.query(params_from_iter(query.params.0.iter()))?;
-        let mut chunk = Vec::with_capacity(SEND_CHUNK);
-        loop {
-            let row = rows.next()?;
-            let end = row.is_none();
-            if let Some(row) = row {
-                chunk.push(row_to_call(row, query.summary_selected)?);
-            }
-            if chunk.len() == SEND_CHUNK || (end && !chunk.is_empty()) {
-                query.complete(conn, &mut chunk)?;
-                let full = std::mem::replace(&mut chunk, Vec::with_capacity(SEND_CHUNK));
-                if tx.send(Ok(full)).is_err() {
-                    return Ok(());
-                }
-            }
-            if end {
-                return Ok(());
-            }
-        }
-    };
-    if let Err(e) = run() {
-        // Nobody to tell when the consumer is gone (then the error is the interruption).
-        let _ = tx.send(Err(e));
-    }
-}
-
-impl Iterator for ThreadedCalls {
+impl Iterator for StreamedCalls {
     type Item = Result<CallSchema>;
     fn next(&mut self) -> Option<Self::Item> {
         loop {
@@ -676,32 +706,89 @@ impl Iterator for ThreadedCalls {
             if self.done {
                 return None;
             }
-            if let Some((path, query, sql)) = self.pending.take() {
-                if let Err(e) = self.start(&path, query, sql) {
+            match self.read_batch() {
+                Ok(batch) => self.buffer = batch.into_iter(),
+                Err(e) => {
                     self.finish();
                     return Some(Err(e));
-                }
-            }
-            match self.rx.as_ref().map(Receiver::recv) {
-                Some(Ok(Ok(chunk))) => self.buffer = chunk.into_iter(),
-                Some(Ok(Err(e))) => {
-                    self.finish();
-                    return Some(Err(e));
-                }
-                // The channel is closed: the thread has sent everything and ended.
-                _ => {
-                    let panicked = self.finish();
-                    return panicked
-                        .then(|| Err(WeaveError::backend("the store's read thread panicked")));
                 }
             }
         }
     }
 }
 
-impl Drop for ThreadedCalls {
+/// A connection, a statement prepared on it and the statement's running query, owned
+/// together: rusqlite's (cached) statement borrows its connection and the rows their
+/// statement, and a [`StreamedCalls`] keeps all three from one `next` to the next. The
+/// connection and the statement are boxed (their addresses do not move) and freed (or, the
+/// connection, given back) by `release` only, after what borrows them; the `'static` borrows
+/// never leave this type.
+struct OpenStatement {
+    /// Borrows `*stmt`. Dropped first.
+    rows: Option<rusqlite::Rows<'static>>,
+    /// A leaked box; borrows `*conn` (and its statement cache), borrowed by `rows`.
+    stmt: Option<NonNull<rusqlite::CachedStatement<'static>>>,
+    /// A leaked box, borrowed by `stmt` (and by `conn()`).
+    conn: Option<NonNull<Connection>>,
+}
+
+// SAFETY: the connection, its statement and the rows are only ever used together, by the one
+// owner of this value, never shared: sending them to another thread is sending the
+// `Connection` (which is `Send`) with what it owns. SQLite's multi-thread mode (the
+// connection is opened with NO_MUTEX) allows a connection and its statements to be used by
+// any one thread at a time.
+unsafe impl Send for OpenStatement {}
+
+impl OpenStatement {
+    /// Prepares `sql` on `conn` and starts it with `params`.
+    fn new(conn: Connection, sql: &str, params: &Params) -> Result<Self> {
+        let conn = NonNull::from(Box::leak(Box::new(conn)));
+        let mut open = OpenStatement {
+            rows: None,
+            stmt: None,
+            conn: Some(conn),
+        };
+        // SAFETY: the box behind `conn` is freed by `release` only, after `stmt` and `rows`,
+        // the only borrows made of it (shared, as `conn()` makes too).
+        let conn: &'static Connection = unsafe { conn.as_ref() };
+        let stmt = NonNull::from(Box::leak(Box::new(conn.prepare_cached(sql)?)));
+        open.stmt = Some(stmt);
+        // SAFETY: the box behind `stmt` is freed by `release` only, after `rows`; this is the
+        // only borrow ever made of it.
+        let stmt: &'static mut rusqlite::CachedStatement<'static> = unsafe { &mut *stmt.as_ptr() };
+        open.rows = Some(stmt.query(params_from_iter(params.0.iter()))?);
+        Ok(open)
+    }
+
+    fn rows(&mut self) -> &mut rusqlite::Rows<'static> {
+        self.rows.as_mut().expect("started in new")
+    }
+
+    /// The connection, to read more on while the statement runs.
+    fn conn(&self) -> &Connection {
+        let conn = self.conn.expect("released only by release");
+        // SAFETY: see `new`; freed only by `release`, which takes `&mut self`.
+        unsafe { conn.as_ref() }
+    }
+
+    /// Resets the statement (back into the connection's statement cache, for the connection's
+    /// next stream) and gives the connection back (once).
+    fn release(&mut self) -> Option<Connection> {
+        self.rows = None;
+        if let Some(stmt) = self.stmt.take() {
+            // SAFETY: leaked in `new`; `rows`, its only borrower, is gone.
+            drop(unsafe { Box::from_raw(stmt.as_ptr()) });
+        }
+        // SAFETY: leaked in `new`; the statement, its only borrower, is gone.
+        self.conn
+            .take()
+            .map(|conn| *unsafe { Box::from_raw(conn.as_ptr()) })
+    }
+}
+
+impl Drop for OpenStatement {
     fn drop(&mut self) {
-        self.finish();
+        self.release();
     }
 }
 
@@ -756,14 +843,17 @@ impl TraceServer for SqliteServer {
         Ok(CallReadRes { call })
     }
 
-    /// Lazy, as described above [`ChunkedCalls`]: a file store reads a query larger than one
-    /// chunk as one statement on a thread of the stream's own ([`ThreadedCalls`]).
+    /// Lazy: a file store reads a query without a limit, or with one over 1,000, as one
+    /// statement stepped as the stream is consumed, on a connection of the stream's own (a
+    /// read snapshot held until the stream ends or is dropped); a smaller query, or any of an
+    /// in-memory store, is read 1,000 calls at a time with LIMIT/OFFSET.
+    // See the comment above `STREAM_BATCH`.
     fn calls_query_stream(&self, req: CallsQueryReq) -> Result<CallsStream> {
         let query = compile_calls_query(&req)?;
         let offset = req.offset.unwrap_or(0);
         match self.path() {
             Some(path) if req.limit.is_none_or(|l| l > STREAM_CHUNK) => Ok(Box::new(
-                ThreadedCalls::new(path.to_path_buf(), query, offset, req.limit),
+                StreamedCalls::new(self.clone(), path.to_path_buf(), query, offset, req.limit),
             )),
             _ => Ok(Box::new(ChunkedCalls {
                 server: self.clone(),
