@@ -99,7 +99,7 @@ pub(crate) struct CallState {
     pub(crate) exception: Option<String>,
     /// The summary (see [`CallState::summary`]); `None` with `counts` set means exactly those
     /// status counts.
-    pub(crate) summary: Option<JsonMap>,
+    pub(crate) summary: Option<Box<JsonMap>>,
     pub(crate) counts: Option<StatusCounts>,
     pub(crate) ended_at: Option<Timestamp>,
     pub(crate) deleted_at: Option<Timestamp>,
@@ -125,7 +125,7 @@ impl CallState {
     /// The summary as JSON.
     pub(crate) fn summary(&self) -> Option<std::borrow::Cow<'_, JsonMap>> {
         match (&self.summary, self.counts) {
-            (Some(m), _) => Some(std::borrow::Cow::Borrowed(m)),
+            (Some(m), _) => Some(std::borrow::Cow::Borrowed(&**m)),
             (None, Some(c)) => Some(std::borrow::Cow::Owned(c.to_map())),
             (None, None) => None,
         }
@@ -140,7 +140,10 @@ pub const MAX_EVENTS: usize = 1000;
 /// traced program never builds the map: no key copies, no hashing).
 pub(crate) enum Inputs {
     Map(JsonMap),
-    Args(Vec<(&'static str, Value)>, std::sync::OnceLock<JsonMap>),
+    Args(
+        Vec<(&'static str, Value)>,
+        std::sync::OnceLock<Box<JsonMap>>,
+    ),
 }
 
 impl Inputs {
@@ -158,7 +161,7 @@ impl Inputs {
     pub(crate) fn map(&self) -> &JsonMap {
         match self {
             Inputs::Map(m) => m,
-            Inputs::Args(a, cell) => cell.get_or_init(|| Self::args_map(a)),
+            Inputs::Args(a, cell) => cell.get_or_init(|| Box::new(Self::args_map(a))),
         }
     }
 
@@ -166,7 +169,10 @@ impl Inputs {
     pub(crate) fn to_map(&self) -> JsonMap {
         match self {
             Inputs::Map(m) => m.clone(),
-            Inputs::Args(a, cell) => cell.get().cloned().unwrap_or_else(|| Self::args_map(a)),
+            Inputs::Args(a, cell) => cell
+                .get()
+                .map(|m| (**m).clone())
+                .unwrap_or_else(|| Self::args_map(a)),
         }
     }
 
@@ -264,7 +270,7 @@ impl Call {
                     display_name: s.display_name,
                     output: s.output,
                     exception: s.exception,
-                    summary: s.summary,
+                    summary: s.summary.map(Box::new),
                     ended_at: s.ended_at,
                     deleted_at: s.deleted_at,
                     wb_run_step_end: s.wb_run_step_end,
@@ -500,7 +506,7 @@ impl Call {
             return;
         }
         st.summary
-            .get_or_insert_with(JsonMap::new)
+            .get_or_insert_with(Default::default)
             .insert(key.into(), value.into());
     }
     /// The call's ref, `weave:///entity/project/call/<id>` (Python's `call.ref`).

@@ -882,7 +882,7 @@ impl WeaveClient {
                         c.insert(key.into(), json!(total));
                     }
                 }
-                let mut merged = st.summary.take().unwrap_or_default();
+                let mut merged = st.summary.take().map(|b| *b).unwrap_or_default();
                 deep_update(&mut merged, computed);
                 // What the parent rolls up excludes this call's own events.
                 let rollup = call.parent().map(|_| merged.clone());
@@ -895,7 +895,7 @@ impl WeaveClient {
                 if st.events_dropped > 0 {
                     merged.insert(EVENTS_DROPPED_KEY.into(), json!(st.events_dropped));
                 }
-                st.summary = Some(merged);
+                st.summary = Some(Box::new(merged));
                 Rollup::Summary(rollup.unwrap_or_default())
             };
             st.output = output;
