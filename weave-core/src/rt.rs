@@ -5,15 +5,17 @@
 //!
 //! ```text
 //! static SITE: OpSite = OpSite::new(build_op, sample_rate);
-//! let mut op = if enabled() { SITE.start(|| inputs, display_name) } else { OpCall::off() };
-//! op.attach_span(|id| info_span!("name", weave.call_id = id));
-//! let out: Ret = op.run(move || body);          // push the call, enter the span, catch panics
-//! op.finish(capture(&out)) / op.fail(exception(&e))
-//! out
+//! let body = body(move |pre: Option<&mut Prelude>| {
+//!     if let Some(pre) = pre { pre.start(|| inputs, |id| info_span!("name", weave.call_id = id)) }
+//!     ...the function's statements...
+//! });
+//! if enabled() { run_sync(&SITE, display_name, self_type, body, |op, out| op.finish(|| capture(out))) }
+//! else { body(None) }                            // the plain function, inlined
 //! ```
 //!
-//! An `async fn` does the same with [`OpCall::run_async`], which pushes the call and enters
-//! the span around every poll; dropping the future before it completes fails the call as
+//! An `async fn` starts its call with [`OpSite::start`] when it is first polled (the
+//! arguments are captured before they move into the future) and runs its body with
+//! [`OpCall::run_async`], which pushes the call and enters the span around every poll; dropping the future before it completes fails the call as
 //! cancelled.
 
 use std::any::Any;
@@ -350,10 +352,89 @@ impl OpSite {
 }
 
 /// The body of a sync op as a closure called once (so that, as a function body, it may
-/// return borrows of what it captured).
+/// return borrows of what it captured). It is handed a [`Prelude`] when the call is
+/// traced, and `None` when it is not: then it is the plain function's body, inlined, and
+/// the op costs a flag test over the plain function.
 #[inline(always)]
-pub fn body<R, F: FnOnce() -> R>(f: F) -> F {
+pub fn body<R, F: FnOnce(Option<&mut Prelude>) -> R>(f: F) -> F {
     f
+}
+
+/// Handed to a traced sync op's body, which starts its call first thing (the arguments are
+/// captured inside the body, where they were moved, so that the untraced path never takes
+/// their addresses): the call is made current and its span entered until the body returns.
+pub struct Prelude {
+    site: &'static OpSite,
+    display_name: Option<DisplayNameArg>,
+    self_type: Option<&'static str>,
+    op: OpCall,
+    frame: Option<FrameGuard>,
+    entered: Option<tracing::span::EnteredSpan>,
+}
+
+impl std::fmt::Debug for Prelude {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prelude").field("op", &self.op).finish()
+    }
+}
+
+impl Prelude {
+    /// Starts the call with the inputs `inputs` builds and the span `span` makes (see
+    /// [`OpSite::start`]).
+    pub fn start(
+        &mut self,
+        inputs: impl FnOnce() -> Vec<(&'static str, Value)>,
+        span: impl FnOnce(&str) -> tracing::Span,
+    ) {
+        let display = self.display_name.take().unwrap_or(DisplayNameArg::None);
+        self.op = self.site.start(inputs, display, self.self_type, span);
+        if !self.op.is_off() {
+            self.frame = Some(FrameGuard::push(self.op.frame()));
+            if let State::Live(l) = &self.op.state {
+                self.entered = Some(l.span.clone().entered());
+            }
+        }
+    }
+}
+
+/// Runs a sync op's body traced: the body starts the call ([`Prelude::start`]); when it
+/// returns, the span is exited, the call popped, and `finish` ends the call with the
+/// output. A panic fails the call with the panic's message, then continues.
+#[inline(never)]
+pub fn run_sync<R>(
+    site: &'static OpSite,
+    display_name: DisplayNameArg,
+    self_type: Option<&'static str>,
+    body: impl FnOnce(Option<&mut Prelude>) -> R,
+    finish: impl FnOnce(&mut OpCall, &R),
+) -> R {
+    let mut pre = Prelude {
+        site,
+        display_name: Some(display_name),
+        self_type,
+        op: OpCall::off(),
+        frame: None,
+        entered: None,
+    };
+    let res = catch_unwind(AssertUnwindSafe(|| body(Some(&mut pre))));
+    let Prelude {
+        mut op,
+        frame,
+        entered,
+        ..
+    } = pre;
+    drop(entered);
+    drop(frame);
+    match res {
+        Ok(r) => {
+            finish(&mut op, &r);
+            r
+        }
+        Err(payload) => {
+            op.fail_panic(&*payload);
+            resume_unwind(payload)
+        }
+    }
 }
 
 #[cold]
@@ -405,21 +486,10 @@ impl OpCall {
         matches!(self.state, State::Live(_))
     }
 
-    /// Whether the op runs as a plain function (tracing off, no client): then the generated
-    /// code calls the body directly and [`OpCall::forget_off`]s this.
+    /// Whether the op runs as a plain function (tracing off, no client).
     #[inline]
     pub fn is_off(&self) -> bool {
         matches!(self.state, State::Off)
-    }
-
-    /// Disposes of an off `OpCall` without running its drop code (it owns nothing), so the
-    /// untraced path of an op is a flag test and the body.
-    #[inline]
-    pub fn forget_off(self) {
-        debug_assert!(self.is_off());
-        if self.is_off() {
-            std::mem::forget(self);
-        }
     }
 
     /// Makes the op's `tracing` span with `make(call_id)`, for a live call only, and only
@@ -442,35 +512,6 @@ impl OpCall {
             State::Off => None,
             State::SampledOut => Some(Frame::Suppressed),
             State::Live(l) => Some(Frame::Call(l.call.clone())),
-        }
-    }
-
-    /// Runs the body with the call current and its span entered. A panic fails the call with
-    /// the panic's message, then continues.
-    #[inline]
-    pub fn run<R>(&mut self, body: impl FnOnce() -> R) -> R {
-        if let State::Off = self.state {
-            return body();
-        }
-        self.run_traced(body)
-    }
-
-    #[inline(never)]
-    fn run_traced<R>(&mut self, body: impl FnOnce() -> R) -> R {
-        let res = {
-            let _frame = FrameGuard::push(self.frame());
-            let _enter = match &self.state {
-                State::Live(l) => Some(l.span.enter()),
-                _ => None,
-            };
-            catch_unwind(AssertUnwindSafe(body))
-        };
-        match res {
-            Ok(r) => r,
-            Err(payload) => {
-                self.fail_panic(&*payload);
-                resume_unwind(payload)
-            }
         }
     }
 

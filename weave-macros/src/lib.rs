@@ -682,28 +682,52 @@ fn expand(args: Args, func: ItemFn, source: String) -> syn::Result<TokenStream2>
         });
     }
 
-    let fin = finish(quote!(__weave_out), result);
-    // Untraced (tracing off, no client), the body is called directly: the op costs a flag
-    // test over the plain function.
+    let fin = finish(quote!((*__weave_out)), result);
+    // Untraced (tracing off, no client), the body is called directly with `None`: the op
+    // costs a flag test over the plain function. Traced, the body captures the arguments and
+    // starts the call first thing (they were moved into it), inside `run_sync`.
+    let keys = inputs.iter().map(|i| &i.key);
+    let idents = inputs.iter().map(|i| &i.ident);
     Ok(quote! {
         #(#attrs)* #vis #sig {
             #(#inner_attrs)*
             #site
-            #start
             #allow
-            let __weave_body = #rt::body(move || {
+            let __weave_body = #rt::body(move |__weave_pre: ::core::option::Option<&mut #rt::Prelude>| {
+                if let ::core::option::Option::Some(__weave_pre) = __weave_pre {
+                    __weave_pre.start(
+                        || {
+                            #[allow(unused_imports)]
+                            use #rt::{ViaSerialize as _, ViaDebug as _, ViaNothing as _};
+                            #[allow(unused_mut)]
+                            let mut __weave_inputs = ::std::vec::Vec::with_capacity(#n_inputs);
+                            #(
+                                __weave_inputs.push((
+                                    #keys,
+                                    (&&&#rt::Capture(&#idents)).__weave_value(),
+                                ));
+                            )*
+                            __weave_inputs
+                        },
+                        |__weave_id| #rt::tracing::info_span!(#name, weave.call_id = __weave_id),
+                    );
+                }
                 #fake_return
                 #(#stmts)*
             });
-            if __weave_op.is_off() {
-                __weave_op.forget_off();
+            if #rt::enabled() {
                 #allow
-                let __weave_out #annot = __weave_body();
+                let __weave_out #annot = #rt::run_sync(
+                    &__WEAVE_SITE,
+                    #display,
+                    #self_type,
+                    __weave_body,
+                    |__weave_op, __weave_out| { #fin },
+                );
                 #tail
             } else {
                 #allow
-                let __weave_out #annot = __weave_op.run(__weave_body);
-                #fin
+                let __weave_out #annot = __weave_body(::core::option::Option::None);
                 #tail
             }
         }
