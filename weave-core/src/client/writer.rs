@@ -5,10 +5,13 @@
 //!   100,000). When it is full the item is dropped, counted, and reported once on stderr:
 //!   tracing never blocks the traced program. [`WeaveClient::dropped`](crate::WeaveClient::dropped)
 //!   tells how many.
-//! - The thread takes up to [`MAX_BATCH`] queued items at a time and writes them with one
-//!   `call_start_batch` (one transaction in the embedded store, one `/call/upsert_batch`
-//!   request remotely), split so that no request exceeds the backend's
-//!   [`TraceServer::max_request_bytes`].
+//! - Callers queue a call's record (shared, not copied) for its start and again for its end;
+//!   the writer is woken once per batch ([`WAKE_AT`] items, or [`LINGER`] after it last
+//!   wrote), never per item. Rows and requests are built on the writer's thread.
+//! - The thread takes up to [`MAX_BATCH`] queued items at a time and writes them in one go:
+//!   the embedded store takes the records directly, in one transaction (a start and end in
+//!   the same batch become one row); a remote server gets one `/call/upsert_batch` request,
+//!   split so that no request exceeds the backend's [`TraceServer::max_request_bytes`].
 //! - A backend that is unavailable ([`WeaveError::Unavailable`]: refused, timed out, 429,
 //!   5xx) is retried with exponential backoff and jitter, honouring `Retry-After`, for as long
 //!   as it takes — meanwhile new items wait in the bounded queue, so nothing is lost while the
