@@ -20,12 +20,14 @@
 //! `WEAVE_BENCH_QUICK=1` makes 2,000 calls instead, with tiny times (CI proves it runs).
 
 use std::hint::black_box;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use weave::config::Settings;
-use weave::{Backend, CallsFilter, CallsQuery, InitOptions, SqliteServer};
+use weave::{CallsFilter, CallsQuery};
+
+mod common;
 
 /// Calls per trace: root, mid and two leaves.
 const CALLS_PER_TRACE: u64 = 4;
@@ -47,10 +49,6 @@ fn leaf(i: u64, tag: &str) -> u64 {
     i.wrapping_add(tag.len() as u64)
 }
 
-fn quick() -> bool {
-    std::env::var("WEAVE_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0")
-}
-
 /// What one run measured.
 #[derive(Debug, Clone, Copy)]
 struct Run {
@@ -67,22 +65,14 @@ struct Run {
 /// from starting the threads to the end of the flush.
 fn run(calls: u64) -> Run {
     let dir = tempfile::tempdir().unwrap();
-    let server = SqliteServer::open(dir.path().join("ingest.sqlite")).unwrap();
     let settings = Settings {
         // Two queue entries per call (start and end) plus the op versions: room for all, so
         // nothing is dropped however far the writer lags.
         max_calls_queue_size: (calls as usize) * 4 + 1000,
         ..Settings::default()
     };
-    let (client, guard) = weave::init_with(
-        "bench/ingest",
-        InitOptions {
-            backend: Backend::Server(Arc::new(server)),
-            install_subscriber: false,
-            settings,
-        },
-    )
-    .unwrap();
+    let (client, guard) =
+        common::init_store("bench/ingest", &dir.path().join("ingest.sqlite"), settings);
     let traces_per_thread = calls / CALLS_PER_TRACE / THREADS;
     assert_eq!(traces_per_thread * CALLS_PER_TRACE * THREADS, calls);
 
@@ -193,14 +183,14 @@ fn summary(runs: &[Run]) {
 }
 
 fn ingest(c: &mut Criterion) {
-    let calls: u64 = if quick() { 2_000 } else { 200_000 };
+    let calls: u64 = if common::quick() { 2_000 } else { 200_000 };
     let runs = Mutex::new(Vec::<Run>::new());
 
     let mut g = c.benchmark_group("ingest");
     g.sampling_mode(SamplingMode::Flat)
         .sample_size(10)
         .throughput(Throughput::Elements(calls));
-    if quick() {
+    if common::quick() {
         g.warm_up_time(Duration::from_millis(50))
             .measurement_time(Duration::from_millis(1000));
     } else {

@@ -19,7 +19,6 @@
 //! samples only (CI proves the benchmark still runs).
 
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -29,7 +28,9 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde::Serialize;
 use tracing_subscriber::layer::SubscriberExt;
 use weave::config::Settings;
-use weave::{Backend, InitOptions, SqliteServer, WeaveClient, WeaveLayer};
+use weave::{Backend, InitOptions, WeaveClient, WeaveLayer};
+
+mod common;
 
 fn plain(a: u64, b: &str) -> u64 {
     a.wrapping_add(b.len() as u64)
@@ -102,10 +103,6 @@ fn op_1k(req: &Request) -> usize {
 struct Noop;
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Noop {}
 
-fn quick() -> bool {
-    std::env::var("WEAVE_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0")
-}
-
 /// At most this many calls wait for the writer while a sample runs.
 const BACKLOG: u64 = 10_000;
 
@@ -131,24 +128,15 @@ fn timed_then_flushed(client: &WeaveClient, iters: u64, mut f: impl FnMut()) -> 
 
 fn overhead(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let server = SqliteServer::open(dir.path().join("bench.sqlite")).unwrap();
-    // Samples are flushed between runs: room for the largest sample.
-    let settings = Settings {
-        max_calls_queue_size: 20_000_000,
-        ..Settings::default()
-    };
-    let (client, guard) = weave::init_with(
+    // At most BACKLOG calls (two queue entries each) wait: the default queue bound holds them.
+    let (client, guard) = common::init_store(
         "bench/overhead",
-        InitOptions {
-            backend: Backend::Server(Arc::new(server)),
-            install_subscriber: false,
-            settings,
-        },
-    )
-    .unwrap();
+        &dir.path().join("bench.sqlite"),
+        Settings::default(),
+    );
 
     let mut g = c.benchmark_group("overhead");
-    if quick() {
+    if common::quick() {
         g.sample_size(10)
             .warm_up_time(Duration::from_millis(100))
             .measurement_time(Duration::from_millis(300));

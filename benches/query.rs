@@ -47,6 +47,8 @@ use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
 };
 use serde_json::json;
+mod common;
+
 use weave::config::Settings;
 use weave::query::field;
 use weave::{CallsFilter, CallsQuery, SqliteServer, WeaveClient};
@@ -64,10 +66,6 @@ const NEEDLE_INDEX: u64 = 3;
 const SMALL_TRACE_CALLS: u64 = 5;
 /// One small trace in this many has a failing tool call.
 const FAIL_EVERY: u64 = 7;
-
-fn quick() -> bool {
-    std::env::var("WEAVE_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0")
-}
 
 /// The store's shape, and the answers the queries must give.
 #[derive(Debug, Clone, Copy)]
@@ -401,7 +399,7 @@ fn summary(runs: &Runs, shape: Shape) {
 }
 
 fn queries(c: &mut Criterion) {
-    let quick = quick();
+    let quick = common::quick();
     let shape = if quick { QUICK } else { FULL };
     let store = open_store(shape);
     let client = &store.client;

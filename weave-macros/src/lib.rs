@@ -532,27 +532,27 @@ fn expand(args: Args, func: ItemFn, source: String) -> syn::Result<TokenStream2>
     } else {
         quote!(::core::option::Option::None)
     };
+    // The arguments' capture and the op's span, as both kinds of body start their call.
+    let capture = quote! {
+        || {
+            #[allow(unused_imports)]
+            use #rt::{ViaSerialize as _, ViaDebug as _, ViaNothing as _};
+            #[allow(unused_mut)]
+            let mut __weave_inputs = ::std::vec::Vec::with_capacity(#n_inputs);
+            #(
+                __weave_inputs.push((
+                    #keys,
+                    (&&&#rt::Capture(&#idents)).__weave_value(),
+                ));
+            )*
+            __weave_inputs
+        }
+    };
+    let span = quote!(|__weave_id| #rt::tracing::info_span!(#name, weave.call_id = __weave_id));
     let start = quote! {
         #[allow(clippy::used_underscore_binding)]
         let mut __weave_op = if #rt::enabled() {
-            __WEAVE_SITE.start(
-                || {
-                    #[allow(unused_imports)]
-                    use #rt::{ViaSerialize as _, ViaDebug as _, ViaNothing as _};
-                    #[allow(unused_mut)]
-                    let mut __weave_inputs = ::std::vec::Vec::with_capacity(#n_inputs);
-                    #(
-                        __weave_inputs.push((
-                            #keys,
-                            (&&&#rt::Capture(&#idents)).__weave_value(),
-                        ));
-                    )*
-                    __weave_inputs
-                },
-                #display,
-                #self_type,
-                |__weave_id| #rt::tracing::info_span!(#name, weave.call_id = __weave_id),
-            )
+            __WEAVE_SITE.start(#capture, #display, #self_type, #span)
         } else {
             #rt::OpCall::off()
         };
@@ -686,8 +686,6 @@ fn expand(args: Args, func: ItemFn, source: String) -> syn::Result<TokenStream2>
     // Untraced (tracing off, no client), the body is called directly with `None`: the op
     // costs a flag test over the plain function. Traced, the body captures the arguments and
     // starts the call first thing (they were moved into it), inside `run_sync`.
-    let keys = inputs.iter().map(|i| &i.key);
-    let idents = inputs.iter().map(|i| &i.ident);
     Ok(quote! {
         #(#attrs)* #vis #sig {
             #(#inner_attrs)*
@@ -695,22 +693,7 @@ fn expand(args: Args, func: ItemFn, source: String) -> syn::Result<TokenStream2>
             #allow
             let __weave_body = #rt::body(move |__weave_pre: ::core::option::Option<&mut #rt::Prelude>| {
                 if let ::core::option::Option::Some(__weave_pre) = __weave_pre {
-                    __weave_pre.start(
-                        || {
-                            #[allow(unused_imports)]
-                            use #rt::{ViaSerialize as _, ViaDebug as _, ViaNothing as _};
-                            #[allow(unused_mut)]
-                            let mut __weave_inputs = ::std::vec::Vec::with_capacity(#n_inputs);
-                            #(
-                                __weave_inputs.push((
-                                    #keys,
-                                    (&&&#rt::Capture(&#idents)).__weave_value(),
-                                ));
-                            )*
-                            __weave_inputs
-                        },
-                        |__weave_id| #rt::tracing::info_span!(#name, weave.call_id = __weave_id),
-                    );
+                    __weave_pre.start(#capture, #span);
                 }
                 #fake_return
                 #(#stmts)*
