@@ -347,3 +347,111 @@ fn an_empty_column_list_means_all_columns() {
         s.client.get_call(call.id()).unwrap().to_schema()
     );
 }
+
+/// The client reads the embedded store through its own path, which keeps each call's JSON as
+/// text until a field is read; whatever is read must equal what the protocol's stream
+/// (`calls_query_stream`) returns for the same query, field by field, for every projection —
+/// including rows another writer left with text that is not JSON, an OpenTelemetry dump, and
+/// a summary with usage and user keys.
+#[test]
+fn calls_read_by_the_client_equal_the_protocols_calls() {
+    let s = TestStore::new();
+    if s.is_remote() {
+        // A remote server has only the protocol's path.
+        return;
+    }
+    let (root, child, _running) = fixture(&s);
+    let scored = s
+        .client
+        .create_call_with(
+            "llm",
+            json!({"prompt": "hi"}),
+            CallOptions::new().use_stack(false),
+        )
+        .unwrap();
+    scored.set_summary_value("score", 0.5);
+    s.client
+        .finish_call(
+            &scored,
+            json!({"usage": {"gpt-4o": {"prompt_tokens": 3, "requests": 1}}}),
+        )
+        .unwrap();
+    let mut otel = weave::schema::StartedCallSchemaForInsert {
+        project_id: s.client.project_id().to_string(),
+        id: Some(weave::generate_id()),
+        op_name: "otel.span".into(),
+        display_name: None,
+        trace_id: Some(weave::generate_id()),
+        parent_id: None,
+        thread_id: None,
+        turn_id: None,
+        started_at: weave::Timestamp::now(),
+        attributes: serde_json::Map::new(),
+        inputs: serde_json::Map::new(),
+        otel_dump: None,
+        wb_user_id: Some("user-1".into()),
+        wb_run_id: Some("run-1".into()),
+        wb_run_step: Some(7),
+    };
+    otel.otel_dump = json!({"name": "span", "kind": 1}).as_object().cloned();
+    s.server
+        .call_start(weave::schema::CallStartReq { start: otel })
+        .unwrap();
+    assert!(s.client.flush_timeout(std::time::Duration::from_secs(10)));
+    let conn = rusqlite::Connection::open(s.path()).unwrap();
+    conn.execute(
+        "UPDATE calls SET output = 'not json {', inputs = '[1, 2]' WHERE id = ?1",
+        [root.id()],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE calls SET summary = 'not json either' WHERE id = ?1",
+        [child.id()],
+    )
+    .unwrap();
+    drop(conn);
+
+    let projections: [Option<&[&str]>; 5] = [
+        None,
+        Some(&["summary"]),
+        Some(&["inputs", "output"]),
+        Some(&["attributes", "exception", "display_name"]),
+        Some(&["ended_at"]),
+    ];
+    for columns in projections {
+        let mut q = CallsQuery::new();
+        if let Some(c) = columns {
+            q = q.columns(c.iter().copied());
+        }
+        let mut req = weave::schema::CallsQueryReq::new(s.client.project_id());
+        req.columns = q.columns.clone();
+        let expected: Vec<weave::CallSchema> = s
+            .server
+            .calls_query_stream(req)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let got: Vec<weave::CallSchema> = calls(&s.client, q).iter().map(Call::to_schema).collect();
+        assert_eq!(got.len(), 5, "{columns:?}");
+        assert_eq!(got, expected, "columns {columns:?}");
+    }
+    // And field by field through the accessors, which parse on first use.
+    let got = calls(
+        &s.client,
+        CallsQuery::new().query(field("id").eq(root.id())),
+    );
+    assert_eq!(got[0].output(), weave::limits::exceeds_limits_marker());
+    assert!(
+        got[0].inputs().is_empty(),
+        "a JSON array is not an inputs object"
+    );
+    let got = calls(
+        &s.client,
+        CallsQuery::new().query(field("op_name").eq("otel.span")),
+    );
+    assert_eq!(
+        got[0].attributes()["otel_span"],
+        json!({"name": "span", "kind": 1})
+    );
+    assert_eq!(got[0].wb_run_step(), Some(7));
+}

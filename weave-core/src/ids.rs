@@ -133,6 +133,15 @@ impl From<String> for IdText {
     }
 }
 
+impl From<&str> for IdText {
+    fn from(s: &str) -> Self {
+        match <[u8; 36]>::try_from(s.as_bytes()) {
+            Ok(b) if is_canonical_uuid(s) => IdText::Uuid(b),
+            _ => IdText::Other(s.into()),
+        }
+    }
+}
+
 impl std::ops::Deref for IdText {
     type Target = str;
     fn deref(&self) -> &str {

@@ -16,6 +16,7 @@ use crate::schema::summary::{
     op_display_name, sum_dict_leaves, TraceStatus, STATUS_COUNTS_KEY, USAGE_KEY, WEAVE_KEY,
 };
 use crate::schema::{CallSchema, CallsFilter, JsonMap};
+use crate::server::sqlite::{parse_stored_json, stored_object, StoredCall};
 use crate::time::Timestamp;
 
 /// Children summaries are folded into one once this many are waiting, so a call with a
@@ -119,6 +120,16 @@ pub(crate) struct CallState {
     pub(crate) events: Vec<Value>,
     /// Events not kept because the call already had [`MAX_EVENTS`].
     pub(crate) events_dropped: u64,
+    /// The output and summary of a call read from the embedded store, as stored: parsed
+    /// (and `summary.weave` derived) the first time the state is locked.
+    pub(crate) stored: Option<Box<StoredJson>>,
+}
+
+/// See [`CallState::stored`].
+pub(crate) struct StoredJson {
+    output: Option<Box<str>>,
+    /// `None`: the summary was not read.
+    summary: Option<Option<Box<str>>>,
 }
 
 impl CallState {
@@ -144,6 +155,8 @@ pub(crate) enum Inputs {
         Vec<(&'static str, Value)>,
         std::sync::OnceLock<Box<JsonMap>>,
     ),
+    /// As the embedded store holds them (JSON text; `None` for none), parsed when first read.
+    Stored(Option<Box<str>>, std::sync::OnceLock<Box<JsonMap>>),
 }
 
 impl Inputs {
@@ -157,11 +170,14 @@ impl Inputs {
             .collect()
     }
 
-    /// The inputs as an object (made once, for arguments).
+    /// The inputs as an object (made once, for arguments and stored text).
     pub(crate) fn map(&self) -> &JsonMap {
         match self {
             Inputs::Map(m) => m,
             Inputs::Args(a, cell) => cell.get_or_init(|| Box::new(Self::args_map(a))),
+            Inputs::Stored(text, cell) => {
+                cell.get_or_init(|| Box::new(stored_object(text.as_deref())))
+            }
         }
     }
 
@@ -173,6 +189,10 @@ impl Inputs {
                 .get()
                 .map(|m| (**m).clone())
                 .unwrap_or_else(|| Self::args_map(a)),
+            Inputs::Stored(text, cell) => cell
+                .get()
+                .map(|m| (**m).clone())
+                .unwrap_or_else(|| stored_object(text.as_deref())),
         }
     }
 
@@ -180,6 +200,10 @@ impl Inputs {
         match self {
             Inputs::Map(m) => m,
             Inputs::Args(a, _) => a.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            Inputs::Stored(text, cell) => match cell.into_inner() {
+                Some(m) => *m,
+                None => stored_object(text.as_deref()),
+            },
         }
     }
 
@@ -187,6 +211,11 @@ impl Inputs {
     pub(crate) fn redact(&mut self) {
         match self {
             Inputs::Map(m) => super::redact_inputs_in_place(m),
+            Inputs::Stored(..) => {
+                let mut m = std::mem::replace(self, Inputs::Map(JsonMap::new())).into_map();
+                super::redact_inputs_in_place(&mut m);
+                *self = Inputs::Map(m);
+            }
             Inputs::Args(a, _) => {
                 for (k, v) in a.iter_mut() {
                     if super::is_redacted_key(k) {
@@ -282,6 +311,58 @@ impl Call {
 
     pub(crate) fn state(&self) -> MutexGuard<'_, CallState> {
         self.inner.state()
+    }
+
+    /// A call read through the embedded store's own path (its JSON parsed when read).
+    pub(crate) fn from_stored(client: WeaveClient, s: StoredCall) -> Call {
+        let read = (s.wb_user_id.is_some()
+            || s.wb_run_id.is_some()
+            || s.wb_run_step.is_some()
+            || s.storage_size_bytes.is_some()
+            || s.total_storage_size_bytes.is_some())
+        .then(|| {
+            Box::new(ReadSide {
+                wb_user_id: s.wb_user_id,
+                wb_run_id: s.wb_run_id,
+                wb_run_step: s.wb_run_step,
+                storage_size_bytes: s.storage_size_bytes,
+                total_storage_size_bytes: s.total_storage_size_bytes,
+            })
+        });
+        let stored = (s.output.is_some() || s.summary.is_some()).then(|| {
+            Box::new(StoredJson {
+                output: s.output,
+                summary: s.summary,
+            })
+        });
+        Call {
+            client,
+            inner: Arc::new(CallInner {
+                id: s.id,
+                trace_id: s.trace_id,
+                project_id: s.project_id,
+                parent_id: s.parent_id,
+                op_name: s.op_name,
+                inputs: Inputs::Stored(s.inputs, std::sync::OnceLock::new()),
+                attributes: s.attributes,
+                started_at: s.started_at,
+                thread_id: s.thread_id,
+                turn_id: s.turn_id,
+                read,
+                parent: None,
+                finished: AtomicBool::new(s.ended_at.is_some()),
+                untraced: false,
+                state: Mutex::new(CallState {
+                    display_name: s.display_name,
+                    exception: s.exception,
+                    ended_at: s.ended_at,
+                    deleted_at: s.deleted_at,
+                    wb_run_step_end: s.wb_run_step_end,
+                    stored,
+                    ..CallState::default()
+                }),
+            }),
+        }
     }
 
     /// The live parent's record.
@@ -590,7 +671,31 @@ impl Call {
 
 impl CallInner {
     pub(crate) fn state(&self) -> MutexGuard<'_, CallState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(stored) = st.stored.take() {
+            self.parse_stored(&mut st, *stored);
+        }
+        st
+    }
+
+    /// Parses a stored call's output and summary into its state (once, under its lock).
+    #[cold]
+    fn parse_stored(&self, st: &mut CallState, stored: StoredJson) {
+        if let Some(output) = stored.output {
+            st.output = parse_stored_json(&output);
+        }
+        if let Some(summary) = stored.summary {
+            let mut summary = stored_object(summary.as_deref());
+            crate::schema::summary::derive_weave_summary(
+                &mut summary,
+                &self.op_name,
+                st.display_name.as_deref(),
+                self.started_at,
+                st.ended_at,
+                st.exception.as_deref(),
+            );
+            st.summary = Some(Box::new(summary));
+        }
     }
 
     /// The inputs the start is written with: the call's, with a deferred start's added ones

@@ -7,6 +7,7 @@ use super::WeaveClient;
 use crate::error::Result;
 use crate::query::Query;
 use crate::schema::{CallSchema, CallsFilter, CallsQueryReq, CallsQueryStatsReq, SortBy};
+use crate::server::sqlite::StoredCall;
 use crate::server::CallsStream;
 
 /// Everything `get_calls` accepts (Python's `get_calls` keyword arguments), as a builder.
@@ -210,8 +211,15 @@ pub struct CallsIter {
     fetched: u64,
     buffer: VecDeque<CallSchema>,
     /// The one stream of the whole range, once asked for (a backend that streams lazily).
-    stream: Option<CallsStream>,
+    stream: Option<Stream>,
     exhausted: bool,
+}
+
+/// The stream of a lazily read query: the protocol's, or the embedded store's own (its
+/// calls' JSON parsed only when read).
+enum Stream {
+    Protocol(CallsStream),
+    Stored(Box<dyn Iterator<Item = Result<StoredCall>> + Send>),
 }
 
 impl std::fmt::Debug for CallsIter {
@@ -290,21 +298,41 @@ impl CallsIter {
         Ok(())
     }
 
+    /// Opens the one stream of the whole range: the embedded store's own, unless the query
+    /// asks for what only the protocol's applies (costs, feedback, expanded refs).
+    fn open_stream(&self) -> Result<Stream> {
+        let req = self.query.to_req(self.client.project_id());
+        let server = self.client.server();
+        if let Some(store) = server.as_embedded() {
+            if let Some(stream) = store.calls_query_stored(&req)? {
+                return Ok(Stream::Stored(stream));
+            }
+        }
+        server.calls_query_stream(req).map(Stream::Protocol)
+    }
+
     /// The next call of the one stream of the whole range, asked for on the first call.
-    fn next_streamed(&mut self) -> Option<Result<CallSchema>> {
+    fn next_streamed(&mut self) -> Option<Result<Call>> {
         if self.stream.is_none() {
             if self.query.limit == Some(0) {
                 self.exhausted = true;
                 return None;
             }
             self.client.flush();
-            let req = self.query.to_req(self.client.project_id());
-            match self.client.server().calls_query_stream(req) {
+            match self.open_stream() {
                 Ok(stream) => self.stream = Some(stream),
                 Err(e) => return Some(Err(e)),
             }
         }
-        let next = self.stream.as_mut()?.next();
+        let client = &self.client;
+        let next = match self.stream.as_mut()? {
+            Stream::Protocol(s) => s
+                .next()
+                .map(|r| r.map(|c| Call::from_schema(client.clone(), c))),
+            Stream::Stored(s) => s
+                .next()
+                .map(|r| r.map(|c| Call::from_stored(client.clone(), c))),
+        };
         if !matches!(next, Some(Ok(_))) {
             // The end, or an error (yielded once): let the stream go now.
             self.stream = None;
@@ -323,7 +351,7 @@ impl Iterator for CallsIter {
         }
         if self.stream.is_some() || self.client.server().streams_calls_lazily() {
             return match self.next_streamed()? {
-                Ok(schema) => Some(Ok(Call::from_schema(self.client.clone(), schema))),
+                Ok(call) => Some(Ok(call)),
                 Err(e) => {
                     self.exhausted = true;
                     Some(Err(e))

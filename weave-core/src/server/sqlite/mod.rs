@@ -19,25 +19,24 @@ mod functions;
 mod migrations;
 mod objects;
 mod query;
+mod stream;
 mod writes;
 
+pub(crate) use self::stream::{parse_stored_json, stored_object, StoredCall};
 pub(crate) use self::writes::CallWrite;
 
-use std::collections::VecDeque;
+use self::stream::{ChunkedCalls, StreamedCalls};
+
 use std::path::{Path, PathBuf};
-use std::ptr::NonNull;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rusqlite::{params_from_iter, Connection, OpenFlags, OptionalExtension, Row};
-use serde_json::Value;
+use rusqlite::{params_from_iter, Connection, OpenFlags, OptionalExtension};
 
 use self::query::Params;
 use super::{CallsStream, TraceServer};
 use crate::config::Settings;
 use crate::error::{Result, WeaveError};
-use crate::limits;
 use crate::schema::check_project_id;
-use crate::schema::summary::derive_weave_summary;
 use crate::schema::*;
 use crate::time::Timestamp;
 
@@ -304,7 +303,7 @@ pub(crate) fn selected_columns(
 }
 
 /// A compiled calls query: the SQL without LIMIT/OFFSET, and its parameters.
-struct CompiledQuery {
+pub(crate) struct CompiledQuery {
     sql: String,
     params: Params,
     summary_selected: bool,
@@ -397,398 +396,49 @@ fn compile_calls_query(req: &CallsQueryReq) -> Result<CompiledQuery> {
     })
 }
 
-fn parse_json_column(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<Value>> {
-    let text: Option<String> = row.get(i)?;
-    Ok(text.map(|t| serde_json::from_str(&t).unwrap_or_else(|_| limits::exceeds_limits_marker())))
-}
-
-fn object(v: Option<Value>) -> JsonMap {
-    match v {
-        Some(Value::Object(m)) => m,
-        _ => JsonMap::new(),
-    }
-}
-
-fn row_to_call(row: &Row<'_>, summary_selected: bool) -> rusqlite::Result<CallSchema> {
-    let ts = |i: usize| -> rusqlite::Result<Option<Timestamp>> {
-        Ok(row.get::<_, Option<i64>>(i)?.map(Timestamp::from_nanos))
-    };
-    let mut attributes = object(parse_json_column(row, 9)?);
-    if let Some(otel) = parse_json_column(row, 20)? {
-        attributes.insert("otel_span".into(), otel);
-    }
-    let op_name: String = row.get(2)?;
-    let display_name: Option<String> = row.get(3)?;
-    let started_at = ts(8)?.unwrap_or(Timestamp::from_nanos(0));
-    let ended_at = ts(11)?;
-    let exception: Option<String> = row.get(12)?;
-    let summary = if summary_selected {
-        let mut s = object(parse_json_column(row, 14)?);
-        derive_weave_summary(
-            &mut s,
-            &op_name,
-            display_name.as_deref(),
-            started_at,
-            ended_at,
-            exception.as_deref(),
-        );
-        Some(s)
-    } else {
-        None
-    };
-    Ok(CallSchema {
-        id: row.get(0)?,
-        project_id: row.get(1)?,
-        op_name,
-        display_name,
-        trace_id: row.get(4)?,
-        parent_id: row.get(5)?,
-        thread_id: row.get(6)?,
-        turn_id: row.get(7)?,
-        started_at,
-        attributes,
-        inputs: object(parse_json_column(row, 10)?),
-        ended_at,
-        exception,
-        output: parse_json_column(row, 13)?.unwrap_or(Value::Null),
-        summary,
-        wb_user_id: row.get(15)?,
-        wb_run_id: row.get(16)?,
-        wb_run_step: row.get(17)?,
-        wb_run_step_end: row.get(18)?,
-        deleted_at: ts(19)?,
-        storage_size_bytes: row.get(21)?,
-        total_storage_size_bytes: row.get(22)?,
-    })
-}
-
 impl CompiledQuery {
-    /// What the query asks for beyond its rows — costs, feedback, expanded refs — applied to
-    /// a chunk of its calls, reading on `conn`.
-    fn complete(&self, conn: &Connection, chunk: &mut [CallSchema]) -> Result<()> {
-        if let Some(project_id) = &self.costs_for {
-            costs::apply(conn, project_id, chunk)?;
-        }
-        if let Some(project_id) = &self.feedback_for {
-            feedback::apply(conn, project_id, chunk)?;
-        }
-        if !self.expand.is_empty() {
-            objects::expand_columns(conn, chunk, &self.expand)?;
-        }
-        Ok(())
+    /// Whether the query asks for more than its rows (costs, feedback, expanded refs), which
+    /// are applied to protocol [`CallSchema`]s.
+    fn needs_completion(&self) -> bool {
+        self.costs_for.is_some() || self.feedback_for.is_some() || !self.expand.is_empty()
     }
 }
-
-/// How many rows a [`StreamedCalls`] turns into calls at a time (costs, feedback and expanded
-/// refs are applied per batch).
-const STREAM_BATCH: usize = 256;
-
-// The calls of a query (`calls_query_stream`) are read lazily, in one of two ways:
-//
-// - [`StreamedCalls`] (a file store, unless the limit fits in one chunk): the query runs
-//   once, as one statement on a connection of the stream's own, stepped as the stream is
-//   read. Reading N calls costs O(N), however far the stream is read.
-// - [`ChunkedCalls`] (an in-memory store, whose one connection is shared with the writer and
-//   cannot be held for a whole read; or a limit of at most [`STREAM_CHUNK`], where one short
-//   query is cheaper than opening a connection): chunks of [`STREAM_CHUNK`] rows, each its
-//   own LIMIT/OFFSET query under the shared connection's lock. Reading a large in-memory
-//   result this way re-reads the skipped rows of every chunk (quadratic).
-
-/// Streams a query's rows in chunks of [`STREAM_CHUNK`], each chunk its own short read on the
-/// shared read connection, so neither memory nor a read transaction grows with the result
-/// size (see the comment above [`STREAM_BATCH`] for when it is used).
-struct ChunkedCalls {
-    server: SqliteServer,
-    query: CompiledQuery,
-    next_offset: u64,
-    remaining: Option<u64>,
-    buffer: VecDeque<CallSchema>,
-    done: bool,
-}
-
-impl ChunkedCalls {
-    fn fetch(&mut self) -> Result<()> {
-        let want = self.remaining.map_or(STREAM_CHUNK, |r| r.min(STREAM_CHUNK));
-        if want == 0 {
-            self.done = true;
-            return Ok(());
-        }
-        let sql = format!(
-            "{} LIMIT {want} OFFSET {}",
-            self.query.sql,
-            self.next_offset.min(i64::MAX as u64)
-        );
-        let conn = self.server.read_conn();
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let summary_selected = self.query.summary_selected;
-        let rows = stmt.query_map(params_from_iter(self.query.params.0.iter()), |r| {
-            row_to_call(r, summary_selected)
-        })?;
-        let mut chunk = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-        self.query.complete(&conn, &mut chunk)?;
-        let n = chunk.len() as u64;
-        self.buffer.extend(chunk);
-        self.next_offset += n;
-        if let Some(r) = self.remaining.as_mut() {
-            *r -= n;
-        }
-        if n < want {
-            self.done = true;
-        }
-        Ok(())
-    }
-}
-
-impl Iterator for ChunkedCalls {
-    type Item = Result<CallSchema>;
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.buffer.is_empty() && !self.done {
-            if let Err(e) = self.fetch() {
-                self.done = true;
-                return Some(Err(e));
-            }
-        }
-        self.buffer.pop_front().map(Ok)
-    }
-}
-
-/// A query of a file store, read as one statement on a connection of the stream's own.
-///
-/// On the first `next`, the stream takes a connection of its own (a spare one left by a
-/// finished stream, else a new one, opened as the shared reader is) and the statement — the
-/// query with its LIMIT and OFFSET, applied once — is prepared and stepped on the caller's
-/// thread, [`STREAM_BATCH`] rows at a time: the rows are walked once, and at most one batch
-/// of calls is held. (A thread stepping ahead was tried and was slower: the calls it
-/// allocates are freed on the reader's thread, and with glibc's allocator both threads then
-/// contend for its arena lock.)
-///
-/// The statement is one read transaction: the stream sees the store as it was when it was
-/// first read, whatever is written meanwhile. In WAL mode an open snapshot keeps the WAL from
-/// being checkpointed past it, so a stream left half-read lets the WAL grow (with what is
-/// written meanwhile) until the stream is dropped or read to the end, which resets the
-/// statement (the connection is kept, idle, for the next stream, with its prepared
-/// statements).
-///
-/// An error (opening, preparing, reading a row, completing a batch) is yielded once and ends
-/// the stream.
-struct StreamedCalls {
-    server: SqliteServer,
-    path: PathBuf,
-    query: CompiledQuery,
-    /// The query's SQL with its LIMIT and OFFSET.
-    sql: String,
-    /// From the first `next` until the end.
-    open: Option<OpenStatement>,
-    buffer: std::vec::IntoIter<CallSchema>,
-    done: bool,
-}
-
-impl StreamedCalls {
-    fn new(
-        server: SqliteServer,
-        path: PathBuf,
-        query: CompiledQuery,
-        offset: u64,
-        limit: Option<u64>,
-    ) -> Self {
-        let sql = format!(
-            "{} LIMIT {} OFFSET {}",
-            query.sql,
-            limit.map_or(-1, |l| l.min(i64::MAX as u64) as i64),
-            offset.min(i64::MAX as u64)
-        );
-        StreamedCalls {
-            server,
-            path,
-            query,
-            sql,
-            open: None,
-            buffer: Vec::new().into_iter(),
-            done: false,
-        }
-    }
-
-    /// The next batch of calls (empty at the end); opens the statement on the first call.
-    fn read_batch(&mut self) -> Result<Vec<CallSchema>> {
-        if self.open.is_none() {
-            let conn = self.server.stream_conn(&self.path)?;
-            self.open = Some(OpenStatement::new(conn, &self.sql, &self.query.params)?);
-        }
-        let open = self.open.as_mut().expect("opened above");
-        let mut batch = Vec::with_capacity(STREAM_BATCH);
-        let mut end = false;
-        let rows = open.rows();
-        while batch.len() < STREAM_BATCH {
-            match rows.next()? {
-                Some(row) => batch.push(row_to_call(row, self.query.summary_selected)?),
-                None => {
-                    end = true;
-                    break;
-                }
-            }
-        }
-        self.query.complete(open.conn(), &mut batch)?;
-        if end {
-            self.finish();
-        }
-        Ok(batch)
-    }
-
-    /// Ends the stream: the statement is reset (ending its read transaction) and the
-    /// connection kept for the next stream.
-    fn finish(&mut self) {
-        self.done = true;
-        if let Some(conn) = self.open.take().and_then(|mut open| open.release()) {
-            self.server.spare_stream_conn(conn);
-        }
-    }
-}
-
-impl Drop for StreamedCalls {
-    fn drop(&mut self) {
-        self.finish();
-    }
-}
-
-/// At most this many idle connections of finished streams are kept per store.
-const SPARE_READERS: usize = 2;
 
 impl SqliteServer {
-    /// A connection for a stream: a spare one, else a new one opened as the shared reader is
-    /// (same flags, busy timeout and SQL functions). Opening one, with its first read of the
-    /// schema, costs ~0.2 ms — more than a small query.
-    fn stream_conn(&self, path: &Path) -> Result<Connection> {
-        let spare = self
-            .inner
-            .spare_readers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop();
-        if let Some(conn) = spare {
-            return Ok(conn);
-        }
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| {
-            WeaveError::backend(format!("cannot open the store {}: {e}", path.display()))
-        })?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        functions::register(&conn)?;
-        Ok(conn)
-    }
-
-    /// Keeps the connection of a finished stream for the next one (if it holds no
-    /// transaction and there is room), else closes it.
-    fn spare_stream_conn(&self, conn: Connection) {
-        if !conn.is_autocommit() {
-            return;
-        }
-        let mut spare = self
-            .inner
-            .spare_readers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if spare.len() < SPARE_READERS {
-            spare.push(conn);
+    /// The lazy stream of a compiled query's calls (see the comment in `stream.rs` for the two
+    /// ways a query is read).
+    fn stream_calls<T: stream::FromCallRow>(
+        &self,
+        query: CompiledQuery,
+        req: &CallsQueryReq,
+    ) -> Box<dyn Iterator<Item = Result<T>> + Send> {
+        let offset = req.offset.unwrap_or(0);
+        match self.path() {
+            Some(path) if req.limit.is_none_or(|l| l > STREAM_CHUNK) => Box::new(
+                StreamedCalls::<T>::new(self.clone(), path.to_path_buf(), query, offset, req.limit),
+            ),
+            _ => Box::new(ChunkedCalls::<T>::new(
+                self.clone(),
+                query,
+                offset,
+                req.limit,
+            )),
         }
     }
-}
 
-impl Iterator for StreamedCalls {
-    type Item = Result<CallSchema>;
-    fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(call) = self.buffer.next() {
-                return Some(Ok(call));
-            }
-            if self.done {
-                return None;
-            }
-            match self.read_batch() {
-                Ok(batch) => self.buffer = batch.into_iter(),
-                Err(e) => {
-                    self.finish();
-                    return Some(Err(e));
-                }
-            }
+    /// The client's own read path: a query's calls as the store holds them, their JSON
+    /// columns parsed only when read (see [`StoredCall`]). `None` when the query asks for
+    /// costs, feedback or expanded refs, which are applied to [`CallSchema`]s: read those with
+    /// [`TraceServer::calls_query_stream`].
+    pub(crate) fn calls_query_stored(
+        &self,
+        req: &CallsQueryReq,
+    ) -> Result<Option<Box<dyn Iterator<Item = Result<StoredCall>> + Send>>> {
+        let query = compile_calls_query(req)?;
+        if query.needs_completion() {
+            return Ok(None);
         }
-    }
-}
-
-/// A connection, a statement prepared on it and the statement's running query, owned
-/// together: rusqlite's (cached) statement borrows its connection and the rows their
-/// statement, and a [`StreamedCalls`] keeps all three from one `next` to the next. The
-/// connection and the statement are boxed (their addresses do not move) and freed (or, the
-/// connection, given back) by `release` only, after what borrows them; the `'static` borrows
-/// never leave this type.
-struct OpenStatement {
-    /// Borrows `*stmt`. Dropped first.
-    rows: Option<rusqlite::Rows<'static>>,
-    /// A leaked box; borrows `*conn` (and its statement cache), borrowed by `rows`.
-    stmt: Option<NonNull<rusqlite::CachedStatement<'static>>>,
-    /// A leaked box, borrowed by `stmt` (and by `conn()`).
-    conn: Option<NonNull<Connection>>,
-}
-
-// SAFETY: the connection, its statement and the rows are only ever used together, by the one
-// owner of this value, never shared: sending them to another thread is sending the
-// `Connection` (which is `Send`) with what it owns. SQLite's multi-thread mode (the
-// connection is opened with NO_MUTEX) allows a connection and its statements to be used by
-// any one thread at a time.
-unsafe impl Send for OpenStatement {}
-
-impl OpenStatement {
-    /// Prepares `sql` on `conn` and starts it with `params`.
-    fn new(conn: Connection, sql: &str, params: &Params) -> Result<Self> {
-        let conn = NonNull::from(Box::leak(Box::new(conn)));
-        let mut open = OpenStatement {
-            rows: None,
-            stmt: None,
-            conn: Some(conn),
-        };
-        // SAFETY: the box behind `conn` is freed by `release` only, after `stmt` and `rows`,
-        // the only borrows made of it (shared, as `conn()` makes too).
-        let conn: &'static Connection = unsafe { conn.as_ref() };
-        let stmt = NonNull::from(Box::leak(Box::new(conn.prepare_cached(sql)?)));
-        open.stmt = Some(stmt);
-        // SAFETY: the box behind `stmt` is freed by `release` only, after `rows`; this is the
-        // only borrow ever made of it.
-        let stmt: &'static mut rusqlite::CachedStatement<'static> = unsafe { &mut *stmt.as_ptr() };
-        open.rows = Some(stmt.query(params_from_iter(params.0.iter()))?);
-        Ok(open)
-    }
-
-    fn rows(&mut self) -> &mut rusqlite::Rows<'static> {
-        self.rows.as_mut().expect("started in new")
-    }
-
-    /// The connection, to read more on while the statement runs.
-    fn conn(&self) -> &Connection {
-        let conn = self.conn.expect("released only by release");
-        // SAFETY: see `new`; freed only by `release`, which takes `&mut self`.
-        unsafe { conn.as_ref() }
-    }
-
-    /// Resets the statement (back into the connection's statement cache, for the connection's
-    /// next stream) and gives the connection back (once).
-    fn release(&mut self) -> Option<Connection> {
-        self.rows = None;
-        if let Some(stmt) = self.stmt.take() {
-            // SAFETY: leaked in `new`; `rows`, its only borrower, is gone.
-            drop(unsafe { Box::from_raw(stmt.as_ptr()) });
-        }
-        // SAFETY: leaked in `new`; the statement, its only borrower, is gone.
-        self.conn
-            .take()
-            .map(|conn| *unsafe { Box::from_raw(conn.as_ptr()) })
-    }
-}
-
-impl Drop for OpenStatement {
-    fn drop(&mut self) {
-        self.release();
+        Ok(Some(self.stream_calls::<StoredCall>(query, req)))
     }
 }
 
@@ -850,20 +500,7 @@ impl TraceServer for SqliteServer {
     // See the comment above `STREAM_BATCH`.
     fn calls_query_stream(&self, req: CallsQueryReq) -> Result<CallsStream> {
         let query = compile_calls_query(&req)?;
-        let offset = req.offset.unwrap_or(0);
-        match self.path() {
-            Some(path) if req.limit.is_none_or(|l| l > STREAM_CHUNK) => Ok(Box::new(
-                StreamedCalls::new(self.clone(), path.to_path_buf(), query, offset, req.limit),
-            )),
-            _ => Ok(Box::new(ChunkedCalls {
-                server: self.clone(),
-                query,
-                next_offset: offset,
-                remaining: req.limit,
-                buffer: VecDeque::new(),
-                done: false,
-            })),
-        }
+        Ok(self.stream_calls::<CallSchema>(query, &req))
     }
 
     /// True: [`SqliteServer::calls_query_stream`] reads lazily, so the client asks for the
