@@ -117,7 +117,7 @@ impl IdText {
     pub(crate) fn as_str(&self) -> &str {
         match self {
             // SAFETY: a `Uuid` is only made by `new_id_text` (hex digits and dashes) or from
-            // the bytes of a `String` checked to be a canonical UUID: always ASCII.
+            // bytes checked to be a canonical UUID (`from`, `from_bytes`): always ASCII.
             IdText::Uuid(b) => unsafe { std::str::from_utf8_unchecked(b) },
             IdText::Other(s) => s,
         }
@@ -135,9 +135,17 @@ impl From<String> for IdText {
 
 impl From<&str> for IdText {
     fn from(s: &str) -> Self {
-        match <[u8; 36]>::try_from(s.as_bytes()) {
-            Ok(b) if is_canonical_uuid(s) => IdText::Uuid(b),
-            _ => IdText::Other(s.into()),
+        IdText::from_bytes(s.as_bytes())
+    }
+}
+
+impl IdText {
+    /// An id read as bytes (from a store): a UUID kept inline, other text shared (bytes
+    /// that are not UTF-8 are replaced, as `String::from_utf8_lossy` does).
+    pub(crate) fn from_bytes(b: &[u8]) -> Self {
+        match <[u8; 36]>::try_from(b) {
+            Ok(a) if is_canonical_uuid_bytes(b) => IdText::Uuid(a),
+            _ => IdText::Other(String::from_utf8_lossy(b).into()),
         }
     }
 }
@@ -174,11 +182,29 @@ fn is_lower_hex(s: &str) -> bool {
 
 /// `8-4-4-4-12` lowercase hex digits.
 fn is_canonical_uuid(s: &str) -> bool {
+    is_canonical_uuid_bytes(s.as_bytes())
+}
+
+fn is_canonical_uuid_bytes(s: &[u8]) -> bool {
+    // Called for every id read back from a store: the dashes first, then the digits through a
+    // table (no per-position branches).
+    const HEX: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut c = 0;
+        while c < 256 {
+            t[c] = matches!(c as u8, b'0'..=b'9' | b'a'..=b'f');
+            c += 1;
+        }
+        t
+    };
     s.len() == 36
-        && s.bytes().enumerate().all(|(i, b)| match i {
-            8 | 13 | 18 | 23 => b == b'-',
-            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
-        })
+        && s[8] == b'-'
+        && s[13] == b'-'
+        && s[18] == b'-'
+        && s[23] == b'-'
+        && [&s[..8], &s[9..13], &s[14..18], &s[19..23], &s[24..]]
+            .iter()
+            .all(|part| part.iter().fold(true, |ok, &b| ok & HEX[usize::from(b)]))
 }
 
 #[cfg(test)]
@@ -230,5 +256,21 @@ mod tests {
         assert!(!is_valid_call_id("0193abcd0-000-7000-8000-000000000000"));
         assert!(is_valid_trace_id("4bf92f3577b34da6a3ce929d0e0e4736"));
         assert!(!is_valid_call_id("not-an-id"));
+    }
+
+    #[test]
+    fn ids_read_as_bytes() {
+        let uuid = "0193abcd-0000-7000-8000-000000000000";
+        assert!(matches!(
+            IdText::from_bytes(uuid.as_bytes()),
+            IdText::Uuid(_)
+        ));
+        assert_eq!(IdText::from_bytes(uuid.as_bytes()).as_str(), uuid);
+        let upper = IdText::from_bytes(b"0193ABCD-0000-7000-8000-000000000000");
+        assert!(matches!(upper, IdText::Other(_)));
+        assert_eq!(upper.as_str(), "0193ABCD-0000-7000-8000-000000000000");
+        assert_eq!(IdText::from_bytes(b"span-1").as_str(), "span-1");
+        assert_eq!(IdText::from_bytes(b"bad\xff").as_str(), "bad\u{fffd}");
+        assert_eq!(IdText::from_bytes(b"").as_str(), "");
     }
 }

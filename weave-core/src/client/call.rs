@@ -16,7 +16,7 @@ use crate::schema::summary::{
     op_display_name, sum_dict_leaves, TraceStatus, STATUS_COUNTS_KEY, USAGE_KEY, WEAVE_KEY,
 };
 use crate::schema::{CallSchema, CallsFilter, JsonMap};
-use crate::server::sqlite::{parse_stored_json, stored_object, StoredCall};
+use crate::server::sqlite::{parse_stored_json, stored_object, StoredCall, StoredJson};
 use crate::time::Timestamp;
 
 /// Children summaries are folded into one once this many are waiting, so a call with a
@@ -120,16 +120,10 @@ pub(crate) struct CallState {
     pub(crate) events: Vec<Value>,
     /// Events not kept because the call already had [`MAX_EVENTS`].
     pub(crate) events_dropped: u64,
-    /// The output and summary of a call read from the embedded store, as stored: parsed
-    /// (and `summary.weave` derived) the first time the state is locked.
-    pub(crate) stored: Option<Box<StoredJson>>,
-}
-
-/// See [`CallState::stored`].
-pub(crate) struct StoredJson {
-    output: Option<Box<str>>,
-    /// `None`: the summary was not read.
-    summary: Option<Option<Box<str>>>,
+    /// Set for a call read from the embedded store until its output and summary (kept as
+    /// text with its inputs, [`Inputs::Stored`]) are parsed, and `summary.weave` derived:
+    /// the first time the state is locked.
+    pub(crate) stored: bool,
 }
 
 impl CallState {
@@ -155,8 +149,9 @@ pub(crate) enum Inputs {
         Vec<(&'static str, Value)>,
         std::sync::OnceLock<Box<JsonMap>>,
     ),
-    /// As the embedded store holds them (JSON text; `None` for none), parsed when first read.
-    Stored(Option<Box<str>>, std::sync::OnceLock<Box<JsonMap>>),
+    /// As the embedded store holds them (with the output's and summary's text, which
+    /// [`CallInner::state`] parses), parsed when first read.
+    Stored(StoredJson, std::sync::OnceLock<Box<JsonMap>>),
 }
 
 impl Inputs {
@@ -175,8 +170,8 @@ impl Inputs {
         match self {
             Inputs::Map(m) => m,
             Inputs::Args(a, cell) => cell.get_or_init(|| Box::new(Self::args_map(a))),
-            Inputs::Stored(text, cell) => {
-                cell.get_or_init(|| Box::new(stored_object(text.as_deref())))
+            Inputs::Stored(json, cell) => {
+                cell.get_or_init(|| Box::new(stored_object(json.inputs())))
             }
         }
     }
@@ -189,10 +184,10 @@ impl Inputs {
                 .get()
                 .map(|m| (**m).clone())
                 .unwrap_or_else(|| Self::args_map(a)),
-            Inputs::Stored(text, cell) => cell
+            Inputs::Stored(json, cell) => cell
                 .get()
                 .map(|m| (**m).clone())
-                .unwrap_or_else(|| stored_object(text.as_deref())),
+                .unwrap_or_else(|| stored_object(json.inputs())),
         }
     }
 
@@ -200,9 +195,9 @@ impl Inputs {
         match self {
             Inputs::Map(m) => m,
             Inputs::Args(a, _) => a.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
-            Inputs::Stored(text, cell) => match cell.into_inner() {
+            Inputs::Stored(json, cell) => match cell.into_inner() {
                 Some(m) => *m,
-                None => stored_object(text.as_deref()),
+                None => stored_object(json.inputs()),
             },
         }
     }
@@ -211,10 +206,14 @@ impl Inputs {
     pub(crate) fn redact(&mut self) {
         match self {
             Inputs::Map(m) => super::redact_inputs_in_place(m),
-            Inputs::Stored(..) => {
-                let mut m = std::mem::replace(self, Inputs::Map(JsonMap::new())).into_map();
+            Inputs::Stored(json, cell) => {
+                // The text stays (the output's and summary's are read from it); the redacted
+                // map is what is read from now on.
+                let mut m = cell
+                    .take()
+                    .map_or_else(|| stored_object(json.inputs()), |m| *m);
                 super::redact_inputs_in_place(&mut m);
-                *self = Inputs::Map(m);
+                *cell = std::sync::OnceLock::from(Box::new(m));
             }
             Inputs::Args(a, _) => {
                 for (k, v) in a.iter_mut() {
@@ -329,12 +328,7 @@ impl Call {
                 total_storage_size_bytes: s.total_storage_size_bytes,
             })
         });
-        let stored = (s.output.is_some() || s.summary.is_some()).then(|| {
-            Box::new(StoredJson {
-                output: s.output,
-                summary: s.summary,
-            })
-        });
+        let stored = s.json.output().is_some() || s.json.summary().is_some();
         Call {
             client,
             inner: Arc::new(CallInner {
@@ -343,7 +337,7 @@ impl Call {
                 project_id: s.project_id,
                 parent_id: s.parent_id,
                 op_name: s.op_name,
-                inputs: Inputs::Stored(s.inputs, std::sync::OnceLock::new()),
+                inputs: Inputs::Stored(s.json, std::sync::OnceLock::new()),
                 attributes: s.attributes,
                 started_at: s.started_at,
                 thread_id: s.thread_id,
@@ -672,20 +666,23 @@ impl Call {
 impl CallInner {
     pub(crate) fn state(&self) -> MutexGuard<'_, CallState> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(stored) = st.stored.take() {
-            self.parse_stored(&mut st, *stored);
+        if st.stored {
+            st.stored = false;
+            if let Inputs::Stored(json, _) = &self.inputs {
+                self.parse_stored(&mut st, json);
+            }
         }
         st
     }
 
     /// Parses a stored call's output and summary into its state (once, under its lock).
     #[cold]
-    fn parse_stored(&self, st: &mut CallState, stored: StoredJson) {
-        if let Some(output) = stored.output {
-            st.output = parse_stored_json(&output);
+    fn parse_stored(&self, st: &mut CallState, json: &StoredJson) {
+        if let Some(output) = json.output() {
+            st.output = parse_stored_json(output);
         }
-        if let Some(summary) = stored.summary {
-            let mut summary = stored_object(summary.as_deref());
+        if let Some(summary) = json.summary() {
+            let mut summary = stored_object(summary);
             crate::schema::summary::derive_weave_summary(
                 &mut summary,
                 &self.op_name,

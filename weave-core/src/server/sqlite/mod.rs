@@ -22,7 +22,7 @@ mod query;
 mod stream;
 mod writes;
 
-pub(crate) use self::stream::{parse_stored_json, stored_object, StoredCall};
+pub(crate) use self::stream::{parse_stored_json, stored_object, StoredCall, StoredJson};
 pub(crate) use self::writes::CallWrite;
 
 use self::stream::{ChunkedCalls, StreamedCalls};
