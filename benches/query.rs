@@ -54,7 +54,7 @@ use weave::query::field;
 use weave::{CallsFilter, CallsQuery, SqliteServer, WeaveClient};
 
 /// Bump when the shape of the store changes: a new file is built.
-const STORE_VERSION: u32 = 1;
+const STORE_VERSION: u32 = 2;
 const ENTITY: &str = "bench";
 const PROJECT: &str = "query";
 const CITIES: [&str; 10] = [

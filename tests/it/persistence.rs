@@ -627,10 +627,12 @@ fn a_schema_v4_store_is_upgraded_and_iterates_every_call_once_in_order() {
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
-            "DROP INDEX calls_project_trace_started;
-             DROP INDEX calls_project_parent_started;
-             DROP INDEX calls_project_op_started;
+            "DROP INDEX calls_project_started_id;
+             DROP INDEX calls_project_trace_started_id;
+             DROP INDEX calls_project_parent_started_id;
+             DROP INDEX calls_project_op_started_id;
              DROP INDEX calls_project_op_errors;
+             CREATE INDEX calls_project_started ON calls (project_id, started_at);
              CREATE INDEX calls_project_trace ON calls (project_id, trace_id);
              CREATE INDEX calls_project_parent ON calls (project_id, parent_id);
              CREATE INDEX calls_project_op ON calls (project_id, op_name);
@@ -660,10 +662,10 @@ fn a_schema_v4_store_is_upgraded_and_iterates_every_call_once_in_order() {
         calls_indexes(&path),
         [
             "calls_project_op_errors",
-            "calls_project_op_started",
-            "calls_project_parent_started",
-            "calls_project_started",
-            "calls_project_trace_started"
+            "calls_project_op_started_id",
+            "calls_project_parent_started_id",
+            "calls_project_started_id",
+            "calls_project_trace_started_id"
         ]
     );
     let stats: i64 = rusqlite::Connection::open(&path)
