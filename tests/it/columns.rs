@@ -405,7 +405,7 @@ fn calls_read_by_the_client_equal_the_protocols_calls() {
     )
     .unwrap();
     conn.execute(
-        "UPDATE calls SET summary = 'not json either' WHERE id = ?1",
+        "UPDATE calls SET summary = 'not json either', attributes = '' WHERE id = ?1",
         [child.id()],
     )
     .unwrap();

@@ -102,8 +102,8 @@ pub(crate) struct RowContext {
     project: Option<Arc<str>>,
     /// Recently seen op names, most recent first.
     ops: Vec<Arc<str>>,
-    /// The last attributes read, as stored and as parsed.
-    attributes: Option<(Box<[u8]>, Arc<JsonMap>)>,
+    /// The last attributes read, as stored (`None` for NULL) and as parsed.
+    attributes: Option<(Option<Box<[u8]>>, Arc<JsonMap>)>,
 }
 
 /// How many distinct op names a stream keeps for sharing.
@@ -151,12 +151,11 @@ impl RowContext {
             attributes.insert("otel_span".into(), parse_stored_json(otel));
             return Arc::new(attributes);
         }
-        let text = text.unwrap_or_default();
         match &self.attributes {
-            Some((t, a)) if &**t == text => a.clone(),
+            Some((t, a)) if t.as_deref() == text => a.clone(),
             _ => {
-                let parsed = Arc::new(stored_object(Some(text).filter(|t| !t.is_empty())));
-                self.attributes = Some((text.into(), parsed.clone()));
+                let parsed = Arc::new(stored_object(text));
+                self.attributes = Some((text.map(Box::from), parsed.clone()));
                 parsed
             }
         }
