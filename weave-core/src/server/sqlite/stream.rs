@@ -102,8 +102,14 @@ pub(crate) struct RowContext {
     project: Option<Arc<str>>,
     /// Recently seen op names, most recent first.
     ops: Vec<Arc<str>>,
-    /// The last attributes read, as stored (`None` for NULL) and as parsed.
-    attributes: Option<(Option<Box<[u8]>>, Arc<JsonMap>)>,
+    /// The last attributes read.
+    attributes: Option<SharedAttributes>,
+}
+
+/// Attributes as stored (`None` for NULL) and as parsed.
+struct SharedAttributes {
+    text: Option<Box<[u8]>>,
+    parsed: Arc<JsonMap>,
 }
 
 /// How many distinct op names a stream keeps for sharing.
@@ -152,10 +158,13 @@ impl RowContext {
             return Arc::new(attributes);
         }
         match &self.attributes {
-            Some((t, a)) if t.as_deref() == text => a.clone(),
+            Some(a) if a.text.as_deref() == text => a.parsed.clone(),
             _ => {
                 let parsed = Arc::new(stored_object(text));
-                self.attributes = Some((text.map(Box::from), parsed.clone()));
+                self.attributes = Some(SharedAttributes {
+                    text: text.map(Box::from),
+                    parsed: parsed.clone(),
+                });
                 parsed
             }
         }
