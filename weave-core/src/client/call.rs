@@ -74,6 +74,18 @@ struct ReadSide {
     total_storage_size_bytes: Option<i64>,
 }
 
+impl ReadSide {
+    /// Boxed, or `None` when every field is (as it is for most calls).
+    fn boxed(self) -> Option<Box<ReadSide>> {
+        (self.wb_user_id.is_some()
+            || self.wb_run_id.is_some()
+            || self.wb_run_step.is_some()
+            || self.storage_size_bytes.is_some()
+            || self.total_storage_size_bytes.is_some())
+        .then(|| Box::new(self))
+    }
+}
+
 /// A summary that is only `status_counts` (most calls: no usage, no user keys, no events),
 /// kept as two numbers and made into JSON only when read.
 #[derive(Default, Clone, Copy, Debug, PartialEq)]
@@ -284,13 +296,14 @@ impl Call {
                 started_at: s.started_at,
                 thread_id: s.thread_id,
                 turn_id: s.turn_id,
-                read: Some(Box::new(ReadSide {
+                read: ReadSide {
                     wb_user_id: s.wb_user_id,
                     wb_run_id: s.wb_run_id,
                     wb_run_step: s.wb_run_step,
                     storage_size_bytes: s.storage_size_bytes,
                     total_storage_size_bytes: s.total_storage_size_bytes,
-                })),
+                }
+                .boxed(),
                 parent: None,
                 finished: AtomicBool::new(s.ended_at.is_some()),
                 untraced: false,
@@ -314,20 +327,14 @@ impl Call {
 
     /// A call read through the embedded store's own path (its JSON parsed when read).
     pub(crate) fn from_stored(client: WeaveClient, s: StoredCall) -> Call {
-        let read = (s.wb_user_id.is_some()
-            || s.wb_run_id.is_some()
-            || s.wb_run_step.is_some()
-            || s.storage_size_bytes.is_some()
-            || s.total_storage_size_bytes.is_some())
-        .then(|| {
-            Box::new(ReadSide {
-                wb_user_id: s.wb_user_id,
-                wb_run_id: s.wb_run_id,
-                wb_run_step: s.wb_run_step,
-                storage_size_bytes: s.storage_size_bytes,
-                total_storage_size_bytes: s.total_storage_size_bytes,
-            })
-        });
+        let read = ReadSide {
+            wb_user_id: s.wb_user_id,
+            wb_run_id: s.wb_run_id,
+            wb_run_step: s.wb_run_step,
+            storage_size_bytes: s.storage_size_bytes,
+            total_storage_size_bytes: s.total_storage_size_bytes,
+        }
+        .boxed();
         let stored = s.json.output().is_some() || s.json.summary().is_some();
         Call {
             client,
