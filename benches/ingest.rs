@@ -18,12 +18,13 @@
 //! calls/s over all timed runs (warm-up included), the callers' emit time, and the peak RSS.
 //!
 //! `WEAVE_BENCH_QUICK=1` makes 2,000 calls instead, with tiny times (CI proves it runs).
+//! `WEAVE_BENCH_ONE_RUN=N` makes N runs outside criterion (for profilers; see `main`).
 
 use std::hint::black_box;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
+use criterion::{criterion_group, Criterion, SamplingMode, Throughput};
 use weave::config::Settings;
 use weave::{CallsFilter, CallsQuery};
 
@@ -213,4 +214,19 @@ fn ingest(c: &mut Criterion) {
 }
 
 criterion_group!(benches, ingest);
-criterion_main!(benches);
+
+/// `WEAVE_BENCH_ONE_RUN=N`: N runs of 200,000 calls without criterion, then the summary: a
+/// fixed amount of work, for profilers (`perf stat`, valgrind) and for comparing two builds
+/// run after run. Otherwise criterion's main.
+fn main() {
+    match std::env::var("WEAVE_BENCH_ONE_RUN").map(|v| v.parse::<usize>()) {
+        Ok(Ok(n)) => {
+            let runs: Vec<Run> = (0..n).map(|_| run(200_000)).collect();
+            summary(&runs);
+        }
+        _ => {
+            benches();
+            Criterion::default().configure_from_args().final_summary();
+        }
+    }
+}
