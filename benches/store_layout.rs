@@ -107,6 +107,9 @@ fn rows(n: usize) -> Vec<Row> {
         .collect()
 }
 
+/// A row's id, trace id and parent id as 16-byte blobs (the compact layout).
+type IdBlobs = ([u8; 16], [u8; 16], Option<[u8; 16]>);
+
 #[derive(Clone, Copy)]
 enum Layout {
     StoreSchema,
@@ -187,7 +190,7 @@ fn open(path: &Path, layout: Layout) -> Connection {
 /// Writes `rows` in transactions of [`BATCH`]; returns the time it took.
 fn write(conn: &mut Connection, layout: Layout, rows: &[Row]) -> Duration {
     // Blobs are made outside the timed part too: a writer would have them in its records.
-    let blobs: Vec<([u8; 16], [u8; 16], Option<[u8; 16]>)> = match layout {
+    let blobs: Vec<IdBlobs> = match layout {
         Layout::CompactKeys => rows
             .iter()
             .map(|r| {
