@@ -9,9 +9,8 @@
 use std::cell::Cell;
 
 thread_local! {
-    static ID_RNG: Cell<u64> = Cell::new(seed());
-    /// The millisecond and counter of the last id made on this thread.
-    static ID_LAST: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+    /// This thread's generator and the millisecond and counter of its last id.
+    static ID_STATE: Cell<IdState> = Cell::new(IdState::seeded());
 }
 
 fn seed() -> u64 {
@@ -28,62 +27,120 @@ fn seed() -> u64 {
     h.finish()
 }
 
-/// wyrand: one 64-bit draw.
-#[inline]
-fn next_u64() -> u64 {
-    let step = |s: u64| {
-        let s = s.wrapping_add(0xa076_1d64_78bd_642f);
-        let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
-        (s, ((t >> 64) as u64) ^ (t as u64))
-    };
-    ID_RNG
-        .try_with(|c| {
-            let (s, out) = step(c.get());
-            c.set(s);
-            out
-        })
-        // During thread teardown: a fresh seed each time (a system call; rare).
-        .unwrap_or_else(|_| step(seed()).1)
+/// Bits of the UUIDv7 counter (RFC 9562 §6.2, method 1): 12 after the version, 30 after the
+/// variant.
+const COUNTER_BITS: u32 = 42;
+/// A counter starts at a random value below half its range, leaving room to count up.
+const COUNTER_SEED_MASK: u64 = (1 << (COUNTER_BITS - 1)) - 1;
+
+/// A thread's id generator: wyrand, and the last id's millisecond and counter.
+#[derive(Clone, Copy)]
+struct IdState {
+    rng: u64,
+    last_ms: u64,
+    counter: u64,
 }
 
-/// The text of a new UUIDv7, ordered after the previous one made on this thread (RFC 9562
-/// §6.2, method 1): 48 bits of milliseconds, version 7, a 42-bit counter (12 bits, then
-/// 30 bits after the variant) started at a random value each millisecond and incremented
-/// within it, and 32 random bits. A clock that steps back keeps the last millisecond.
-fn new_id_text() -> [u8; 36] {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    let (a, b) = (next_u64(), next_u64());
-    const COUNTER_BITS: u32 = 42;
-    let (ms, counter) = ID_LAST
-        .try_with(|last| {
-            let (last_ms, last_counter) = last.get();
-            let next = if now > last_ms {
-                // A fresh start below half the range leaves room to count up.
-                (now, a & ((1 << (COUNTER_BITS - 1)) - 1))
-            } else if last_counter + 1 < (1 << COUNTER_BITS) {
-                (last_ms, last_counter + 1)
-            } else {
-                (last_ms + 1, a & ((1 << (COUNTER_BITS - 1)) - 1))
-            };
-            last.set(next);
-            next
+impl IdState {
+    fn seeded() -> Self {
+        IdState {
+            rng: seed(),
+            last_ms: 0,
+            counter: 0,
+        }
+    }
+
+    /// wyrand: one 64-bit draw.
+    #[inline]
+    fn next_u64(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0xa076_1d64_78bd_642f);
+        let t = u128::from(self.rng) * u128::from(self.rng ^ 0xe703_7ed1_a0b4_28db);
+        ((t >> 64) as u64) ^ (t as u64)
+    }
+
+    /// The next UUIDv7 at `now_ms`, as a 128-bit number: 48 bits of milliseconds, version
+    /// 7, a 42-bit counter (12 bits, then 30 after the variant) started at a random value
+    /// each millisecond and incremented within it, and 32 random bits. A clock that steps
+    /// back keeps the last millisecond, so a thread's ids stay ordered.
+    #[inline]
+    fn next_id(&mut self, now_ms: u64) -> u128 {
+        if now_ms > self.last_ms {
+            self.last_ms = now_ms;
+            self.counter = self.next_u64() & COUNTER_SEED_MASK;
+        } else if self.counter + 1 < (1 << COUNTER_BITS) {
+            self.counter += 1;
+        } else {
+            self.last_ms += 1;
+            self.counter = self.next_u64() & COUNTER_SEED_MASK;
+        }
+        let random = self.next_u64() & 0xffff_ffff;
+        let hi: u64 = (self.last_ms << 16) | 0x7000 | (self.counter >> 30);
+        let lo: u64 = 0x8000_0000_0000_0000 | ((self.counter & 0x3fff_ffff) << 32) | random;
+        (u128::from(hi) << 64) | u128::from(lo)
+    }
+}
+
+/// The milliseconds since the Unix epoch of a time in nanoseconds (0 before the epoch).
+pub(crate) fn ms_of_nanos(ns: i64) -> u64 {
+    u64::try_from(ns / 1_000_000).unwrap_or(0)
+}
+
+/// The texts of `N` new UUIDv7s made at `now_ms` (milliseconds since the Unix epoch), each
+/// ordered after the previous one made on this thread. The caller reads the clock (once per
+/// call, for its start time and its ids alike).
+pub(crate) fn new_id_texts<const N: usize>(now_ms: u64) -> [[u8; 36]; N] {
+    let ids: [u128; N] = ID_STATE
+        .try_with(|cell| {
+            let mut state = cell.get();
+            let ids = std::array::from_fn(|_| state.next_id(now_ms));
+            cell.set(state);
+            ids
         })
-        .unwrap_or((now, a & ((1 << (COUNTER_BITS - 1)) - 1)));
-    let hi: u64 = (ms << 16) | 0x7000 | (counter >> 30);
-    let lo: u64 = 0x8000_0000_0000_0000 | ((counter & 0x3fff_ffff) << 32) | (b & 0xffff_ffff);
-    let bytes = ((u128::from(hi) << 64) | u128::from(lo)).to_be_bytes();
-    // Where each byte's two hex digits go in `8-4-4-4-12`.
+        // During thread teardown: a fresh seed (a system call; rare).
+        .unwrap_or_else(|_| {
+            let mut state = IdState::seeded();
+            std::array::from_fn(|_| state.next_id(now_ms))
+        });
+    ids.map(uuid_text)
+}
+
+/// A UUID's `8-4-4-4-12` lowercase text.
+fn uuid_text(id: u128) -> [u8; 36] {
+    /// Each byte's two hex digits.
+    const PAIRS: [[u8; 2]; 256] = {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut t = [[0u8; 2]; 256];
+        let mut b = 0;
+        while b < 256 {
+            t[b] = [HEX[b >> 4], HEX[b & 0xf]];
+            b += 1;
+        }
+        t
+    };
+    let bytes = id.to_be_bytes();
+    let mut buf = [b'-'; 36];
+    // Where each byte's two digits go.
     const POS: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut buf = *b"00000000-0000-0000-0000-000000000000";
-    for (&b, &pos) in bytes.iter().zip(POS.iter()) {
-        buf[pos] = HEX[usize::from(b >> 4)];
-        buf[pos + 1] = HEX[usize::from(b & 0xf)];
+    for i in 0..16 {
+        let [h, l] = PAIRS[usize::from(bytes[i])];
+        buf[POS[i]] = h;
+        buf[POS[i] + 1] = l;
     }
     buf
+}
+
+/// The current time in milliseconds since the Unix epoch.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The text of one new UUIDv7, now ([`new_id_texts`]).
+fn new_id_text() -> [u8; 36] {
+    let [id] = new_id_texts::<1>(now_ms());
+    id
 }
 
 /// A new lowercase UUIDv7 (`8-4-4-4-12`), time-ordered, as used for call and trace ids.
@@ -109,14 +166,14 @@ pub(crate) enum IdText {
 }
 
 impl IdText {
-    /// A new id ([`generate_id`]).
-    pub(crate) fn generate() -> Self {
-        IdText::Uuid(new_id_text())
+    /// `N` new ids made at `now_ms` ([`new_id_texts`]).
+    pub(crate) fn generate_at<const N: usize>(now_ms: u64) -> [Self; N] {
+        new_id_texts::<N>(now_ms).map(IdText::Uuid)
     }
 
     pub(crate) fn as_str(&self) -> &str {
         match self {
-            // SAFETY: a `Uuid` is only made by `new_id_text` (hex digits and dashes) or from
+            // SAFETY: a `Uuid` is only made by `uuid_text` (hex digits and dashes) or from
             // bytes checked to be a canonical UUID (`from`, `from_bytes`): always ASCII.
             IdText::Uuid(b) => unsafe { std::str::from_utf8_unchecked(b) },
             IdText::Other(s) => s,
@@ -226,6 +283,39 @@ mod tests {
             .unwrap()
             .as_secs();
         assert!(ms.0.abs_diff(now) <= 1, "{ms:?} vs {now}");
+    }
+
+    #[test]
+    fn ids_made_at_a_given_millisecond() {
+        let ms = 1_795_560_298_380;
+        let [a, b] = new_id_texts::<2>(ms);
+        let [c] = new_id_texts::<1>(ms - 5); // the clock stepped back
+        for id in [a, b, c] {
+            let u = uuid::Uuid::parse_str(std::str::from_utf8(&id).unwrap()).unwrap();
+            assert_eq!(u.get_version_num(), 7);
+            assert_eq!(
+                u.get_timestamp().unwrap().to_unix(),
+                (ms / 1000, (ms % 1000) as u32 * 1_000_000)
+            );
+        }
+        assert!(
+            a < b && b < c,
+            "not ordered: {:?}",
+            [a, b, c].map(|x| String::from_utf8(x.to_vec()))
+        );
+    }
+
+    #[test]
+    fn uuid_text_is_the_canonical_form() {
+        let mut state = IdState::seeded();
+        for _ in 0..1000 {
+            let n = (u128::from(state.next_u64()) << 64) | u128::from(state.next_u64());
+            let text = uuid_text(n);
+            assert_eq!(
+                std::str::from_utf8(&text).unwrap(),
+                uuid::Uuid::from_u128(n).hyphenated().to_string()
+            );
+        }
     }
 
     #[test]

@@ -29,6 +29,7 @@ use self::exception::{Exception, IntoException};
 use self::writer::Writer;
 use crate::config::Settings;
 use crate::error::{Result, WeaveError};
+use crate::ids::IdText;
 use crate::schema::summary::{deep_update, usage_from_output, STATUS_COUNTS_KEY};
 use crate::schema::*;
 use crate::server::sqlite::MAX_FILTER_LIST;
@@ -684,10 +685,18 @@ impl WeaveClient {
             },
             None => (None, false),
         };
-        let id = crate::ids::IdText::generate();
-        let (trace_id, parent_id) = match &parent {
-            Some(p) => (p.trace_id_text().clone(), Some(p.id_text().clone())),
-            None => (crate::ids::IdText::generate(), None),
+        // One clock read for the start time and the ids' millisecond.
+        let now = Timestamp::now();
+        let ms = crate::ids::ms_of_nanos(now.as_nanos());
+        let (id, trace_id, parent_id) = match &parent {
+            Some(p) => {
+                let [id] = IdText::generate_at(ms);
+                (id, p.trace_id_text().clone(), Some(p.id_text().clone()))
+            }
+            None => {
+                let [id, trace_id] = IdText::generate_at(ms);
+                (id, trace_id, None)
+            }
         };
         let thread_id = opts.thread_id.or_else(|| {
             parent
@@ -701,7 +710,7 @@ impl WeaveClient {
             }
             (Some(_), _) => Some(id.to_string()),
         };
-        let started_at = opts.started_at.unwrap_or_else(Timestamp::now);
+        let started_at = opts.started_at.unwrap_or(now);
         let call = Call::new_live(
             self.clone(),
             NewCall {
