@@ -13,6 +13,7 @@
 //!   for the `input_refs` / `output_refs` filters; oversized fields are replaced with the
 //!   server's marker (see [`crate::limits`]).
 
+mod checkpoint;
 mod costs;
 mod feedback;
 mod functions;
@@ -91,7 +92,18 @@ struct Inner {
     reader: Option<Mutex<Connection>>,
     /// Idle connections of finished streams, for the next ones (see [`StreamedCalls`]).
     spare_readers: Mutex<Vec<Connection>>,
+    /// A file store's WAL checkpoints, off the writer's thread (see [`checkpoint`]).
+    checkpointer: Option<checkpoint::Checkpointer>,
     config: SqliteServerConfig,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(c) = self.checkpointer.take() {
+            let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+            c.uninstall(&conn);
+        }
+    }
 }
 
 impl std::fmt::Debug for SqliteServer {
@@ -149,11 +161,17 @@ impl SqliteServer {
                 Some(Mutex::new(open().map_err(name_file)?))
             }
         };
+        // Without the thread (it could not start), SQLite's automatic checkpoint stays on.
+        let checkpointer = config
+            .path
+            .as_deref()
+            .and_then(|path| checkpoint::Checkpointer::install(&conn, path).ok());
         Ok(SqliteServer {
             inner: Arc::new(Inner {
                 conn: Mutex::new(conn),
                 reader,
                 spare_readers: Mutex::new(Vec::new()),
+                checkpointer,
                 config,
             }),
         })
