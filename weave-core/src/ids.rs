@@ -287,9 +287,16 @@ mod tests {
 
     #[test]
     fn ids_made_at_a_given_millisecond() {
-        let ms = 1_795_560_298_380;
-        let [a, b] = new_id_texts::<2>(ms);
-        let [c] = new_id_texts::<1>(ms - 5); // the clock stepped back
+        // On a thread of its own, whose last id is older than `ms` (and which no other test
+        // shares: its generator then remembers a millisecond in 2100).
+        let ms = 4_102_444_800_123; // 2100-01-01T00:00:00.123Z
+        let [a, b, c] = std::thread::spawn(move || {
+            let [a, b] = new_id_texts::<2>(ms);
+            let [c] = new_id_texts::<1>(ms - 5); // the clock stepped back
+            [a, b, c]
+        })
+        .join()
+        .unwrap();
         for id in [a, b, c] {
             let u = uuid::Uuid::parse_str(std::str::from_utf8(&id).unwrap()).unwrap();
             assert_eq!(u.get_version_num(), 7);
