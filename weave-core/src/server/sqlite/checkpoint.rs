@@ -117,11 +117,24 @@ impl Checkpointer {
             ffi::sqlite3_wal_hook(writer.handle(), None, std::ptr::null_mut());
             drop(Arc::from_raw(self.hook_ctx));
         }
+        self.stop();
+    }
+
+    /// Stops the thread and waits for it.
+    fn stop(&mut self) {
         self.shared.lock().stop = true;
         self.shared.wake.notify_one();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+impl Drop for Checkpointer {
+    /// Without [`uninstall`](Checkpointer::uninstall) first, the thread still stops; the
+    /// hook keeps its reference (valid, never released) and only wakes no one.
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
