@@ -697,12 +697,19 @@ fn the_wal_is_checkpointed_while_calls_stream_in_and_stays_bounded() {
     let path = dir.path().join("wal.sqlite");
     let wal = dir.path().join("wal.sqlite-wal");
     let (client, server) = client_on(&path);
+    // A new thread names itself once it runs: until then it shows its parent's name.
     #[cfg(target_os = "linux")]
-    assert!(
-        thread_names().iter().any(|n| n == "weave-wal-ckpt"),
-        "no checkpoint thread: {:?}",
-        thread_names()
-    );
+    {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !thread_names().iter().any(|n| n == "weave-wal-ckpt") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no checkpoint thread: {:?}",
+                thread_names()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
     // ~4 KiB of inputs per call: 20,000 calls put ~90 MiB of pages through the WAL, more
     // than its bound (~64 MiB).
     let text = "x".repeat(4096);

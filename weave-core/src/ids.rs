@@ -129,17 +129,9 @@ fn uuid_text(id: u128) -> [u8; 36] {
     buf
 }
 
-/// The current time in milliseconds since the Unix epoch.
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// The text of one new UUIDv7, now ([`new_id_texts`]).
 fn new_id_text() -> [u8; 36] {
-    let [id] = new_id_texts::<1>(now_ms());
+    let [id] = new_id_texts::<1>(ms_of_nanos(crate::time::Timestamp::now().as_nanos()));
     id
 }
 

@@ -43,7 +43,7 @@ use crate::error::{Result, WeaveError};
 const WAKE_AT_FRAMES: c_int = 1000;
 /// Pages in the WAL after a commit at which the committing connection checkpoints itself,
 /// so that the next transaction can rewind the WAL (see the module docs).
-pub(super) const SELF_AT_FRAMES: c_int = 16_000;
+const SELF_AT_FRAMES: c_int = 16_000;
 
 #[derive(Default)]
 struct Shared {
@@ -65,17 +65,12 @@ impl Shared {
 }
 
 /// The checkpointing thread of a store's writer connection ([`Checkpointer::install`]).
+/// The installed hook holds a reference of its own to `shared` (`Arc::into_raw`), released
+/// by `uninstall`.
 pub(super) struct Checkpointer {
     shared: Arc<Shared>,
-    /// The reference the installed hook holds (`Arc::into_raw`), released by `uninstall`.
-    hook_ctx: *const Shared,
     thread: Option<JoinHandle<()>>,
 }
-
-// SAFETY: `hook_ctx` is an `Arc<Shared>` reference (Shared is Send + Sync), only turned back
-// into an Arc by `uninstall`.
-unsafe impl Send for Checkpointer {}
-unsafe impl Sync for Checkpointer {}
 
 impl Checkpointer {
     /// Starts the checkpointing thread for the store file at `path` and installs the WAL
@@ -103,21 +98,20 @@ impl Checkpointer {
         }
         Ok(Checkpointer {
             shared,
-            hook_ctx,
             thread: Some(thread),
         })
     }
 
-    /// Removes the hook from `writer` (the connection it was installed on), stops the thread
-    /// and waits for it (it finishes a checkpoint under way first).
-    pub(super) fn uninstall(mut self, writer: &Connection) {
-        // SAFETY: the hook was installed on `writer` with `hook_ctx`, an `Arc::into_raw`;
-        // once it is removed nothing else uses the pointer.
+    /// Removes the hook from `writer` (the connection it was installed on), then stops the
+    /// thread and waits for it (dropping `self`: it finishes a checkpoint under way first).
+    pub(super) fn uninstall(self, writer: &Connection) {
+        // SAFETY: the hook was installed on `writer` with the pointer of an `Arc::into_raw` of
+        // `self.shared` (the same pointer as `Arc::as_ptr`); once the hook is removed nothing
+        // else uses it, and this releases the hook's reference.
         unsafe {
             ffi::sqlite3_wal_hook(writer.handle(), None, std::ptr::null_mut());
-            drop(Arc::from_raw(self.hook_ctx));
+            drop(Arc::from_raw(Arc::as_ptr(&self.shared)));
         }
-        self.stop();
     }
 
     /// Stops the thread and waits for it.
