@@ -89,6 +89,33 @@ fn storms_of_500_and_429_lose_nothing_and_retries_stay_bounded() {
     assert!(writer.write_retries() >= 3);
 }
 
+/// 500s interleaved with 429s on the one request holding a lone call start: each 500 uses up
+/// one of the few retries a failing request gets, the 429s do not (they only mean "later").
+/// Before they were counted apart, the third 500 here made the start final and it was lost.
+#[test]
+fn a_lone_call_through_500s_between_429s_is_not_lost() {
+    let (proxy, writer, reader) = through_proxy(Duration::from_secs(10));
+    proxy.set_plan(|s| match (s.path.as_str(), s.nth) {
+        (UPSERT, n) if n < 6 && n % 2 == 1 => Fault::Status(500, None),
+        (UPSERT, n) if n < 6 => Fault::Status(429, Some(0)),
+        _ => Fault::Pass,
+    });
+    // A start alone: one item, so the request cannot be split into smaller ones.
+    let call = writer
+        .create_call_with("work", json!({"i": 0}), CallOptions::new().use_stack(false))
+        .unwrap();
+    assert!(writer.flush_timeout(Duration::from_secs(60)));
+    assert_eq!(writer.dropped(), 0);
+    assert_eq!(proxy.faults().len(), 6);
+    let held: Vec<_> = reader.get_calls(CallsQuery::new()).collect();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].as_ref().unwrap().id(), call.id());
+    writer.finish_call(&call, json!({"i": 0})).unwrap();
+    assert!(writer.flush_timeout(Duration::from_secs(60)));
+    assert_eq!(stored(&reader), vec![0]);
+    assert_eq!(writer.write_retries(), 6);
+}
+
 #[test]
 fn a_server_down_at_start_and_back_later_loses_nothing() {
     let (proxy, writer, reader) = through_proxy(Duration::from_secs(5));

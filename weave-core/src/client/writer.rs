@@ -56,6 +56,8 @@ pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 /// The longest wait between two retries of an unavailable backend.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// The waits before the retries of a request that failed on an available backend (HTTP 500,
+/// a store error): one per retry, so it is tried `1 + RETRY_DELAYS.len()` times in all.
 const RETRY_DELAYS: [Duration; 3] = [
     Duration::from_millis(50),
     Duration::from_millis(250),
@@ -416,6 +418,7 @@ fn write_calls(server: &dyn TraceServer, calls: Vec<Msg>, counters: &Counters) -
 
 fn save_op(server: &dyn TraceServer, op: OpSave, counters: &Counters) {
     let mut attempt: u32 = 0;
+    let mut failures: u32 = 0;
     loop {
         let res = server
             .file_create(op.file.clone())
@@ -427,16 +430,26 @@ fn save_op(server: &dyn TraceServer, op: OpSave, counters: &Counters) {
                     return;
                 }
             }
-            Err(WeaveError::Backend(_)) if (attempt as usize) < RETRY_DELAYS.len() => {
-                std::thread::sleep(RETRY_DELAYS[attempt as usize]);
-                attempt += 1;
-            }
+            Err(WeaveError::Backend(_)) if retry_failure(&mut failures, counters) => {}
             Err(e) => {
                 counters.drop_items(1, &format!("the store rejected an op version: {e}"));
                 return;
             }
         }
     }
+}
+
+/// After a backend error other than unavailability ([`WeaveError::Backend`]): counts a retry
+/// and waits [`RETRY_DELAYS`]`[failures]` when failures are left, else returns false (the
+/// request is then final: split or dropped).
+fn retry_failure(failures: &mut u32, counters: &Counters) -> bool {
+    let Some(&delay) = RETRY_DELAYS.get(*failures as usize) else {
+        return false;
+    };
+    counters.retries.fetch_add(1, Ordering::Relaxed);
+    std::thread::sleep(delay);
+    *failures += 1;
+    true
 }
 
 /// Counts a retry and waits before it ([`backoff`]); past the shutdown deadline, drops the
@@ -770,7 +783,11 @@ impl Batched for FeedbackCreateReq {
 
 /// Writes one request's worth of items, retrying and splitting as the module docs say.
 fn write_chunk<T: Batched>(server: &dyn TraceServer, mut chunk: Vec<T>, counters: &Counters) {
+    // Waits for an unavailable backend and failures of an available one are counted apart:
+    // only failures use up the few retries a failing request gets (a 429 between two 500s
+    // must not make the second 500 final).
     let mut attempt: u32 = 0;
+    let mut failures: u32 = 0;
     let mut shrunk = false;
     // Set when an attempt may have been applied without our hearing of it: before sending
     // again, the items the backend already holds are taken out (so nothing is written twice).
@@ -825,11 +842,7 @@ fn write_chunk<T: Batched>(server: &dyn TraceServer, mut chunk: Vec<T>, counters
                 );
                 return;
             }
-            WeaveError::Backend(_) if (attempt as usize) < RETRY_DELAYS.len() => {
-                counters.retries.fetch_add(1, Ordering::Relaxed);
-                std::thread::sleep(RETRY_DELAYS[attempt as usize]);
-                attempt += 1;
-            }
+            WeaveError::Backend(_) if retry_failure(&mut failures, counters) => {}
             _ if chunk.len() > 1 => {
                 // Isolate the bad items: one by one, dropping only those that fail.
                 for item in chunk {
