@@ -522,3 +522,50 @@ fn a_panicking_serialize_does_not_stop_the_op() {
         "{out}"
     );
 }
+
+#[weave::op]
+fn evaluate(config: &weave::refs::ObjectRef, note: &str, rows: &[&str]) -> usize {
+    note.len() + rows.len() + config.name.len()
+}
+
+/// The refs inside an op's arguments (an `ObjectRef`, a ref string nested in a list) are
+/// indexed, so `input_refs` finds the call; a string that merely mentions the scheme is not
+/// a ref.
+#[test]
+fn refs_in_an_ops_arguments_are_indexed() {
+    let s = TestStore::new();
+    let cfg = s
+        .client
+        .save(&json!({"temperature": 0.1}), "config")
+        .unwrap();
+    let row = s.client.save(&json!({"q": "?"}), "row").unwrap();
+    let other = s.client.save(&json!({"x": 1}), "other").unwrap();
+    let row_uri = row.to_string();
+    let r = s.under_root(|| {
+        (
+            evaluate(&cfg, "weave:/// is a prefix, not a ref here", &[&row_uri]),
+            evaluate(&cfg, "plain", &[]),
+        )
+    });
+    assert_eq!(r.children.len(), 2);
+    let with_refs = |refs: Vec<String>| {
+        let filter = weave::CallsFilter {
+            input_refs: Some(refs),
+            ..Default::default()
+        };
+        let mut ids: Vec<String> = s
+            .client
+            .get_calls(weave::CallsQuery::new().filter(filter))
+            .map(|c| c.unwrap().id().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let mut both: Vec<String> = r.children.iter().map(|c| c.id().to_string()).collect();
+    both.sort();
+    assert_eq!(with_refs(vec![cfg.to_string()]), both);
+    assert_eq!(with_refs(vec![row_uri.clone()]), [r.children[0].id()]);
+    assert!(with_refs(vec![other.to_string()]).is_empty());
+    assert_eq!(r.children[0].inputs()["config"], cfg.to_string());
+    assert_eq!(r.children[0].inputs()["rows"], json!([row_uri]));
+}

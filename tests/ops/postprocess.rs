@@ -163,3 +163,66 @@ fn api_keys_are_redacted_by_default_at_any_depth() {
     assert!(!stored.contains("sk-secret") && !stored.contains("sk-nested"));
     assert!(!stored.contains("Bearer abc"));
 }
+
+/// How a request authenticates: an enum whose variants serde names like secrets.
+#[derive(Serialize)]
+enum Auth {
+    #[serde(rename = "api_key")]
+    Key(String),
+    #[serde(rename = "authorization")]
+    Header {
+        scheme: String,
+        token: String,
+    },
+    #[serde(rename = "AUTH_HEADERS")]
+    Pairs(String, String),
+    Anonymous,
+}
+
+#[weave::op]
+fn request(
+    headers: std::collections::BTreeMap<String, String>,
+    auths: Vec<Auth>,
+    nested: Vec<std::collections::HashMap<&'static str, Value>>,
+) -> usize {
+    headers.len() + auths.len() + nested.len()
+}
+
+#[test]
+fn secrets_are_redacted_under_map_keys_and_enum_variants_named_like_secrets() {
+    let s = TestStore::new();
+    let headers = [
+        ("Authorization", "Bearer map-secret"),
+        ("content-type", "application/json"),
+    ]
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .into();
+    let auths = vec![
+        Auth::Key("variant-secret-1".into()),
+        Auth::Header {
+            scheme: "Bearer".into(),
+            token: "variant-secret-2".into(),
+        },
+        Auth::Pairs("x".into(), "variant-secret-3".into()),
+        Auth::Anonymous,
+    ];
+    let nested = vec![[("API_KEY", json!({"deep": "value-secret"}))].into()];
+    let r = s.under_root(|| request(headers, auths, nested));
+    assert_eq!(r.out, 2 + 4 + 1);
+    let c = r.only_child();
+    let inputs = c.inputs();
+    assert_eq!(inputs["headers"]["Authorization"], REDACTED_VALUE);
+    assert_eq!(inputs["headers"]["content-type"], "application/json");
+    assert_eq!(
+        inputs["auths"],
+        json!([
+            {"api_key": REDACTED_VALUE},
+            {"authorization": REDACTED_VALUE},
+            {"AUTH_HEADERS": REDACTED_VALUE},
+            "Anonymous"
+        ])
+    );
+    assert_eq!(inputs["nested"][0]["API_KEY"], REDACTED_VALUE);
+    let stored = Value::Object(inputs.clone()).to_string();
+    assert!(!stored.contains("secret"), "{stored}");
+}
