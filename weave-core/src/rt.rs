@@ -6,7 +6,7 @@
 //! ```text
 //! static SITE: OpSite = OpSite::new(build_op, sample_rate);
 //! let body = body(move |pre: Option<&mut Prelude>| {
-//!     if let Some(pre) = pre { pre.start(|| inputs, |id| info_span!("name", weave.call_id = id)) }
+//!     if let Some(pre) = pre { pre.start(|args| write inputs to args, |id| info_span!("name", weave.call_id = id)) }
 //!     ...the function's statements...
 //! });
 //! if enabled() { run_sync(&SITE, display_name, self_type, body, |op, out| op.finish(|| capture(out))) }
@@ -271,7 +271,7 @@ impl OpSite {
     #[inline(never)]
     pub fn start(
         &'static self,
-        inputs: impl FnOnce() -> Vec<(&'static str, Value)>,
+        inputs: impl FnOnce(&mut ArgsWriter),
         display_name: DisplayNameArg,
         self_type: Option<&'static str>,
         span: impl FnOnce(&str) -> tracing::Span,
@@ -283,7 +283,7 @@ impl OpSite {
 
     fn start_call(
         &'static self,
-        inputs: impl FnOnce() -> Vec<(&'static str, Value)>,
+        inputs: impl FnOnce(&mut ArgsWriter),
         display_name: DisplayNameArg,
         self_type: Option<&'static str>,
     ) -> OpCall {
@@ -317,8 +317,9 @@ impl OpSite {
             }
         };
         // A user's Serialize/Debug that panics must not stop the op from running.
-        let inputs = match catch_unwind(AssertUnwindSafe(inputs)) {
-            Ok(args) => Inputs::args(args),
+        let mut args = ArgsWriter::new();
+        let inputs = match catch_unwind(AssertUnwindSafe(|| inputs(&mut args))) {
+            Ok(()) => Inputs::json(args.finish()),
             Err(p) => {
                 let mut m = JsonMap::new();
                 m.insert(
@@ -383,7 +384,7 @@ impl Prelude {
     /// [`OpSite::start`]).
     pub fn start(
         &mut self,
-        inputs: impl FnOnce() -> Vec<(&'static str, Value)>,
+        inputs: impl FnOnce(&mut ArgsWriter),
         span: impl FnOnce(&str) -> tracing::Span,
     ) {
         let display = self.display_name.take().unwrap_or(DisplayNameArg::None);
@@ -645,6 +646,83 @@ impl<F: Future> Future for OpFuture<'_, F> {
 // applies, in the order of the receiver types `&&Capture`, `&Capture`, `Capture`; errors
 // likewise with `(&&&&&CaptureErr(&e)).__weave_exception()` over five levels.
 
+/// An op's arguments, written as the JSON text of an object on the traced thread as they
+/// are captured: one buffer, whatever the values (no `Value` tree, no map to hash). Each value
+/// is nested at most [`MAX_DEPTH`](crate::limits::MAX_DEPTH) levels deep in the object and
+/// redacted as it is written (arguments and keys named like
+/// [`REDACT_KEYS`](crate::REDACT_KEYS)), so the text is final: the writer stores it as it is.
+#[derive(Debug)]
+pub struct ArgsWriter {
+    out: crate::client::capture::TextOut,
+}
+
+impl ArgsWriter {
+    fn new() -> Self {
+        let out = crate::client::capture::TextOut::default();
+        out.buf.borrow_mut().reserve(64);
+        out.buf.borrow_mut().push(b'{');
+        ArgsWriter { out }
+    }
+
+    /// Starts the argument `key`; false when its value is redacted (then already written).
+    fn key(&mut self, key: &str) -> bool {
+        let buf = self.out.buf.get_mut();
+        if buf.len() > 1 {
+            buf.push(b',');
+        }
+        // An argument's name is an identifier: nothing in it to escape (checked, not assumed).
+        if key.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+            buf.push(b'"');
+            buf.extend_from_slice(key.as_bytes());
+            buf.extend_from_slice(b"\":");
+        } else {
+            // A `str` always serialises.
+            let _ = serde_json::to_writer(&mut *buf, key);
+            buf.push(b':');
+        }
+        if crate::client::is_redacted_key(key) {
+            let _ = serde_json::to_writer(&mut *buf, crate::REDACTED_VALUE);
+            return false;
+        }
+        true
+    }
+
+    /// Writes the argument `key` through `serde`; a value that fails to serialise is
+    /// written as a string saying so, naming its type and the error.
+    pub fn serialize<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) {
+        if !self.key(key) {
+            return;
+        }
+        let mark = self.out.buf.get_mut().len();
+        if let Err(e) = crate::client::capture::write_capped(&self.out, value, 1) {
+            let buf = self.out.buf.get_mut();
+            buf.truncate(mark);
+            let text = format!("<unserializable {}: {e}>", std::any::type_name::<T>());
+            let _ = serde_json::to_writer(&mut *buf, &text);
+        }
+    }
+
+    /// Writes the argument `key` as the string `value`.
+    pub fn string(&mut self, key: &str, value: &str) {
+        if self.key(key) {
+            let _ = serde_json::to_writer(self.out.buf.get_mut(), value);
+        }
+    }
+
+    /// The object's text.
+    fn finish(self) -> String {
+        let mut buf = self.out.buf.into_inner();
+        buf.push(b'}');
+        // serde_json writes UTF-8 only, and so does the fast path (from `str`s).
+        let text = String::from_utf8(buf)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        if self.out.redact_again.get() {
+            return crate::client::capture::redact_text(&text);
+        }
+        text
+    }
+}
+
 /// A value to capture (see the module docs).
 #[derive(Debug)]
 pub struct Capture<'a, T: ?Sized>(pub &'a T);
@@ -653,31 +731,46 @@ pub struct Capture<'a, T: ?Sized>(pub &'a T);
 pub trait ViaSerialize {
     /// The value as JSON.
     fn __weave_value(&self) -> Value;
+    /// The value written as the argument `key`.
+    fn __weave_write(&self, args: &mut ArgsWriter, key: &str);
 }
 /// Capture through `Debug`.
 pub trait ViaDebug {
     /// The value as JSON.
     fn __weave_value(&self) -> Value;
+    /// The value written as the argument `key`.
+    fn __weave_write(&self, args: &mut ArgsWriter, key: &str);
 }
 /// Capture as a placeholder naming the type.
 pub trait ViaNothing {
     /// The value as JSON.
     fn __weave_value(&self) -> Value;
+    /// The value written as the argument `key`.
+    fn __weave_write(&self, args: &mut ArgsWriter, key: &str);
 }
 
 impl<T: Serialize + ?Sized> ViaSerialize for &&Capture<'_, T> {
     fn __weave_value(&self) -> Value {
         crate::client::to_json(self.0)
     }
+    fn __weave_write(&self, args: &mut ArgsWriter, key: &str) {
+        args.serialize(key, self.0);
+    }
 }
 impl<T: Debug + ?Sized> ViaDebug for &Capture<'_, T> {
     fn __weave_value(&self) -> Value {
         Value::String(format!("{:?}", self.0))
     }
+    fn __weave_write(&self, args: &mut ArgsWriter, key: &str) {
+        args.string(key, &format!("{:?}", self.0));
+    }
 }
 impl<T: ?Sized> ViaNothing for Capture<'_, T> {
     fn __weave_value(&self) -> Value {
         Value::String(placeholder(std::any::type_name::<T>()))
+    }
+    fn __weave_write(&self, args: &mut ArgsWriter, key: &str) {
+        args.string(key, &placeholder(std::any::type_name::<T>()));
     }
 }
 

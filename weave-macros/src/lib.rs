@@ -522,7 +522,6 @@ fn expand(args: Args, func: ItemFn, source: String) -> syn::Result<TokenStream2>
     };
     let keys = inputs.iter().map(|i| &i.key);
     let idents = inputs.iter().map(|i| &i.ident);
-    let n_inputs = inputs.len();
     // A method's op is `Type.method`, as Python names methods by `__qualname__`.
     let is_method = matches!(func.sig.inputs.first(), Some(FnArg::Receiver(_)));
     let self_type = if is_method && args.name.is_none() {
@@ -534,18 +533,12 @@ fn expand(args: Args, func: ItemFn, source: String) -> syn::Result<TokenStream2>
     };
     // The arguments' capture and the op's span, as both kinds of body start their call.
     let capture = quote! {
-        || {
+        |__weave_args: &mut #rt::ArgsWriter| {
             #[allow(unused_imports)]
             use #rt::{ViaSerialize as _, ViaDebug as _, ViaNothing as _};
-            #[allow(unused_mut)]
-            let mut __weave_inputs = ::std::vec::Vec::with_capacity(#n_inputs);
             #(
-                __weave_inputs.push((
-                    #keys,
-                    (&&&#rt::Capture(&#idents)).__weave_value(),
-                ));
+                (&&&#rt::Capture(&#idents)).__weave_write(__weave_args, #keys);
             )*
-            __weave_inputs
         }
     };
     let span = quote!(|__weave_id| #rt::tracing::info_span!(#name, weave.call_id = __weave_id));

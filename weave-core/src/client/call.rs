@@ -152,36 +152,34 @@ impl CallState {
 /// The most events kept with one call; later ones are counted in `summary.events_dropped`.
 pub const MAX_EVENTS: usize = 1000;
 
-/// A call's inputs: a JSON object, or an op's arguments by name, made into an object only
-/// when read (an op's call is written from the arguments on the writer's thread, so the
-/// traced program never builds the map: no key copies, no hashing).
+/// A call's inputs: a JSON object, or an op's arguments as the JSON text of one, parsed only
+/// when read (an op's arguments are written to text on the traced thread, which the
+/// embedded store keeps as it is: no `Value` tree is built, hashed or dropped).
 pub(crate) enum Inputs {
     Map(JsonMap),
-    Args(
-        Vec<(&'static str, Value)>,
-        std::sync::OnceLock<Box<JsonMap>>,
-    ),
+    /// An op's arguments ([`crate::rt::ArgsWriter`]): an object's text, already capped in
+    /// depth and redacted.
+    Json(String, std::sync::OnceLock<Box<JsonMap>>),
     /// As the embedded store holds them (with the output's and summary's text, which
     /// [`CallInner::state`] parses), parsed when first read.
     Stored(StoredJson, std::sync::OnceLock<Box<JsonMap>>),
 }
 
-impl Inputs {
-    pub(crate) fn args(args: Vec<(&'static str, Value)>) -> Self {
-        Inputs::Args(args, std::sync::OnceLock::new())
-    }
+/// The object `text` holds (an op's captured arguments, always an object).
+fn json_object(text: &str) -> JsonMap {
+    serde_json::from_str(text).unwrap_or_default()
+}
 
-    fn args_map(args: &[(&'static str, Value)]) -> JsonMap {
-        args.iter()
-            .map(|(k, v)| ((*k).to_string(), v.clone()))
-            .collect()
+impl Inputs {
+    pub(crate) fn json(text: String) -> Self {
+        Inputs::Json(text, std::sync::OnceLock::new())
     }
 
     /// The inputs as an object (made once, for arguments and stored text).
     pub(crate) fn map(&self) -> &JsonMap {
         match self {
             Inputs::Map(m) => m,
-            Inputs::Args(a, cell) => cell.get_or_init(|| Box::new(Self::args_map(a))),
+            Inputs::Json(text, cell) => cell.get_or_init(|| Box::new(json_object(text))),
             Inputs::Stored(json, cell) => {
                 cell.get_or_init(|| Box::new(stored_object(json.inputs())))
             }
@@ -192,10 +190,10 @@ impl Inputs {
     pub(crate) fn to_map(&self) -> JsonMap {
         match self {
             Inputs::Map(m) => m.clone(),
-            Inputs::Args(a, cell) => cell
+            Inputs::Json(text, cell) => cell
                 .get()
                 .map(|m| (**m).clone())
-                .unwrap_or_else(|| Self::args_map(a)),
+                .unwrap_or_else(|| json_object(text)),
             Inputs::Stored(json, cell) => cell
                 .get()
                 .map(|m| (**m).clone())
@@ -206,7 +204,10 @@ impl Inputs {
     pub(crate) fn into_map(self) -> JsonMap {
         match self {
             Inputs::Map(m) => m,
-            Inputs::Args(a, _) => a.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            Inputs::Json(text, cell) => match cell.into_inner() {
+                Some(m) => *m,
+                None => json_object(&text),
+            },
             Inputs::Stored(json, cell) => match cell.into_inner() {
                 Some(m) => *m,
                 None => stored_object(json.inputs()),
@@ -227,15 +228,8 @@ impl Inputs {
                 super::redact_inputs_in_place(&mut m);
                 *cell = std::sync::OnceLock::from(Box::new(m));
             }
-            Inputs::Args(a, _) => {
-                for (k, v) in a.iter_mut() {
-                    if super::is_redacted_key(k) {
-                        *v = Value::from(super::REDACTED_VALUE);
-                    } else {
-                        super::redact_value_in_place(v);
-                    }
-                }
-            }
+            // Redacted as it was written.
+            Inputs::Json(..) => {}
         }
     }
 }

@@ -6,7 +6,7 @@
 
 pub(crate) mod call;
 pub(crate) mod calls_iter;
-mod capture;
+pub(crate) mod capture;
 pub(crate) mod context;
 pub(crate) mod costs;
 pub(crate) mod exception;
@@ -377,13 +377,6 @@ pub(crate) fn redact_inputs_in_place(inputs: &mut JsonMap) {
 /// Whether an input named `key` is redacted ([`REDACT_KEYS`], any case).
 pub(crate) fn is_redacted_key(key: &str) -> bool {
     REDACT_KEYS.iter().any(|r| key.eq_ignore_ascii_case(r))
-}
-
-/// Redacts [`REDACT_KEYS`] inside `v` at any depth (nothing to do for scalars).
-pub(crate) fn redact_value_in_place(v: &mut Value) {
-    if matches!(v, Value::Object(_) | Value::Array(_)) {
-        redact_stack(vec![v]);
-    }
 }
 
 fn redact_level<'a>(m: &'a mut JsonMap, stack: &mut Vec<&'a mut Value>) {

@@ -13,7 +13,6 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use rusqlite::Transaction;
-use serde::{Serialize, Serializer};
 use serde_json::Value;
 
 use super::SqliteServer;
@@ -73,30 +72,22 @@ fn refs_in<'v>(values: impl Iterator<Item = &'v Value>) -> Vec<String> {
     out
 }
 
-/// An op's arguments serialised as the JSON object they stand for.
-struct ArgsObject<'a>(&'a [(&'static str, Value)]);
-
-impl Serialize for ArgsObject<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter().map(|(k, v)| (*k, v)))
-    }
-}
-
 /// The inputs' JSON text and refs.
-fn inputs_text(inputs: &Inputs) -> (String, Vec<String>) {
+fn inputs_text(inputs: &Inputs) -> (Cow<'_, str>, Vec<String>) {
     match inputs {
-        Inputs::Args(args, _)
-            if !args
-                .iter()
-                .any(|(_, v)| limits::depth_exceeds(v, limits::MAX_DEPTH - 1)) =>
-        {
-            let text = serde_json::to_string(&ArgsObject(args))
-                .unwrap_or_else(|_| limits::exceeds_limits_marker().to_string());
-            (text, refs_in(args.iter().map(|(_, v)| v)))
+        // Already capped and redacted; refs are rare, so the text is parsed only when it
+        // may hold one.
+        Inputs::Json(text, _) => {
+            let refs = if text.contains(crate::refs::WEAVE_SCHEME) {
+                refs_in(inputs.map().values())
+            } else {
+                Vec::new()
+            };
+            (Cow::Borrowed(text), refs)
         }
         other => {
             let m = other.map();
-            (capped_map_text(m), refs_in(m.values()))
+            (Cow::Owned(capped_map_text(m)), refs_in(m.values()))
         }
     }
 }
@@ -113,7 +104,7 @@ struct StartRow<'a> {
     display_name: Option<String>,
     started_at: i64,
     attributes: Rc<str>,
-    inputs: String,
+    inputs: Cow<'a, str>,
     otel: Option<String>,
     wb_user_id: Option<&'a str>,
     wb_run_id: Option<&'a str>,
@@ -158,7 +149,7 @@ fn start_row(s: &StartedCallSchemaForInsert) -> Result<StartRow<'_>> {
         display_name: s.display_name.clone(),
         started_at: s.started_at.as_nanos(),
         attributes: attributes.into(),
-        inputs,
+        inputs: Cow::Owned(inputs),
         otel,
         wb_user_id: s.wb_user_id.as_deref(),
         wb_run_id: s.wb_run_id.as_deref(),
@@ -174,7 +165,7 @@ type AttributesCache = Option<(usize, Rc<str>)>;
 fn record_start_row<'a>(c: &'a CallInner, cache: &mut AttributesCache) -> StartRow<'a> {
     let (inputs, refs) = if c.state().extra_inputs.is_some() {
         let m = c.start_inputs();
-        (capped_map_text(&m), refs_in(m.values()))
+        (Cow::Owned(capped_map_text(&m)), refs_in(m.values()))
     } else {
         inputs_text(&c.inputs)
     };
@@ -188,9 +179,9 @@ fn record_start_row<'a>(c: &'a CallInner, cache: &mut AttributesCache) -> StartR
         }
     };
     let (inputs, attributes) = if inputs.len() + attributes.len() > limits::ROW_BYTES_LIMIT {
-        let mut t = limits::limit_row_texts(vec![inputs, attributes.to_string()]);
+        let mut t = limits::limit_row_texts(vec![inputs.into_owned(), attributes.to_string()]);
         let a = t.pop().unwrap_or_default();
-        (t.pop().unwrap_or_default(), a.into())
+        (Cow::Owned(t.pop().unwrap_or_default()), a.into())
     } else {
         (inputs, attributes)
     };
