@@ -7,7 +7,8 @@
 //!   tells how many.
 //! - Callers queue a call's record (shared, not copied) for its start and again for its end;
 //!   the writer is woken once per batch ([`WAKE_AT`] items, or [`LINGER`] after it last
-//!   wrote), never per item. Rows and requests are built on the writer's thread.
+//!   wrote), never per item. Rows and requests are built on the writer's thread (an op's
+//!   arguments come as the JSON text the traced thread wrote, stored as they are).
 //! - The thread takes up to [`MAX_BATCH`] queued items at a time and writes them in one go:
 //!   the embedded store takes the records directly, in one transaction (a start and end in
 //!   the same batch become one row); a remote server gets one `/call/upsert_batch` request,
