@@ -658,9 +658,10 @@ pub struct ArgsWriter {
 
 impl ArgsWriter {
     fn new() -> Self {
-        let out = crate::client::capture::TextOut::default();
-        out.buf.borrow_mut().reserve(64);
-        out.buf.borrow_mut().push(b'{');
+        let mut out = crate::client::capture::TextOut::default();
+        let buf = out.buf.get_mut();
+        buf.reserve(64);
+        buf.push(b'{');
         ArgsWriter { out }
     }
 
@@ -671,7 +672,7 @@ impl ArgsWriter {
             buf.push(b',');
         }
         // An argument's name is an identifier: nothing in it to escape (checked, not assumed).
-        if key.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        if crate::client::capture::is_plain(key) {
             buf.push(b'"');
             buf.extend_from_slice(key.as_bytes());
             buf.extend_from_slice(b"\":");

@@ -165,11 +165,6 @@ pub(crate) enum Inputs {
     Stored(StoredJson, std::sync::OnceLock<Box<JsonMap>>),
 }
 
-/// The object `text` holds (an op's captured arguments, always an object).
-fn json_object(text: &str) -> JsonMap {
-    serde_json::from_str(text).unwrap_or_default()
-}
-
 impl Inputs {
     pub(crate) fn json(text: String) -> Self {
         Inputs::Json(text, std::sync::OnceLock::new())
@@ -179,7 +174,9 @@ impl Inputs {
     pub(crate) fn map(&self) -> &JsonMap {
         match self {
             Inputs::Map(m) => m,
-            Inputs::Json(text, cell) => cell.get_or_init(|| Box::new(json_object(text))),
+            Inputs::Json(text, cell) => {
+                cell.get_or_init(|| Box::new(stored_object(Some(text.as_bytes()))))
+            }
             Inputs::Stored(json, cell) => {
                 cell.get_or_init(|| Box::new(stored_object(json.inputs())))
             }
@@ -193,7 +190,7 @@ impl Inputs {
             Inputs::Json(text, cell) => cell
                 .get()
                 .map(|m| (**m).clone())
-                .unwrap_or_else(|| json_object(text)),
+                .unwrap_or_else(|| stored_object(Some(text.as_bytes()))),
             Inputs::Stored(json, cell) => cell
                 .get()
                 .map(|m| (**m).clone())
@@ -206,7 +203,7 @@ impl Inputs {
             Inputs::Map(m) => m,
             Inputs::Json(text, cell) => match cell.into_inner() {
                 Some(m) => *m,
-                None => json_object(&text),
+                None => stored_object(Some(text.as_bytes())),
             },
             Inputs::Stored(json, cell) => match cell.into_inner() {
                 Some(m) => *m,

@@ -79,7 +79,7 @@ impl serde_json::ser::Formatter for TextFormatter<'_> {
 /// Whether `s` is written in JSON as it is, between quotes: no control character, quote or
 /// backslash (serde_json escapes nothing else). The test of a block has no early exit, so
 /// the compiler makes it a vector loop; blocks give the early exit.
-fn is_plain(s: &str) -> bool {
+pub(crate) fn is_plain(s: &str) -> bool {
     s.as_bytes().chunks(64).all(|block| {
         block
             .iter()
@@ -258,7 +258,7 @@ impl<'a, S: Serializer> Serializer for DepthSerializer<'a, S> {
         v: &T,
     ) -> Result<S::Ok, S::Error> {
         // JSON writes it `{variant: value}`: the variant is a key.
-        if self.text.is_some() && is_redacted_key(variant) {
+        if self.redacts(variant) {
             return self
                 .inner
                 .serialize_newtype_variant(name, i, variant, REDACTED_VALUE);
@@ -347,13 +347,16 @@ impl<'a, S: Serializer> Serializer for DepthSerializer<'a, S> {
 }
 
 impl<S> DepthSerializer<'_, S> {
+    /// Whether a value under `key` is redacted: only in text, for a key named like a secret.
+    fn redacts(&self, key: &str) -> bool {
+        self.text.is_some() && is_redacted_key(key)
+    }
+
     /// A tuple or struct variant is written `{variant: [..]}` / `{variant: {..}}`: named like
     /// a redacted key, its value must go, which only [`redact_text`] can do.
     fn flag_variant(&self, variant: &str) {
-        if let Some(t) = self.text {
-            if is_redacted_key(variant) {
-                t.redact_again.set(true);
-            }
+        if let Some(t) = self.text.filter(|_| is_redacted_key(variant)) {
+            t.redact_again.set(true);
         }
     }
 }
