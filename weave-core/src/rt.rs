@@ -646,6 +646,74 @@ impl<F: Future> Future for OpFuture<'_, F> {
 // applies, in the order of the receiver types `&&Capture`, `&Capture`, `Capture`; errors
 // likewise with `(&&&&&CaptureErr(&e)).__weave_exception()` over five levels.
 
+/// An argument's name, as an op's macro passes it to [`ArgsWriter`]: made in a constant, so
+/// that whether its value is redacted (named like one of [`REDACT_KEYS`](crate::REDACT_KEYS))
+/// and its quoted text are settled when the program is compiled, not on each call.
+#[derive(Clone, Copy, Debug)]
+pub struct ArgKey {
+    name: &'static str,
+    /// `"name":`, when that is the name's JSON text (an identifier's always is).
+    quoted: Option<&'static str>,
+    redacted: bool,
+}
+
+impl ArgKey {
+    /// The argument `name`; `quoted` is meant to be `"name":` (the macro writes it with
+    /// `concat!`), and is checked here: when it is not exactly that, the name is escaped
+    /// as it is written instead.
+    pub const fn new(name: &'static str, quoted: &'static str) -> Self {
+        ArgKey {
+            name,
+            quoted: if is_quoted_key(name.as_bytes(), quoted.as_bytes()) {
+                Some(quoted)
+            } else {
+                None
+            },
+            redacted: is_redacted_name(name.as_bytes()),
+        }
+    }
+}
+
+/// Whether `quoted` is `"name":` with nothing in `name` that JSON escapes.
+const fn is_quoted_key(name: &[u8], quoted: &[u8]) -> bool {
+    if quoted.len() != name.len() + 3
+        || quoted[0] != b'"'
+        || quoted[name.len() + 1] != b'"'
+        || quoted[name.len() + 2] != b':'
+    {
+        return false;
+    }
+    let mut i = 0;
+    while i < name.len() {
+        let b = name[i];
+        if b < 0x20 || b == b'"' || b == b'\\' || quoted[i + 1] != b {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// [`crate::client::is_redacted_key`], as a `const fn`.
+const fn is_redacted_name(name: &[u8]) -> bool {
+    let keys = crate::REDACT_KEYS;
+    let mut k = 0;
+    while k < keys.len() {
+        let key = keys[k].as_bytes();
+        if key.len() == name.len() {
+            let mut i = 0;
+            while i < key.len() && key[i].eq_ignore_ascii_case(&name[i]) {
+                i += 1;
+            }
+            if i == key.len() {
+                return true;
+            }
+        }
+        k += 1;
+    }
+    false
+}
+
 /// An op's arguments, written as the JSON text of an object on the traced thread as they
 /// are captured: one buffer, whatever the values (no `Value` tree, no map to hash). Each value
 /// is nested at most [`MAX_DEPTH`](crate::limits::MAX_DEPTH) levels deep in the object and
@@ -658,30 +726,29 @@ pub struct ArgsWriter {
 
 impl ArgsWriter {
     fn new() -> Self {
-        let mut out = crate::client::capture::TextOut::default();
-        let buf = out.buf.get_mut();
-        buf.reserve(64);
+        let mut buf = Vec::with_capacity(64);
         buf.push(b'{');
-        ArgsWriter { out }
+        ArgsWriter {
+            out: crate::client::capture::TextOut::new(buf),
+        }
     }
 
     /// Starts the argument `key`; false when its value is redacted (then already written).
-    fn key(&mut self, key: &str) -> bool {
+    #[inline]
+    fn key(&mut self, key: ArgKey) -> bool {
         let buf = self.out.buf.get_mut();
         if buf.len() > 1 {
             buf.push(b',');
         }
-        // An argument's name is an identifier: nothing in it to escape (checked, not assumed).
-        if crate::client::capture::is_plain(key) {
-            buf.push(b'"');
-            buf.extend_from_slice(key.as_bytes());
-            buf.extend_from_slice(b"\":");
-        } else {
-            // A `str` always serialises.
-            let _ = serde_json::to_writer(&mut *buf, key);
-            buf.push(b':');
+        match key.quoted {
+            Some(quoted) => buf.extend_from_slice(quoted.as_bytes()),
+            None => {
+                // A `str` always serialises.
+                let _ = serde_json::to_writer(&mut *buf, key.name);
+                buf.push(b':');
+            }
         }
-        if crate::client::is_redacted_key(key) {
+        if key.redacted {
             let _ = serde_json::to_writer(&mut *buf, crate::REDACTED_VALUE);
             return false;
         }
@@ -690,7 +757,7 @@ impl ArgsWriter {
 
     /// Writes the argument `key` through `serde`; a value that fails to serialise is
     /// written as a string saying so, naming its type and the error.
-    pub fn serialize<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) {
+    pub fn serialize<T: Serialize + ?Sized>(&mut self, key: ArgKey, value: &T) {
         if !self.key(key) {
             return;
         }
@@ -704,7 +771,7 @@ impl ArgsWriter {
     }
 
     /// Writes the argument `key` as the string `value`.
-    pub fn string(&mut self, key: &str, value: &str) {
+    pub fn string(&mut self, key: ArgKey, value: &str) {
         if self.key(key) {
             let _ = serde_json::to_writer(self.out.buf.get_mut(), value);
         }
@@ -733,28 +800,28 @@ pub trait ViaSerialize {
     /// The value as JSON.
     fn __weave_value(&self) -> Value;
     /// The value written as the argument `key`.
-    fn __weave_write(&self, args: &mut ArgsWriter, key: &str);
+    fn __weave_write(&self, args: &mut ArgsWriter, key: ArgKey);
 }
 /// Capture through `Debug`.
 pub trait ViaDebug {
     /// The value as JSON.
     fn __weave_value(&self) -> Value;
     /// The value written as the argument `key`.
-    fn __weave_write(&self, args: &mut ArgsWriter, key: &str);
+    fn __weave_write(&self, args: &mut ArgsWriter, key: ArgKey);
 }
 /// Capture as a placeholder naming the type.
 pub trait ViaNothing {
     /// The value as JSON.
     fn __weave_value(&self) -> Value;
     /// The value written as the argument `key`.
-    fn __weave_write(&self, args: &mut ArgsWriter, key: &str);
+    fn __weave_write(&self, args: &mut ArgsWriter, key: ArgKey);
 }
 
 impl<T: Serialize + ?Sized> ViaSerialize for &&Capture<'_, T> {
     fn __weave_value(&self) -> Value {
         crate::client::to_json(self.0)
     }
-    fn __weave_write(&self, args: &mut ArgsWriter, key: &str) {
+    fn __weave_write(&self, args: &mut ArgsWriter, key: ArgKey) {
         args.serialize(key, self.0);
     }
 }
@@ -762,7 +829,7 @@ impl<T: Debug + ?Sized> ViaDebug for &Capture<'_, T> {
     fn __weave_value(&self) -> Value {
         Value::String(format!("{:?}", self.0))
     }
-    fn __weave_write(&self, args: &mut ArgsWriter, key: &str) {
+    fn __weave_write(&self, args: &mut ArgsWriter, key: ArgKey) {
         args.string(key, &format!("{:?}", self.0));
     }
 }
@@ -770,7 +837,7 @@ impl<T: ?Sized> ViaNothing for Capture<'_, T> {
     fn __weave_value(&self) -> Value {
         Value::String(placeholder(std::any::type_name::<T>()))
     }
-    fn __weave_write(&self, args: &mut ArgsWriter, key: &str) {
+    fn __weave_write(&self, args: &mut ArgsWriter, key: ArgKey) {
         args.string(key, &placeholder(std::any::type_name::<T>()));
     }
 }
@@ -839,5 +906,36 @@ impl<T: Debug + ?Sized> ErrViaDebug for &CaptureErr<'_, T> {
 impl<T: ?Sized> ErrViaNothing for CaptureErr<'_, T> {
     fn __weave_exception(&self) -> Exception {
         Exception::new(short_type::<T>(), placeholder(std::any::type_name::<T>()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ArgKey, ArgsWriter};
+
+    #[test]
+    fn argument_names_are_settled_at_compile_time_and_written_as_json() {
+        const A: ArgKey = ArgKey::new("a", "\"a\":");
+        const SECRET: ArgKey = ArgKey::new("Api_KEY", "\"Api_KEY\":");
+        // A quoted text that is not the name's: the name is escaped as it is written.
+        const MISMATCH: ArgKey = ArgKey::new("b", "\"c\":");
+        const ESCAPED: ArgKey = ArgKey::new("q\"\n", "\"q\"\n\":");
+        assert!(A.quoted.is_some() && !A.redacted);
+        assert!(
+            SECRET.redacted,
+            "redaction ignores ASCII case, as for map keys"
+        );
+        assert!(MISMATCH.quoted.is_none() && ESCAPED.quoted.is_none());
+        assert!(!ArgKey::new("api_keys", "\"api_keys\":").redacted);
+
+        let mut args = ArgsWriter::new();
+        args.serialize(A, &1u8);
+        args.string(MISMATCH, "x");
+        args.serialize(ESCAPED, &[true]);
+        args.serialize(SECRET, "sk-123");
+        assert_eq!(
+            args.finish(),
+            r#"{"a":1,"b":"x","q\"\n":[true],"Api_KEY":"REDACTED"}"#
+        );
     }
 }

@@ -537,7 +537,10 @@ fn expand(args: Args, func: ItemFn, source: String) -> syn::Result<TokenStream2>
             #[allow(unused_imports)]
             use #rt::{ViaSerialize as _, ViaDebug as _, ViaNothing as _};
             #(
-                (&&&#rt::Capture(&#idents)).__weave_write(__weave_args, #keys);
+                (&&&#rt::Capture(&#idents)).__weave_write(
+                    __weave_args,
+                    const { #rt::ArgKey::new(#keys, ::core::concat!("\"", #keys, "\":")) },
+                );
             )*
         }
     };

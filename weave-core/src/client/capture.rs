@@ -40,6 +40,16 @@ pub(crate) struct TextOut {
     pub(crate) redact_again: Cell<bool>,
 }
 
+impl TextOut {
+    /// Writes after what `buf` holds.
+    pub(crate) fn new(buf: Vec<u8>) -> Self {
+        TextOut {
+            buf: RefCell::new(buf),
+            ..TextOut::default()
+        }
+    }
+}
+
 /// serde_json's writer into a [`TextOut`].
 struct SharedBuf<'a>(&'a TextOut);
 
