@@ -5,7 +5,7 @@
 //! not ours, doing most of the work. This benchmark measures that ceiling directly: the same
 //! rows the ingest benchmark writes (a call's start and end as one row; ids, op refs, SDK
 //! attributes and small inputs as the writer produces them) inserted with plain `rusqlite`
-//! statements, in transactions of 512 rows, into three layouts, in the same run:
+//! statements, in transactions of 512 rows, into four layouts, in the same run:
 //!
 //! - `store_schema`: the embedded store's own schema, made by `SqliteServer::open` (every
 //!   migration), with the store's pragmas and no checkpoints during the run (the store runs
@@ -16,6 +16,11 @@
 //! - `compact_keys`: the same indexes over compact keys: project, op and SDK attributes as
 //!   integers into small tables, ids, trace and parent ids as 16-byte blobs. A candidate
 //!   layout, not one the store uses.
+//! - `tuned`: the store's schema in a file of 16 KiB pages with a 64 MiB page cache and
+//!   without the parent index (children would be found through the trace index): what
+//!   SQLite's settings can add to the store's layout. Not what the store uses: the cache
+//!   would take the ingest benchmark's peak RSS past its target, and without the parent
+//!   index a call's children are read by scanning its trace.
 //!
 //! Rows are built before the clock starts; each iteration writes `ROWS` rows into a fresh
 //! file. Throughput is rows per second (`elem/s`). Compare the layouts by their ratios in one
@@ -116,7 +121,13 @@ enum Layout {
     StoreSchema,
     StoreTableOnly,
     CompactKeys,
+    Tuned,
 }
+
+/// The `tuned` layout's page size (the store's is SQLite's default, 4 KiB)...
+const TUNED_PAGE_SIZE: i64 = 16_384;
+/// ... and page cache (`cache_size` in KiB, negated; the store's is 16 MiB per connection).
+const TUNED_CACHE_KIB: i64 = -65_536;
 
 const COMPACT_SCHEMA: &str = r#"
     CREATE TABLE projects (key INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
@@ -142,6 +153,14 @@ const COMPACT_SCHEMA: &str = r#"
 
 /// A fresh file at `path` in `layout`, opened as the store's writer connection is.
 fn open(path: &Path, layout: Layout) -> Connection {
+    if let Layout::Tuned = layout {
+        // The page size is fixed by the file's first write: made before the store's schema.
+        let conn = Connection::open(path).unwrap();
+        conn.pragma_update(None, "page_size", TUNED_PAGE_SIZE)
+            .unwrap();
+        conn.execute_batch("CREATE TABLE t (x); DROP TABLE t;")
+            .unwrap();
+    }
     if !matches!(layout, Layout::CompactKeys) {
         drop(weave::SqliteServer::open(path).unwrap());
     }
@@ -157,6 +176,16 @@ fn open(path: &Path, layout: Layout) -> Connection {
     conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
     match layout {
         Layout::StoreSchema => {}
+        Layout::Tuned => {
+            let page_size: i64 = conn
+                .query_row("PRAGMA page_size", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(page_size, TUNED_PAGE_SIZE);
+            conn.pragma_update(None, "cache_size", TUNED_CACHE_KIB)
+                .unwrap();
+            conn.execute_batch("DROP INDEX calls_project_parent_started_id")
+                .unwrap();
+        }
         Layout::StoreTableOnly => {
             let indexes: Vec<String> = conn
                 .prepare(
@@ -280,6 +309,7 @@ fn store_layout(c: &mut Criterion) {
         ("store_schema", Layout::StoreSchema),
         ("store_table_only", Layout::StoreTableOnly),
         ("compact_keys", Layout::CompactKeys),
+        ("tuned", Layout::Tuned),
     ] {
         g.bench_function(id, |b| {
             b.iter_custom(|iters| {
