@@ -669,7 +669,7 @@ impl ArgKey {
             } else {
                 None
             },
-            redacted: is_redacted_name(name.as_bytes()),
+            redacted: crate::client::is_redacted_key(name),
         }
     }
 }
@@ -692,26 +692,6 @@ const fn is_quoted_key(name: &[u8], quoted: &[u8]) -> bool {
         i += 1;
     }
     true
-}
-
-/// [`crate::client::is_redacted_key`], as a `const fn`.
-const fn is_redacted_name(name: &[u8]) -> bool {
-    let keys = crate::REDACT_KEYS;
-    let mut k = 0;
-    while k < keys.len() {
-        let key = keys[k].as_bytes();
-        if key.len() == name.len() {
-            let mut i = 0;
-            while i < key.len() && key[i].eq_ignore_ascii_case(&name[i]) {
-                i += 1;
-            }
-            if i == key.len() {
-                return true;
-            }
-        }
-        k += 1;
-    }
-    false
 }
 
 /// An op's arguments, written as the JSON text of an object on the traced thread as they

@@ -374,9 +374,25 @@ pub(crate) fn redact_inputs_in_place(inputs: &mut JsonMap) {
     redact_stack(stack);
 }
 
-/// Whether an input named `key` is redacted ([`REDACT_KEYS`], any case).
-pub(crate) fn is_redacted_key(key: &str) -> bool {
-    REDACT_KEYS.iter().any(|r| key.eq_ignore_ascii_case(r))
+/// Whether `key` is one of [`REDACT_KEYS`], ignoring ASCII case. A `const fn`: an op's
+/// argument names are checked when the program is compiled ([`crate::rt::ArgKey`]).
+pub(crate) const fn is_redacted_key(key: &str) -> bool {
+    let key = key.as_bytes();
+    let mut k = 0;
+    while k < REDACT_KEYS.len() {
+        let r = REDACT_KEYS[k].as_bytes();
+        if r.len() == key.len() {
+            let mut i = 0;
+            while i < r.len() && r[i].eq_ignore_ascii_case(&key[i]) {
+                i += 1;
+            }
+            if i == r.len() {
+                return true;
+            }
+        }
+        k += 1;
+    }
+    false
 }
 
 fn redact_level<'a>(m: &'a mut JsonMap, stack: &mut Vec<&'a mut Value>) {
