@@ -2,7 +2,7 @@
 //! it never panics and never takes the store down (DESIGN "Failure policy").
 //! On both backends: the reference server (weave's SqliteTraceServer) checks far less — ids,
 //! project ids, op names, sizes — and where it accepts or stores what the embedded store
-//! refuses, the test checks its own answer (see `is_remote`).
+//! refuses, the test checks its own answer (see `is_reference`).
 
 use serde::{Serialize, Serializer};
 use serde_json::{json, Value};
@@ -142,7 +142,7 @@ fn an_unknown_call_id_is_a_typed_not_found() {
         "x'; DROP TABLE calls; --",
     ] {
         let err = store.client.get_call(bad).unwrap_err();
-        if store.is_remote() && bad.contains('\'') {
+        if store.is_reference() && bad.contains('\'') {
             // Reference server: SqliteTraceServer.calls_query (behind /call/read) splices
             // `filter.call_ids` into its SQL as `'{x}'` literals, so an id with a quote is an
             // SQL syntax error, answered 500. The statement fails to parse: nothing is run.
@@ -170,7 +170,7 @@ fn malformed_ids_through_the_server_are_invalid_input_naming_the_field() {
         "",
         "00F067AA0BA902B7",
     ] {
-        if store.is_remote() {
+        if store.is_reference() {
             // Reference server: SqliteTraceServer.call_start only checks that `trace_id` and
             // `id` are present ("trace_id is required"), never their format, and call_end is
             // an `UPDATE … WHERE id = ?`: malformed ids are stored (or matched) as sent.
@@ -223,7 +223,7 @@ fn malformed_ids_through_the_server_are_invalid_input_naming_the_field() {
         ),
     })
     .expect("otel ids");
-    if store.is_remote() {
+    if store.is_reference() {
         // Reference server: the 4 malformed call ids and the 4 malformed trace ids were stored.
         assert_eq!(size(&store.client), 9);
     } else {
@@ -237,7 +237,7 @@ fn malformed_project_ids_are_invalid_input_on_every_route() {
     let s = &store.server;
     let id = generate_id();
     for bad in ["", "noslash", "a/b/c", "/p", "e/"] {
-        if store.is_remote() {
+        if store.is_reference() {
             // Reference server: project ids are not validated. ref_server.py's
             // B64IdConverter.ext_to_int_project_id base64-encodes any string and
             // SqliteTraceServer never checks it, so each malformed id is just another project.
@@ -297,7 +297,7 @@ fn malformed_project_ids_are_invalid_input_on_every_route() {
 fn one_bad_item_rejects_the_whole_batch_and_names_it() {
     let store = TestStore::new();
     let good = generate_id();
-    if store.is_remote() {
+    if store.is_reference() {
         // Reference server: no transaction and no id check. ref_server.py fans the batch out
         // to call_start/call_end one by one (as SqliteTraceServer.call_start_batch does), each
         // committed on its own: the end of "BAD" is accepted, and the start without a
@@ -552,7 +552,7 @@ fn a_5_mib_input_is_stored_as_the_exceeds_limits_marker() {
     // Reference server: the marker is the ClickHouse server's (ENTITY_TOO_LARGE_PAYLOAD in
     // clickhouse_trace_server_settings.py, put in by clickhouse_trace_server_batched.py);
     // SqliteTraceServer.call_start/call_end store `json.dumps` of any size as is.
-    let remote = store.is_remote();
+    let remote = store.is_reference();
     if remote {
         assert_eq!(
             Value::Object(back.inputs().clone()),
@@ -706,7 +706,7 @@ fn op_names_over_128_characters_are_rejected() {
     // The server refuses them too.
     let mut s = start(PROJECT, Some(&generate_id()), None);
     s.op_name = "y".repeat(129);
-    if store.is_remote() {
+    if store.is_reference() {
         // Reference server: SqliteTraceServer.call_start has no op_name length check (W&B's
         // ClickHouse server has); it only requires the `trace_id` this request omits.
         assert_invalid(

@@ -2,7 +2,7 @@
 //! empty and others null, the id columns are always returned, dotted names are cut to their
 //! first segment, and `summary` brings what deriving `summary.weave` needs. The reference
 //! server derives `summary.weave` even when `summary` is not selected and ignores unknown
-//! columns (see `unselected_summary` and the `is_remote` branches).
+//! columns (see `unselected_summary` and the `is_reference` branches).
 
 use serde_json::json;
 use weave::query::field;
@@ -70,7 +70,7 @@ fn read(s: &TestStore, id: &str, columns: &[&str]) -> Call {
 /// the call's real status), `latency_ms` when `ended_at` is selected, and `trace_name` from
 /// the op name (the display name only when selected).
 fn unselected_summary(s: &TestStore, weave: serde_json::Value) -> Option<serde_json::Value> {
-    s.is_remote().then(|| json!({ "weave": weave }))
+    s.is_reference().then(|| json!({ "weave": weave }))
 }
 
 /// The columns every projection returns equal the full read.
@@ -314,7 +314,7 @@ fn unknown_columns_are_invalid_queries() {
     let (root, child, running) = fixture(&s);
     for col in ["nope", "input", "inputs_x", "summaryx.weave"] {
         let mut it = s.client.get_calls(CallsQuery::new().columns(["id", col]));
-        if s.is_remote() {
+        if s.is_reference() {
             // Reference server: `SqliteTraceServer.calls_query` drops the columns it does not
             // know (`select_columns = [x for x in simple_columns if x in select_columns]`)
             // instead of rejecting them: the query runs as if only `id` had been selected.
@@ -356,7 +356,7 @@ fn an_empty_column_list_means_all_columns() {
 #[test]
 fn calls_read_by_the_client_equal_the_protocols_calls() {
     let s = TestStore::new();
-    if s.is_remote() {
+    if s.is_reference() {
         // A remote server has only the protocol's path.
         return;
     }

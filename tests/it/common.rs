@@ -6,7 +6,7 @@ use weave::{Call, CallsQuery, WeaveClient};
 
 #[path = "../support/store.rs"]
 mod store;
-pub use store::{calls, TestStore};
+pub use store::{calls, Suite, TestStore};
 
 /// The ids of the calls matching `q`, in order.
 pub fn ids(client: &WeaveClient, q: impl Into<CallsQuery>) -> Vec<String> {

@@ -1,6 +1,6 @@
 //! Prices and costs: add_cost, query_costs, purge_costs, and `include_costs` on call reads
 //! (PROTOCOL §3.7, §4.8). On both backends; where the reference server differs, the test
-//! checks its own answer (see `is_remote`).
+//! checks its own answer (see `is_reference`).
 
 use serde_json::{json, Value};
 use weave::query::field;
@@ -190,7 +190,7 @@ fn purge_costs_by_id_only() {
         })
         .unwrap_err();
     assert!(matches!(err, WeaveError::InvalidInput(_)), "{err}");
-    if s.is_remote() {
+    if s.is_reference() {
         // Reference server: its own wording (token_costs.validate_cost_purge_req).
         assert!(
             err.to_string()
@@ -261,7 +261,7 @@ fn include_costs_computes_every_field() {
     assert_eq!(c["completion_token_cost_unit"], "USD");
     assert_eq!(c["provider_id"], "default");
     assert_eq!(c["pricing_level"], "project");
-    if s.is_remote() {
+    if s.is_reference() {
         // Reference server: the costs block holds the price row's columns as SQLite stores
         // them (SqliteTraceServer's costs lookup copies `best_row[...]`): `effective_date` as
         // cost_create wrote it with `_serialize_cost_datetime`, i.e. Python's `isoformat()`,
@@ -407,7 +407,7 @@ fn bad_prices_are_errors() {
     ));
     let err = s.client.add_cost("m", f64::NAN, 1.0).unwrap_err();
     assert!(matches!(err, WeaveError::InvalidInput(_)), "{err}");
-    if s.is_remote() {
+    if s.is_reference() {
         // Reference server: NaN goes out as JSON `null` (JSON has no NaN), which the pydantic
         // request model (CostCreateInput.prompt_token_cost: float) refuses with a 422.
         assert!(

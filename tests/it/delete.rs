@@ -1,7 +1,7 @@
 //! Tests: delete. Delete is soft and cascades to every descendant (PROTOCOL §4.7); deleted
 //! calls drop out of every read, query and count. The reference server counts `num_deleted`
 //! its own way, has no 1000-id limit and does not scope a delete to the project (see
-//! [`deleted`] and the `is_remote` branches).
+//! [`deleted`] and the `is_reference` branches).
 
 use serde_json::json;
 use weave::schema::{CallReadReq, CallsDeleteReq, CallsFilter, CallsQueryStatsReq};
@@ -77,7 +77,7 @@ fn id_list(calls: &[&Call]) -> Vec<String> {
 /// every requested id counts, whether live, already deleted, unknown or repeated, plus each
 /// live descendant its recursive query finds.
 fn deleted(store: &TestStore, embedded: u64, remote: u64) -> u64 {
-    if store.is_remote() {
+    if store.is_reference() {
         remote
     } else {
         embedded
@@ -286,7 +286,7 @@ fn client_delete_calls_takes_more_than_1000_ids() {
         })
     };
 
-    if store.is_remote() {
+    if store.is_reference() {
         // Reference server: `SqliteTraceServer.calls_delete` has no limit on `call_ids`
         // (W&B's server refuses more than 1000): the 1001 ids are all deleted at once.
         assert_eq!(raw(&all).unwrap().num_deleted, 1001);
@@ -364,7 +364,7 @@ fn delete_is_scoped_to_the_project() {
     store.client.flush();
     other.flush();
 
-    if store.is_remote() {
+    if store.is_reference() {
         // Reference server: `SqliteTraceServer.calls_delete` looks for descendants in the
         // request's project only, but its `UPDATE calls SET deleted_at = ... WHERE deleted_at
         // IS NULL AND id IN (...)` has no project condition: a project deletes another

@@ -97,7 +97,7 @@ fn renaming_an_unknown_or_deleted_call_is_not_found() {
     let call = s.client.create_call("op", json!({})).unwrap();
     s.client.finish_call(&call, ()).unwrap();
     call.delete().unwrap();
-    if s.is_remote() {
+    if s.is_reference() {
         // Reference server: `SqliteTraceServer.call_update` runs `UPDATE calls SET
         // display_name = ? WHERE id = ?` without checking that the call exists or is live:
         // renaming a deleted call succeeds, and the call stays deleted.

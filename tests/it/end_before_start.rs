@@ -1,7 +1,7 @@
 //! Tests: end_before_start. A call's start and end are separate writes that may arrive in
 //! either order (PROTOCOL §3.2, §4.2); these go through the `TraceServer` trait directly, the
 //! way a remote client's batches reach the embedded store. The reference server keeps only
-//! what arrives in start-then-end order and rejects a repeated start (see `is_remote`).
+//! what arrives in start-then-end order and rejects a repeated start (see `is_reference`).
 
 use serde_json::{json, Value};
 use weave::schema::{
@@ -181,7 +181,7 @@ fn end_then_start_as_separate_requests_gives_the_complete_call() {
     // The same call through the query route and the user API.
     assert_eq!(query_all(&*store.server), vec![call.clone()]);
     let user_call = store.client.get_call(&id).expect("get_call");
-    if store.is_remote() {
+    if store.is_reference() {
         // Reference server: the end was lost (see `end_lost`).
         assert_eq!(
             serde_json::to_value(&call).unwrap(),
@@ -237,7 +237,7 @@ fn end_before_start_inside_one_upsert_batch() {
 
     // Reference server: `SqliteTraceServer.call_start_batch` applies the items in order
     // with the same `call_end` / `call_start`, so both ends are lost (see `end_lost`).
-    let (root_want, child_want) = if store.is_remote() {
+    let (root_want, child_want) = if store.is_reference() {
         (
             end_lost(&root, &trace_id, None),
             end_lost(&child, &trace_id, Some(&root)),
@@ -373,7 +373,7 @@ fn a_repeated_start_is_idempotent() {
         .unwrap();
     let once = read(&*store.server, &id).unwrap();
     let retried = store.server.call_start(CallStartReq { start: s.clone() });
-    if store.is_remote() {
+    if store.is_reference() {
         // Reference server: `SqliteTraceServer.call_start` is a plain `INSERT`; a retried
         // start violates the primary key (sqlite3.IntegrityError): HTTP 500, nothing changes.
         assert_ref_server_500(retried, "/call/start");
@@ -424,7 +424,7 @@ fn a_start_without_ids_gets_fresh_uuidv7_ids_from_the_server() {
     s.id = None;
     s.trace_id = None;
     let res = store.server.call_start(CallStartReq { start: s });
-    if store.is_remote() {
+    if store.is_reference() {
         // Reference server: `SqliteTraceServer.call_start` raises `ValueError("trace_id is
         // required")` (then "id is required") instead of generating the ids: HTTP 400.
         match res {

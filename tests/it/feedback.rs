@@ -1,7 +1,7 @@
 //! Feedback: reactions, notes and custom feedback on calls, listing, querying, purging,
 //! `include_feedback` on call queries, and the server's rules (PROTOCOL §3.6, §4.5, §4.9).
 //! On both backends; where the reference server's rules or wording differ from the embedded
-//! store's, the test checks the reference server's own answer (see `is_remote`).
+//! store's, the test checks the reference server's own answer (see `is_reference`).
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -82,7 +82,7 @@ fn assert_rule<T: std::fmt::Debug>(
     embedded: &str,
     remote: Option<&str>,
 ) {
-    match (s.is_remote(), remote) {
+    match (s.is_reference(), remote) {
         (false, _) => assert_invalid(r, embedded),
         (true, Some(needle)) => assert_invalid(r, needle),
         (true, None) => {
@@ -119,7 +119,7 @@ fn reactions_notes_and_custom_feedback_are_added_and_listed_oldest_first() {
         // Reference server: on a remote backend the client queues feedback and builds the
         // returned row itself, as Python's client does (weave-core/src/client/feedback.rs):
         // `wb_user_id` is empty and `created_at` is the client's clock until it is read back.
-        assert_eq!(f.wb_user_id, if s.is_remote() { "" } else { "local" });
+        assert_eq!(f.wb_user_id, if s.is_reference() { "" } else { "local" });
     }
     assert_eq!(
         Value::Object(r.payload.clone()),
@@ -127,7 +127,7 @@ fn reactions_notes_and_custom_feedback_are_added_and_listed_oldest_first() {
     );
 
     let listed: Vec<Feedback> = fb.iter().collect::<Result<_, _>>().unwrap();
-    if s.is_remote() {
+    if s.is_reference() {
         // Reference server: read back, the rows carry its user and its clock.
         let expected: Vec<Feedback> = [&r, &n, &c]
             .into_iter()
@@ -402,7 +402,7 @@ fn the_backend_enforces_the_feedback_rules() {
         Some("annotation_ref must point to an object with name rating"),
     );
     a.annotation_ref = Some("weave:///test-entity/test-project/object/rating:abc".into());
-    if s.is_remote() {
+    if s.is_reference() {
         // Reference server: validate_feedback_create_req reads the annotation spec the ref
         // names (refs_read_batch), and there is no such object.
         match create(a) {
@@ -429,7 +429,7 @@ fn the_backend_enforces_the_feedback_rules() {
     bad_project.project_id = "no-slash".into();
     rule(bad_project, "entity/project", None);
 
-    if s.is_remote() {
+    if s.is_reference() {
         // Reference server: "👍 nice", "wandb.whatever", "", the two runnable rows and the
         // two weave_refs it does not check (the "no-slash" row is in a project of its own).
         assert_eq!(all_rows(&s).len(), 7);
@@ -478,7 +478,7 @@ fn batches_are_all_or_nothing_and_keep_client_ids() {
         "a client-chosen id is kept"
     );
     assert_eq!(res[1].payload["alias"], ":party_popper:");
-    if s.is_remote() {
+    if s.is_reference() {
         // Reference server: its feedback table has no key (TABLE_FEEDBACK in feedback.py,
         // created by SqliteTraceServer.setup_tables): a second row with the same id is stored.
         let again = s.server.feedback_create(good.clone()).unwrap();
@@ -714,7 +714,7 @@ fn a_failing_query_yields_its_error() {
     let q = s.client.get_feedback(field("no_such_field").eq(1));
     let items: Vec<_> = q.iter().collect();
     assert_eq!(items.len(), 1);
-    if s.is_remote() {
+    if s.is_reference() {
         // Reference server: a 400 "Unknown field: …" (SqliteTraceServer.feedback_query), an
         // invalid query as on the embedded store, with the server's own reason.
         assert!(
@@ -776,7 +776,7 @@ fn feedback_query_selects_fields_sorts_and_filters() {
         "call_ref",
         "trigger_ref",
     ];
-    if s.is_remote() {
+    if s.is_reference() {
         // Reference server: weave 0.52's feedback table has newer columns after these.
         let mut all = columns.to_vec();
         all.extend(REF_EXTRA_FEEDBACK_COLUMNS);
@@ -788,7 +788,7 @@ fn feedback_query_selects_fields_sorts_and_filters() {
     let mut bad = FeedbackQueryReq::new(PROJECT);
     bad.fields = Some(vec!["nope".into()]);
     let e = s.server.feedback_query(bad).unwrap_err();
-    if s.is_remote() {
+    if s.is_reference() {
         // Reference server: a 400 with its own reason (see a_failing_query_yields_its_error).
         assert!(
             matches!(&e, WeaveError::InvalidQuery(m) if m.contains("Unknown field: nope")),
@@ -843,7 +843,7 @@ fn include_feedback_fills_summary_weave_feedback() {
     let got = fb(&calls[0]);
     let rows = got.as_array().unwrap();
     assert_eq!(rows.len(), 3);
-    if s.is_remote() {
+    if s.is_reference() {
         // Reference server: the rows have its newer scorer_* columns too; `wb_user_id` is the
         // internal (base64) user id, which ExternalTraceServer does not convert back inside a
         // call's summary; `created_at` is the server's clock (the row the client returned has

@@ -1,6 +1,6 @@
 //! `CallsFilter` (PROTOCOL §6): every field alone, several ANDed, with a query, and the
 //! 1000-value limit on lists. Where the reference server differs (`name:*` patterns,
-//! `turn_ids`, the user it stamps, list limits), the test checks its own answer (`is_remote`).
+//! `turn_ids`, the user it stamps, list limits), the test checks its own answer (`is_reference`).
 
 use serde_json::{json, Value};
 use weave::query::field;
@@ -126,7 +126,7 @@ fn op_names_any_version() {
     // Reference server: `SqliteTraceServer.calls_query` turns `name:*` into `op_name LIKE
     // 'name%'` (it cuts the whole `:*`), so `my_fn:*` also matches the op `my_fn2`, and a `%`
     // in the name is a pattern character.
-    let remote = fx.s.is_remote();
+    let remote = fx.s.is_reference();
     let my_fn: &[&str] = if remote {
         &["v1", "v2", "other_fn"]
     } else {
@@ -389,7 +389,7 @@ fn thread_ids_and_turn_ids() {
         turn_ids: strings(ids),
         ..Default::default()
     };
-    if fx.s.is_remote() {
+    if fx.s.is_reference() {
         // Reference server: `SqliteTraceServer.calls_query` (and `calls_query_stats`) has no
         // `turn_ids` condition; the field is accepted and ignored, so every call matches.
         for ids in [&[a.id()][..], &[b.id()], &[a.id(), c.id()], &[d.id()]] {
@@ -416,7 +416,7 @@ fn wb_user_ids_and_wb_run_ids_are_null_for_client_calls() {
     let back = fx.s.client.get_call(a.id()).unwrap();
     // Reference server: it stamps its one user, `ref-user-id`, on every write, as W&B's
     // server stamps the authenticated user (ref_server.py); `wb_run_id` stays null.
-    let remote = fx.s.is_remote();
+    let remote = fx.s.is_reference();
     assert_eq!(back.wb_user_id(), remote.then_some("ref-user-id"));
     assert_eq!(back.wb_run_id(), None);
     for f in [
@@ -597,7 +597,7 @@ fn a_list_of_more_than_1000_values_is_an_invalid_query() {
         "wb_run_ids",
     ] {
         let f = set(name, many.clone());
-        if fx.s.is_remote() && matches!(name, "turn_ids" | "wb_user_ids" | "wb_run_ids") {
+        if fx.s.is_reference() && matches!(name, "turn_ids" | "wb_user_ids" | "wb_run_ids") {
             // Reference server: `SqliteTraceServer.calls_query` checks the length of every
             // list but these (`assert_parameter_length_less_than_max`): `turn_ids` is ignored
             // (the one call matches), the user and run lists match no call.
@@ -622,7 +622,7 @@ fn a_list_of_more_than_1000_values_is_an_invalid_query() {
         if name == "call_ids" {
             ok[999] = a.id().to_string();
         }
-        if fx.s.is_remote() && matches!(name, "input_refs" | "output_refs") {
+        if fx.s.is_reference() && matches!(name, "input_refs" | "output_refs") {
             // Reference server: `_build_sqlite_ref_filter_condition` ORs one `EXISTS (SELECT
             // 1 FROM json_each(..) ..)` per ref; 1000 of them exceed SQLite's expression depth
             // ("Expression tree is too large (maximum depth 1000)"): HTTP 500.

@@ -2,7 +2,7 @@
 //! One binary with a module per feature, so the suite links once.
 
 /// The shared fixtures use the embedded store (see tests/support/store.rs).
-const REMOTE_SUITE: bool = false;
+const SUITE: common::Suite = common::Suite::Embedded;
 
 mod common;
 

@@ -1,7 +1,7 @@
 //! Objects and refs (PROTOCOL §7): save / get, versions, digests, refs with extra path edges,
 //! tables and datasets, refs inside calls (input_refs / output_refs / expand_columns), files.
 //! On both backends; where the reference server differs, the test checks its own answer (see
-//! `is_remote`).
+//! `is_reference`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -210,7 +210,7 @@ fn expected_digest_is_checked() {
     assert_eq!(s.server.obj_create(mk(&good)).unwrap().digest, good);
     let err = s.server.obj_create(mk("wrong")).unwrap_err();
     assert!(matches!(err, WeaveError::InvalidInput(_)), "{err}");
-    if s.is_remote() {
+    if s.is_reference() {
         // Reference server: a 409 in digest_validation.validate_expected_digest's wording.
         assert!(
             err.to_string().contains(&format!(
@@ -261,7 +261,7 @@ fn refs_with_extra_edges_resolve_parts_and_nested_refs() {
         .client
         .get(format!("{base}/key/child/key/secret/key/k/index/9"))
         .unwrap_err();
-    if s.is_remote() {
+    if s.is_reference() {
         // Reference server: SqliteTraceServer.refs_read_batch walks the extra edges with
         // plain `val[arg]`: it does not follow a nested ref (indexing the ref string is a
         // TypeError), and a missing key (KeyError) or index (IndexError) is a 500, not a 404.
@@ -326,7 +326,7 @@ fn malformed_and_missing_refs() {
                 refs: vec![r.clone()],
             })
             .unwrap_err();
-        if s.is_remote() && r.contains("/object/") {
+        if s.is_reference() && r.contains("/object/") {
             // Reference server: SqliteTraceServer.refs_read_batch takes any version as a
             // digest to look up ("latest" and "v0" are none): not found.
             let name = r.rsplit('/').next().unwrap();
@@ -377,7 +377,7 @@ fn tables_store_rows_with_python_digests_and_page() {
         })
         .unwrap_err();
     assert!(matches!(err, WeaveError::InvalidInput(_)), "{err}");
-    if s.is_remote() {
+    if s.is_reference() {
         // Reference server: the pydantic request model refuses it (FastAPI's 422).
         assert!(
             err.to_string().contains(
@@ -468,7 +468,7 @@ fn objs_query_filters() {
         latest_only: Some(true),
         ..Default::default()
     });
-    if s.is_remote() {
+    if s.is_reference() {
         // Reference server: without sort_by, SqliteTraceServer._select_objs_query orders by
         // `created_at ASC, version_index ASC`, i.e. in creation order.
         assert_eq!(all, ["a:0", "a:1", "p:0", "my_op:0"]);
@@ -549,7 +549,7 @@ fn refs_in_call_inputs_and_outputs_are_indexed_and_expand() {
         expanded.inputs()["config"],
         json!({"model": "gpt-4o", "temperature": 0.1, "_ref": cfg.to_string()})
     );
-    if s.is_remote() {
+    if s.is_reference() {
         // Reference server: SqliteTraceServer._expand_refs finds a column with
         // trace_server_common.get_nested_key, which walks dicts only: a list index
         // ("output.made.0") is never expanded.
@@ -576,7 +576,7 @@ fn refs_in_call_inputs_and_outputs_are_indexed_and_expand() {
             .return_expanded_column_values(false),
     );
     let config = &calls.iter().find(|c| c.id() == uses.id()).unwrap().inputs()["config"];
-    if s.is_remote() {
+    if s.is_reference() {
         // Reference server: SqliteTraceServer.calls_query ignores
         // return_expanded_column_values (weave 0.52's sqlite_trace_server.py never reads it)
         // and returns the expanded value.

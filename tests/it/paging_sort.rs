@@ -1,6 +1,6 @@
 //! Ordering (`sort_by`, the default order and the `id` tiebreak), `limit`/`offset`, paging
 //! through `CallsIter`, and `CallsIter::size()` (PROTOCOL §6). The reference server places
-//! nulls SQLite's way and does not validate sort keys or fields (see the `is_remote` branches).
+//! nulls SQLite's way and does not validate sort keys or fields (see the `is_reference` branches).
 
 use std::collections::HashSet;
 
@@ -242,7 +242,7 @@ fn sort_by_top_level_columns() {
         id_list(&[&named, &c, &b, &a])
     );
     let by_display = |dir: SortBy| ids(&s.client, CallsQuery::new().sort_by(dir));
-    if s.is_remote() {
+    if s.is_reference() {
         // Reference server: `SqliteTraceServer.calls_query` orders by `display_name ASC, id
         // DESC` with SQLite's default null placement (NULLs sort first ascending, last
         // descending), not nulls last in both directions.
@@ -279,7 +279,7 @@ fn sort_by_json_paths() {
     let n2_5 = rec(&s.client, "op", json!({"n": 2.5, "s": "d"}), at_ms(4));
 
     let by = |k: SortBy| ids(&s.client, CallsQuery::new().sort_by(k));
-    if s.is_remote() {
+    if s.is_reference() {
         // Reference server: `SqliteTraceServer.calls_query` sorts by `json_extract(inputs,
         // '$.n') ASC` with SQLite's null placement: a missing value (NULL) comes first
         // ascending (and last descending, as below); numbers still compare numerically.
@@ -360,7 +360,7 @@ fn sort_by_computed_fields() {
         id_list(&[&l30, &l20, &l10, &running])
     );
     let asc = by(SortBy::asc("summary.weave.latency_ms"));
-    if s.is_remote() {
+    if s.is_reference() {
         // Reference server: `SqliteTraceServer.calls_query` sorts latency by `CASE WHEN
         // ended_at IS NOT NULL THEN <ms> ELSE 0 END`: a running call counts as 0 ms, so it
         // comes first ascending instead of last.
@@ -681,7 +681,7 @@ fn size_counts_without_fetching() {
     assert_eq!(size(CallsQuery::new()), 13);
     // An invalid query fails.
     let res = s.client.get_calls(field("nope").eq(1)).size();
-    if s.is_remote() {
+    if s.is_reference() {
         // Reference server: `SqliteTraceServer.calls_query_stats` does not validate field
         // names; it puts `nope` into its SQL as a column, SQLite fails ("no such column"), and
         // the server answers 500.
@@ -719,7 +719,7 @@ fn invalid_sort_keys_are_errors() {
         let mut it = s
             .client
             .get_calls(CallsQuery::new().sort_by(SortBy::asc(key)));
-        if s.is_remote() {
+        if s.is_reference() {
             // Reference server: `SqliteTraceServer.calls_query` does not validate sort keys.
             // `inputs.` / `summary.` keys become `json_extract` paths, which SQLite accepts
             // (NULL for every call, so the call comes back); other keys go into `ORDER BY` as

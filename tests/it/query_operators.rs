@@ -104,7 +104,7 @@ impl Fx {
     /// The names expected on this backend: `embedded` on the embedded store, `remote` on the
     /// reference server (each use says why they differ).
     fn want<'a>(&self, embedded: &'a [&'a str], remote: &'a [&'a str]) -> &'a [&'a str] {
-        if self.s.is_remote() {
+        if self.s.is_reference() {
             remote
         } else {
             embedded
@@ -549,7 +549,7 @@ fn latency_ms_filter_matches_the_latency_read_back_including_negative() {
     // milliseconds and the day fraction adds a float error, so the four latencies filter as
     // about 2.012, -1.006, 2000.029 and -7.001 — never the integer read back, and the -1.5 ms
     // call is not <= -2.
-    let remote = s.is_remote();
+    let remote = s.is_reference();
     for (id, (_, _, want)) in ids.iter().zip(cases) {
         let back = s.client.get_call(id).unwrap();
         assert_eq!(back.weave_summary().unwrap()["latency_ms"], want);
@@ -1431,7 +1431,7 @@ fn dotted_paths_into_inputs_output_attributes_summary() {
     assert_eq!(q("inputs.we\"ird", json!("q")), fx.want(&["first"], &[]));
     assert_eq!(q("inputs.sp ace", json!(1)), ["first"]);
     // Whole lists and dicts compare with literal lists and dicts.
-    if fx.s.is_remote() {
+    if fx.s.is_reference() {
         // Reference server: see `assert_structured_literal_rejected`.
         for (f, v) in [
             ("inputs.tags", json!(["x", "y"])),
@@ -1506,7 +1506,7 @@ fn literal_forms() {
             json!({"$eq": [gf("inputs.d"), {"$literal": {"$literal": {"k": "v", "n": [1]}}}]}),
         ),
     ] {
-        if fx.s.is_remote() {
+        if fx.s.is_reference() {
             // Reference server: see `assert_structured_literal_rejected`.
             assert_structured_literal_rejected(fx.failure(same_query(expr, &json)));
         } else {
@@ -1671,7 +1671,7 @@ fn convert_operators() {
         ),
     ];
     for (expr, json, want) in exists {
-        if fx.s.is_remote() {
+        if fx.s.is_reference() {
             // Reference server: its compiler has no `exists` conversion (`process_operand` in
             // `calls_query` raises "Unknown cast: exists", answered with 400: an invalid
             // query, as on the embedded store, with the server's reason).
@@ -1846,7 +1846,7 @@ fn invalid_fields_and_values_fail_when_queried() {
     let mut fx = Fx::new();
     fx.done("a", "op", json!({"x": 1}), json!(null));
 
-    if fx.s.is_remote() {
+    if fx.s.is_reference() {
         // Reference server: it validates neither fields nor values (see the function).
         invalid_queries_on_the_reference_server(&fx);
     } else {
@@ -1968,7 +1968,7 @@ fn a_typed_field_decides_over_a_string_literal() {
             display_name: None,
             // Reference server: its call_start requires a trace id ("trace_id is required",
             // sqlite_trace_server.py); the embedded store makes one.
-            trace_id: s.is_remote().then(weave::generate_id),
+            trace_id: s.is_reference().then(weave::generate_id),
             parent_id: None,
             thread_id: None,
             turn_id: None,
@@ -1998,7 +1998,7 @@ fn a_typed_field_decides_over_a_string_literal() {
     // As text "900" < "100", as numbers it is not: latency_ms is a number, so numbers win.
     let q = CallsQuery::new().query(field("summary.weave.latency_ms").gt("100"));
     let found = crate::common::ids(&s.client, q);
-    if s.is_remote() {
+    if s.is_reference() {
         // Reference server: its latency_ms is a `CASE` expression, which has no type affinity
         // in SQLite, so the literal '100' stays text, and a number is always less than text.
         assert_eq!(found, NONE);
@@ -2017,7 +2017,7 @@ fn numeric_text_in_exponent_form_converts() {
     assert_eq!(crate::common::ids(&s.client, q), [big.id()]);
     let q = CallsQuery::new().query(field("inputs.n").eq(1000));
     let found = crate::common::ids(&s.client, q);
-    if s.is_remote() {
+    if s.is_reference() {
         // Reference server: an integer literal converts only JSON integers and digit-only
         // text (`_sqlite_inferred_json_cast_sql`), so "1e3" is null there.
         assert_eq!(found, NONE);

@@ -2,13 +2,13 @@
 //! gets a fresh reference server of its own (the fixture in tests/support/store.rs), reached
 //! through the remote backend (`HttpServer`), so both backends are held to the same observable
 //! behaviour. Where the reference server really differs from the embedded store, the test
-//! says so and checks each backend's own answer (search for `is_remote`).
+//! says so and checks each backend's own answer (search for `is_reference`).
 //!
 //! Modules that are about the embedded store itself (its file, its in-process writer queue,
 //! wire-format unit checks that touch no store) run only in `tests/it`.
 
 /// The shared fixtures use a fresh reference server per test.
-const REMOTE_SUITE: bool = true;
+const SUITE: common::Suite = common::Suite::Reference;
 
 #[path = "../it/common.rs"]
 mod common;

@@ -12,7 +12,7 @@ use weave::{Call, CallsFilter, CallsQuery, WeaveClient, WeaveLayer};
 
 #[path = "../support/store.rs"]
 mod store;
-pub use store::{calls, TestStore};
+pub use store::{calls, Suite, TestStore};
 
 // ---------------------------------------------------------------------------------------
 // Process-global state

@@ -1,7 +1,7 @@
 //! WeaveLayer, the call stack across spans/ops/tasks, and weave::init.
 
 /// The shared fixtures use the embedded store (see tests/support/store.rs).
-const REMOTE_SUITE: bool = false;
+const SUITE: common::Suite = common::Suite::Embedded;
 
 mod common;
 

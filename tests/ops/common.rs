@@ -10,7 +10,7 @@ use weave::{Call, CallOptions, CallsFilter, CallsQuery, Context, WeaveClient};
 
 #[path = "../support/store.rs"]
 mod store;
-pub use store::{calls, TestStore};
+pub use store::{calls, Suite, TestStore};
 
 impl TestStore {
     /// Every call in the store, oldest first.

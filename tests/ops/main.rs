@@ -1,7 +1,7 @@
 //! #[weave::op] behaviour, one module per behaviour.
 
 /// The shared fixtures use the embedded store (see tests/support/store.rs).
-const REMOTE_SUITE: bool = false;
+const SUITE: common::Suite = common::Suite::Embedded;
 
 mod common;
 

@@ -307,13 +307,13 @@ pub struct CallReadReq {
     /// The call id.
     pub id: String,
     /// Fill `summary.weave.costs`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub include_costs: bool,
     /// Fill `storage_size_bytes`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub include_storage_size: bool,
     /// Fill `total_storage_size_bytes`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub include_total_storage_size: bool,
 }
 
@@ -403,6 +403,11 @@ fn default_true() -> bool {
     true
 }
 
+/// `null` reads as `true`, as a missing field does (pydantic's `Optional[bool] = True`).
+fn null_as_true<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(Option::<bool>::deserialize(d)?.unwrap_or(true))
+}
+
 /// `POST /calls/stream_query` (`CallsQueryReq`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallsQueryReq {
@@ -424,16 +429,16 @@ pub struct CallsQueryReq {
     #[serde(default)]
     pub query: Option<Query>,
     /// Fill `summary.weave.costs`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub include_costs: bool,
     /// Fill `summary.weave.feedback`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub include_feedback: bool,
     /// Fill `storage_size_bytes`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub include_storage_size: bool,
     /// Fill `total_storage_size_bytes` on trace roots.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub include_total_storage_size: bool,
     /// Columns to return; `None` = all.
     #[serde(default)]
@@ -442,7 +447,7 @@ pub struct CallsQueryReq {
     #[serde(default)]
     pub expand_columns: Option<Vec<String>>,
     /// Whether expanded values are returned (else expansion serves filter and sort only).
-    #[serde(default = "default_true")]
+    #[serde(default = "default_true", deserialize_with = "null_as_true")]
     pub return_expanded_column_values: bool,
 }
 
@@ -482,7 +487,7 @@ pub struct CallsQueryStatsReq {
     #[serde(default)]
     pub limit: Option<u64>,
     /// Also sum the storage size.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub include_total_storage_size: bool,
     /// Ref-valued paths to expand for filtering.
     #[serde(default)]

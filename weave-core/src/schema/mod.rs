@@ -22,6 +22,17 @@ pub use objects::*;
 /// A JSON object, the type of `inputs`, `attributes` and `summary`.
 pub type JsonMap = serde_json::Map<String, serde_json::Value>;
 
+/// `null` reads as the default, as a missing field does: the Python client sends unset
+/// optional fields as explicit `null` (pydantic's `Optional[bool] = False`).
+pub(crate) fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + serde::Deserialize<'de>,
+{
+    use serde::Deserialize;
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 /// How a JSON value is described in error messages: `"null"`, `"a bool"`, `"a number"`,
 /// `"a string"`, `"an array"`, `"an object"`.
 pub(crate) fn json_kind(v: &serde_json::Value) -> &'static str {

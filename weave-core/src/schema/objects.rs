@@ -88,7 +88,7 @@ pub struct ObjReadReq {
     /// A digest, `latest` or `v<N>`.
     pub digest: String,
     /// Leave `val` out.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub metadata_only: bool,
 }
 

@@ -227,6 +227,19 @@ impl SqliteServer {
         Settings::from_env().db_path()
     }
 
+    /// Folds the write-ahead log into the database file and truncates it, so the file is the
+    /// whole store on its own (a no-op in memory). Waits for other connections' writes (the
+    /// busy timeout); readers in other processes may keep part of the log, which SQLite
+    /// checkpoints later.
+    pub fn checkpoint(&self) -> Result<()> {
+        if self.inner.config.path.is_none() {
+            return Ok(());
+        }
+        let conn = self.conn();
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     /// The file of this store, `None` when in memory.
     pub fn path(&self) -> Option<&Path> {
         self.inner.config.path.as_deref()
