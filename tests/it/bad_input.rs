@@ -72,6 +72,16 @@ fn assert_invalid<T: std::fmt::Debug>(r: Result<T, WeaveError>, words: &[&str]) 
     }
 }
 
+/// `r`, from a query route: over HTTP a 400 from a query route is an invalid query to the
+/// remote backend, which cannot tell which part of a query request the server refused (the
+/// message names it); the embedded store says invalid input.
+fn from_query_route<T>(store: &TestStore, r: Result<T, WeaveError>) -> Result<T, WeaveError> {
+    match r {
+        Err(WeaveError::InvalidQuery(m)) if store.over_http() => Err(WeaveError::InvalidInput(m)),
+        other => other,
+    }
+}
+
 fn read_req(project_id: &str, id: &str) -> CallReadReq {
     CallReadReq {
         project_id: project_id.into(),
@@ -269,10 +279,16 @@ fn malformed_project_ids_are_invalid_input_on_every_route() {
         assert_invalid(s.call_end(CallEndReq { end: end(bad, &id) }), words);
         assert_invalid(s.call_read(read_req(bad, &id)), words);
         assert_invalid(
-            s.calls_query_stream(CallsQueryReq::new(bad)).map(|_| ()),
+            from_query_route(
+                &store,
+                s.calls_query_stream(CallsQueryReq::new(bad)).map(|_| ()),
+            ),
             words,
         );
-        assert_invalid(s.calls_query_stats(stats_req(bad)), words);
+        assert_invalid(
+            from_query_route(&store, s.calls_query_stats(stats_req(bad))),
+            words,
+        );
         assert_invalid(s.calls_delete(delete_req(bad, &id)), words);
         assert_invalid(s.call_update(update_req(bad, &id)), words);
     }

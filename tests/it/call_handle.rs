@@ -13,11 +13,13 @@ fn ref_and_ui_url() {
         call.call_ref().to_string(),
         format!("weave:///acme/my proj-1/call/{}", call.id())
     );
-    // The UI base: the embedded store's default local app URL; for a remote server without
-    // a W&B app URL, the server's own URL (the wandb SDK's `app_url` helper).
-    let app_url = match &s.remote {
-        Some(rs) => rs.url.clone(),
-        None => "http://127.0.0.1:6346".to_string(),
+    // The UI base: the embedded store's default local app URL (where `weave serve` listens
+    // by default); for a remote server without a W&B app URL, the server's own URL (the wandb
+    // SDK's `app_url` helper), so a link printed for `weave serve` opens on it.
+    let app_url = match (&s.remote, &s.served) {
+        (Some(rs), _) => rs.url.clone(),
+        (_, Some(served)) => served.url().to_string(),
+        _ => "http://127.0.0.1:6346".to_string(),
     };
     assert_eq!(
         call.ui_url(),

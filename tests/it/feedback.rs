@@ -116,10 +116,10 @@ fn reactions_notes_and_custom_feedback_are_added_and_listed_oldest_first() {
         assert_eq!(f.weave_ref, call_ref(call.id()));
         assert_eq!(f.project_id, PROJECT);
         assert_eq!(f.creator, None);
-        // Reference server: on a remote backend the client queues feedback and builds the
-        // returned row itself, as Python's client does (weave-core/src/client/feedback.rs):
+        // Over HTTP (the reference server, weave serve) the client queues feedback and builds
+        // the returned row itself, as Python's client does (weave-core/src/client/feedback.rs):
         // `wb_user_id` is empty and `created_at` is the client's clock until it is read back.
-        assert_eq!(f.wb_user_id, if s.is_reference() { "" } else { "local" });
+        assert_eq!(f.wb_user_id, if s.over_http() { "" } else { "local" });
     }
     assert_eq!(
         Value::Object(r.payload.clone()),
@@ -127,13 +127,15 @@ fn reactions_notes_and_custom_feedback_are_added_and_listed_oldest_first() {
     );
 
     let listed: Vec<Feedback> = fb.iter().collect::<Result<_, _>>().unwrap();
-    if s.is_reference() {
-        // Reference server: read back, the rows carry its user and its clock.
+    if s.over_http() {
+        // Over HTTP, read back, the rows carry the server's user and its clock (the reference
+        // server's user, or weave serve's local one).
+        let user = if s.is_reference() { REF_USER } else { "local" };
         let expected: Vec<Feedback> = [&r, &n, &c]
             .into_iter()
             .zip(&listed)
             .map(|(f, back)| Feedback {
-                wb_user_id: REF_USER.into(),
+                wb_user_id: user.into(),
                 created_at: back.created_at,
                 ..f.clone()
             })
@@ -870,6 +872,13 @@ fn include_feedback_fills_summary_weave_feedback() {
         });
         assert_eq!(rows[0], expected);
     } else {
+        // Over HTTP the row the client returned has the client's clock; the stored row has
+        // the server's.
+        let created_at = if s.over_http() {
+            with.feedback().execute().unwrap()[0].created_at
+        } else {
+            r.created_at
+        };
         assert_eq!(
             rows[0],
             json!({
@@ -878,7 +887,7 @@ fn include_feedback_fills_summary_weave_feedback() {
                 "weave_ref": call_ref(with.id()),
                 "payload": {"emoji": "👍", "alias": ":thumbs_up:", "detoned": "👍", "detoned_alias": ":thumbs_up:"},
                 "creator": null,
-                "created_at": r.created_at.to_string(),
+                "created_at": created_at.to_string(),
                 "wb_user_id": "local",
                 "runnable_ref": null,
                 "call_ref": null,

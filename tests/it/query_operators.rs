@@ -138,8 +138,15 @@ impl Fx {
             it.next().is_none(),
             "the iteration must end after the error"
         );
+        // Over HTTP the message starts with the route that refused it (iterating and size()
+        // use different routes); the server's reason after it is the same.
+        let reason = |m: &str| {
+            m.split_once(": HTTP 400: ")
+                .map_or(m, |(_, r)| r)
+                .to_string()
+        };
         match self.s.client.get_calls(q).size() {
-            Err(WeaveError::InvalidQuery(m)) => assert_eq!(m, msg),
+            Err(WeaveError::InvalidQuery(m)) => assert_eq!(reason(&m), reason(&msg)),
             other => panic!("expected size() to fail with InvalidQuery, got {other:?}"),
         }
         msg
