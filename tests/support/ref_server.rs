@@ -1,5 +1,7 @@
-//! The reference Weave trace server (`../shared/weave-ref-server`, the weave package's own
-//! server code) as a test fixture, on a free loopback port with a fresh database:
+//! The reference Weave trace server (`tests/support/python/ref_server.py`: the weave
+//! package's own server code behind a thin HTTP layer, run in the pinned `ref-server` venv,
+//! which [`venv::python`] installs on first use) as a test fixture, on a free loopback port
+//! with a fresh database:
 //! [`RefServer::fresh`] gives the caller one of its own, stopped when dropped;
 //! [`RefServer::shared`] one per test binary. Every server is forked from a process that has
 //! imported the server once (`ref_forkserver.py`), so it starts in a fraction of a second
@@ -12,6 +14,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+#[path = "venv.rs"]
+pub mod venv;
 
 /// A running reference server.
 pub struct RefServer {
@@ -60,14 +65,9 @@ struct ForkServer {
 fn fork_server() -> &'static Mutex<ForkServer> {
     static FORK: OnceLock<Mutex<ForkServer>> = OnceLock::new();
     FORK.get_or_init(|| {
-        let mut child = Command::new(checked_python())
-            .arg(
-                PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                    .join("tests")
-                    .join("support")
-                    .join("ref_forkserver.py"),
-            )
-            .arg(shared_dir().join("ref_server.py"))
+        let mut child = Command::new(venv::python("ref-server"))
+            .arg(venv::python_dir().join("ref_forkserver.py"))
+            .arg(venv::python_dir().join("ref_server.py"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -81,17 +81,6 @@ fn fork_server() -> &'static Mutex<ForkServer> {
     })
 }
 
-fn checked_python() -> PathBuf {
-    let python = venv_python();
-    assert!(
-        python.exists(),
-        "the reference server is not installed: run ../shared/weave-ref-server/setup.sh \
-         (looked for {})",
-        python.display()
-    );
-    python
-}
-
 /// Waits until the server on `port` answers, or fails with its log.
 fn wait_healthy(port: u16, log: &std::path::Path) {
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -103,25 +92,6 @@ fn wait_healthy(port: u16, log: &std::path::Path) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn shared_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("shared")
-        .join("weave-ref-server")
-}
-
-fn venv_python() -> PathBuf {
-    let venv = std::env::var("WEAVE_REF_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").expect("HOME"))
-                .join(".cache")
-                .join("weave-ref-server")
-                .join("venv")
-        });
-    venv.join("bin").join("python")
 }
 
 fn free_port() -> u16 {

@@ -2,8 +2,11 @@
 
 Importing the reference server (weave, pydantic, FastAPI) costs about 2.5 s of CPU; this
 process pays it once, then forks one server per request. Each child is the unmodified
-``ref_server.main`` on its own port and its own database, exactly as ``start.sh`` would run
-it.
+``ref_server.main`` on its own port and its own database, exactly as
+``python ref_server.py --port PORT --db DB`` (or ``start_ref_server.sh``) would run it.
+
+Usage (tests/support/ref_server.rs): ``PYTHON ref_forkserver.py PATH/TO/ref_server.py``
+with the python of the ``ref-server`` venv.
 
 Protocol, one line per request on stdin: ``PORT DB LOG``; the answer on stdout is the
 child's pid. A line ``kill PID`` stops that child. When stdin closes (the test process
@@ -22,6 +25,8 @@ def main() -> None:
     spec = importlib.util.spec_from_file_location("ref_server", script)
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
+    # Registered first, as an import would: dataclasses and type hints look the module up.
+    sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)
     children: set[int] = set()
     for line in sys.stdin:
