@@ -1,5 +1,6 @@
 //! Digests and refs match the real Python package byte for byte
-//! (`../shared/docs/digest-vectors.json`, computed by `weave` itself).
+//! (`tests/data/digest-vectors.json`, computed by `weave` itself: see
+//! `tests/support/python/gen_digest_vectors.py`).
 
 use serde_json::Value;
 use weave::digest::{
@@ -10,7 +11,7 @@ use weave::refs::Ref;
 fn vectors() -> Value {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/docs/digest-vectors.json"
+        "/tests/data/digest-vectors.json"
     );
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
     serde_json::from_str(&text).expect("vectors are JSON")
