@@ -1001,10 +1001,12 @@ fn feedback_is_written_after_the_call_is_stored() {
 
 // ---------------------------------------------------------------------------------------------
 // The recorded traffic of a real Weave server
+// (tests/data/sample-traffic.jsonl: the Python client, weave 0.54.0, against the reference
+// server, recorded by tests/support/python/record_sample_traffic.py).
 
 fn sample_traffic() -> Vec<Value> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/docs/sample-traffic.jsonl");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sample-traffic.jsonl");
     std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
         .lines()

@@ -372,10 +372,12 @@ fn the_other_calls_requests_and_responses_serialise_as_the_protocol_says() {
 
 // ---------------------------------------------------------------------------------------------
 // The recorded traffic of a real Weave server.
+// (tests/data/sample-traffic.jsonl: the Python client, weave 0.54.0, against the reference
+// server, recorded by tests/support/python/record_sample_traffic.py).
 
 fn sample_traffic() -> Vec<Value> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/docs/sample-traffic.jsonl");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sample-traffic.jsonl");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     text.lines()

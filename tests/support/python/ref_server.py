@@ -556,6 +556,80 @@ def wandb_graphql(doc: dict[str, Any], args: argparse.Namespace) -> Response:
     return json_response({"data": data})
 
 
+# --- traffic log -----------------------------------------------------------------------------
+
+
+def readable(body: bytes, content_type: str) -> Any:
+    """A body as the traffic log keeps it: JSON parsed, JSON lines as a list, else a summary."""
+    if not body:
+        return None
+    kind = content_type.lower()
+    text = body.decode("utf-8", errors="replace")
+    try:
+        if "jsonl" in kind:
+            return {"jsonl": [json.loads(line) for line in text.splitlines() if line.strip()]}
+        if "json" in kind or (not kind and text.lstrip()[:1] in ("{", "[")):
+            return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    if kind.startswith("text/"):
+        return {"text": text}
+    return {"content_type": content_type, "bytes": len(body)}
+
+
+class TrafficLog:
+    """ASGI middleware appending one JSON line per exchange (requests, answers) to a file."""
+
+    KEPT_HEADERS = ("content-type", "content-encoding", "accept", "project_id", "user-agent")
+
+    def __init__(self, app: Any, path: str) -> None:
+        self.app = app
+        self.path = path
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        request: list[bytes] = []
+        response: list[bytes] = []
+        answer: dict[str, Any] = {}
+
+        async def receive_logged() -> dict[str, Any]:
+            message = await receive()
+            if message["type"] == "http.request":
+                request.append(message.get("body", b""))
+            return message
+
+        async def send_logged(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                answer["status"] = message["status"]
+                answer["headers"] = {k.decode().lower(): v.decode() for k, v in message.get("headers", [])}
+            elif message["type"] == "http.response.body":
+                response.append(message.get("body", b""))
+                if not message.get("more_body"):
+                    self.write(scope, b"".join(request), answer, b"".join(response))
+            await send(message)
+
+        await self.app(scope, receive_logged, send_logged)
+
+    def write(self, scope: dict[str, Any], request: bytes, answer: dict[str, Any], response: bytes) -> None:
+        headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
+        out_headers = answer.get("headers", {})
+        entry = {
+            "method": scope["method"],
+            "path": scope["path"],
+            "query": scope.get("query_string", b"").decode(),
+            "request_headers": {k: v for k, v in headers.items() if k in self.KEPT_HEADERS},
+            "request_body": readable(request, headers.get("content-type", "")),
+            "status": answer.get("status"),
+            "response_content_type": out_headers.get("content-type"),
+            "response_body": readable(response, out_headers.get("content-type", "")),
+        }
+        if IGNORED_HEADER.lower() in out_headers:
+            entry["ignored_fields"] = out_headers[IGNORED_HEADER.lower()]
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
+
+
 # --- main ---------------------------------------------------------------------------------
 
 
@@ -566,13 +640,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--host", default="127.0.0.1", help="a loopback address")
     p.add_argument("--reset", action="store_true", help="drop every table first")
     p.add_argument("--strict", action="store_true", help="refuse unknown request fields even when empty")
+    p.add_argument("--log-jsonl", metavar="FILE", help="append every request and answer to FILE, one JSON line each")
     p.add_argument("--log-level", default="warning")
     args = p.parse_args(argv)
     if not (args.host.startswith("127.") or args.host in ("localhost", "::1")):
         p.error("the reference server binds loopback addresses only")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     backend = Backend(args.db, args.reset)
-    app = build_app(backend, args)
+    app: Any = build_app(backend, args)
+    if args.log_jsonl:
+        app = TrafficLog(app, args.log_jsonl)
     print(
         f"weave-rs reference trace server: weave {WEAVE_VERSION} on http://{args.host}:{args.port}, db {args.db}",
         file=sys.stderr,
