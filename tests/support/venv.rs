@@ -26,7 +26,14 @@ pub fn python(name: &str) -> PathBuf {
 
 /// The directory of `venv.py` and the environments' requirement files.
 pub fn python_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/python")
+    // The workspace root's tests/support/python, whether this file is compiled into a test of
+    // the root package or of a member crate one level below it (weave-server).
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let here = manifest.join("tests/support/python");
+    if here.is_dir() {
+        return here;
+    }
+    manifest.join("../tests/support/python")
 }
 
 fn install(name: &str) -> PathBuf {

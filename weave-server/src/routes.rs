@@ -28,6 +28,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api.clone())
         .nest("/traces", api)
+        .route("/{entity}/{project}/weave", get(project_page))
         .route("/{entity}/{project}/r/call/{id}", get(call_page))
         .route(
             "/{entity}/{project}/weave/objects/{name}/versions/{digest}",
@@ -340,6 +341,31 @@ async fn call_page(
             format!("call not found: {id} in {entity}/{project}"),
         )
         .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The page of a project, the link the Python SDK prints at `weave.init`
+/// (`/{entity}/{project}/weave`). For now the project's call count as JSON.
+async fn project_page(
+    State(s): State<AppState>,
+    Path((entity, project)): Path<(String, String)>,
+) -> Response {
+    let project_id = format!("{entity}/{project}");
+    let pid = project_id.clone();
+    let stats = blocking(&s, move |b| {
+        b.calls_query_stats(CallsQueryStatsReq {
+            project_id: pid,
+            filter: None,
+            query: None,
+            limit: None,
+            include_total_storage_size: false,
+            expand_columns: None,
+        })
+    })
+    .await;
+    match stats {
+        Ok(st) => Json(json!({ "project_id": project_id, "calls": st.count })).into_response(),
         Err(e) => e.into_response(),
     }
 }
