@@ -18,6 +18,7 @@
 //! | [`routes`] | the route table, the same under `/` and `/traces` |
 //! | [`compose`] | protocol routes made of several backend calls |
 //! | [`graphql`] | the few W&B GraphQL answers `weave.init` needs |
+//! | [`otel`] | OTLP trace export (`/otel/v1/traces`): spans as calls |
 //! | [`serve`](mod@serve) | binding, the ready line, clean shutdown |
 //!
 //! ```no_run
@@ -38,6 +39,7 @@ pub mod body;
 pub mod compose;
 pub mod error;
 pub mod graphql;
+pub mod otel;
 pub mod routes;
 pub mod serve;
 

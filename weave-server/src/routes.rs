@@ -117,6 +117,7 @@ fn api() -> Router<AppState> {
         .route("/threads/stream_query", post(threads_stream_query))
         // W&B's API, as much as `weave.init` needs.
         .route("/graphql", post(graphql::graphql))
+        .route("/otel/v1/traces", post(crate::otel::export))
 }
 
 /// Runs `f` on the backend on a blocking thread (the backends are synchronous). A panic in
