@@ -183,7 +183,7 @@ fn enumeration(o: &Map<String, Value>, camel: &str, snake: &str, names: &[&str])
 }
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
