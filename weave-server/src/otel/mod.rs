@@ -24,7 +24,7 @@
 //! conventions read from the tree by path.
 //!
 //! The body is OTLP protobuf (`application/x-protobuf`, the default) or OTLP/JSON
-//! (`application/json`, hex ids; see [`json`]), optionally gzip- or deflate-compressed
+//! (`application/json`, hex ids; see [`json`](mod@json)), optionally gzip- or deflate-compressed
 //! (`Content-Encoding`); the answer is an `ExportTraceServiceResponse` in the same encoding.
 //! The project is the `project_id` header (`entity/project`, as the Weave server reads it),
 //! else the resource attributes `wandb.entity` and `wandb.project`; a request with spans and
