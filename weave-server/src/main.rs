@@ -35,7 +35,7 @@ struct ServeArgs {
     /// The port to listen on (0: any free port).
     #[arg(long, default_value_t = DEFAULT_PORT)]
     port: u16,
-    /// Require HTTP Basic api:<KEY> on every route but /health (the Weave SDKs send
+    /// Require HTTP Basic api:KEY on every route but /health (the Weave SDKs send
     /// WANDB_API_KEY that way).
     #[arg(
         long,

@@ -137,8 +137,13 @@ impl Server {
     where
         F: Future<Output = ()> + Send + 'static,
     {
+        use axum::serve::ListenerExt;
         let app = app(self.backend, self.options);
-        axum::serve(self.listener, app)
+        // Answers go out as soon as they are written (no Nagle delay behind a small write).
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(ServeError::Io)

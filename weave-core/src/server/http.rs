@@ -651,6 +651,17 @@ impl TraceServer for HttpServer {
         refs_read_batch(RefsReadBatchReq) -> RefsReadBatchRes = "/refs/read_batch";
     }
 
+    /// The writer's batches as one `/call/upsert_batch`, serialised from the borrowed items
+    /// (the default would copy every call into a request first).
+    fn call_write_batch(&self, batch: &[CallBatchItem]) -> Result<()> {
+        #[derive(Serialize)]
+        struct Batch<'a> {
+            batch: &'a [CallBatchItem],
+        }
+        self.post::<_, CallCreateBatchRes>("/call/upsert_batch", &Batch { batch })
+            .map(drop)
+    }
+
     fn server_info(&self) -> Result<ServerInfoRes> {
         let rb = self.request(reqwest::Method::GET, "/server_info");
         let bytes = self.send_bytes("/server_info", rb)?;
