@@ -24,6 +24,7 @@ mod client;
 pub mod config;
 pub mod digest;
 mod error;
+pub mod genai;
 mod ids;
 pub mod limits;
 pub mod query;

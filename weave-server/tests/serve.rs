@@ -269,34 +269,30 @@ fn a_program_and_weave_serve_write_one_store_and_nothing_is_lost() {
     let db = dir.path().join("weave.sqlite");
     let s = Served::start(&db, &[]);
     const N: usize = 5_000;
+    /// `N` calls of `project` through `backend`, flushed, none dropped.
+    fn write(backend: Arc<dyn TraceServer>, project: &str) {
+        let client = WeaveClient::new("e", project, backend, true).unwrap();
+        for i in 0..N {
+            let c = client
+                .create_call_with("op", json!({"i": i}), CallOptions::new().use_stack(false))
+                .unwrap();
+            client.finish_call(&c, i).unwrap();
+        }
+        assert!(client.flush_timeout(std::time::Duration::from_secs(120)));
+        assert_eq!(client.dropped(), 0);
+    }
     let over_http = {
         let url = s.url.clone();
         std::thread::spawn(move || {
-            let backend = HttpServer::new(HttpServerConfig::new(&url)).unwrap();
-            let client = WeaveClient::new("e", "http", Arc::new(backend), true).unwrap();
-            for i in 0..N {
-                let c = client
-                    .create_call_with("op", json!({"i": i}), CallOptions::new().use_stack(false))
-                    .unwrap();
-                client.finish_call(&c, i).unwrap();
-            }
-            assert!(client.flush_timeout(std::time::Duration::from_secs(120)));
+            write(
+                Arc::new(HttpServer::new(HttpServerConfig::new(&url)).unwrap()),
+                "http",
+            )
         })
     };
     let in_process = {
         let db = db.clone();
-        std::thread::spawn(move || {
-            let store = SqliteServer::open(&db).unwrap();
-            let client = WeaveClient::new("e", "local", Arc::new(store), true).unwrap();
-            for i in 0..N {
-                let c = client
-                    .create_call_with("op", json!({"i": i}), CallOptions::new().use_stack(false))
-                    .unwrap();
-                client.finish_call(&c, i).unwrap();
-            }
-            assert!(client.flush_timeout(std::time::Duration::from_secs(120)));
-            assert_eq!(client.dropped(), 0);
-        })
+        std::thread::spawn(move || write(Arc::new(SqliteServer::open(&db).unwrap()), "local"))
     };
     over_http.join().expect("the HTTP writer");
     in_process.join().expect("the in-process writer");

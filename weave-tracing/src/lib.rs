@@ -656,40 +656,9 @@ impl Visit for OneValue {
 // ---------------------------------------------------------------------------------------
 // GenAI conventions → summary.usage
 
-/// Weave's usage keys and the span attributes they come from, as the Weave server maps
-/// OpenTelemetry spans (`trace_server/opentelemetry/constants.py`, `USAGE_KEYS`).
-const USAGE_KEYS: &[(&str, &[&str])] = &[
-    ("input_tokens", &["gen_ai.usage.input_tokens"]),
-    (
-        "prompt_tokens",
-        &[
-            "gen_ai.usage.prompt_tokens",
-            "llm.token_count.prompt",
-            "ai.usage.promptTokens",
-        ],
-    ),
-    (
-        "completion_tokens",
-        &[
-            "gen_ai.usage.completion_tokens",
-            "llm.token_count.completion",
-            "ai.usage.completionTokens",
-        ],
-    ),
-    ("output_tokens", &["gen_ai.usage.output_tokens"]),
-    (
-        "total_tokens",
-        &["llm.usage.total_tokens", "llm.token_count.total"],
-    ),
-    (
-        "cache_creation_input_tokens",
-        &["gen_ai.usage.cache_creation.input_tokens"],
-    ),
-    (
-        "cache_read_input_tokens",
-        &["gen_ai.usage.cache_read.input_tokens"],
-    ),
-];
+// Weave's usage keys and the span attributes they come from: one table with the server's
+// OTLP ingest (`weave_core::genai::USAGE_KEYS`).
+use weave_core::genai::USAGE_KEYS;
 
 /// The model the usage is for: the response's model, else the request's.
 const MODEL_KEYS: &[&str] = &[

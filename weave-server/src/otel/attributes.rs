@@ -58,39 +58,9 @@ pub const OUTPUT_KEYS: &[&str] = &[
 /// A field of a call and the attribute keys it is read from, first truthy wins.
 pub type Convention = (&'static str, &'static [&'static str]);
 
-/// Token usage: each value is read as an integer where it can be.
-pub const USAGE_KEYS: &[Convention] = &[
-    ("input_tokens", &["gen_ai.usage.input_tokens"]),
-    (
-        "prompt_tokens",
-        &[
-            "gen_ai.usage.prompt_tokens",
-            "llm.token_count.prompt",
-            "ai.usage.promptTokens",
-        ],
-    ),
-    (
-        "completion_tokens",
-        &[
-            "gen_ai.usage.completion_tokens",
-            "llm.token_count.completion",
-            "ai.usage.completionTokens",
-        ],
-    ),
-    ("output_tokens", &["gen_ai.usage.output_tokens"]),
-    (
-        "total_tokens",
-        &["llm.usage.total_tokens", "llm.token_count.total"],
-    ),
-    (
-        "cache_creation_input_tokens",
-        &["gen_ai.usage.cache_creation.input_tokens"],
-    ),
-    (
-        "cache_read_input_tokens",
-        &["gen_ai.usage.cache_read.input_tokens"],
-    ),
-];
+/// Token usage: each value is read as an integer where it can be (the table the tracing
+/// layer reads too).
+pub use weave_core::genai::USAGE_KEYS;
 
 /// The call's `attributes` (model, provider, …).
 pub const ATTRIBUTE_KEYS: &[Convention] = &[
