@@ -208,12 +208,12 @@ pub fn table_query_stats_batch(
 /// The `filter` of `/threads/stream_query`.
 #[derive(Debug, Default, Deserialize)]
 pub struct ThreadsQueryFilter {
-    /// Threads whose last activity is after this.
+    /// Only turns that started after this.
     #[serde(default)]
-    pub after_date: Option<Timestamp>,
-    /// Threads whose last activity is before this.
+    pub after_datetime: Option<Timestamp>,
+    /// Only turns that started before this.
     #[serde(default)]
-    pub before_date: Option<Timestamp>,
+    pub before_datetime: Option<Timestamp>,
     /// Only these threads.
     #[serde(default)]
     pub thread_ids: Option<Vec<String>>,
@@ -247,22 +247,52 @@ pub struct ThreadSchema {
     pub turn_count: u64,
     /// When the first turn started.
     pub start_time: Timestamp,
-    /// When the thread was last active (the latest end or start of a turn).
+    /// When the thread was last active: the latest end of a turn (the latest start while
+    /// no turn has ended).
     pub last_updated: Timestamp,
-    /// The first turn's id.
+    /// The id of the turn that started first.
     pub first_turn_id: Option<String>,
-    /// The last turn's id.
+    /// The id of the turn that ended last.
     pub last_turn_id: Option<String>,
-    /// The median turn duration.
+    /// The median duration of the thread's finished turns.
     pub p50_turn_duration_ms: Option<f64>,
-    /// The 99th percentile of turn durations.
+    /// The 99th percentile of the durations of its finished turns.
     pub p99_turn_duration_ms: Option<f64>,
 }
 
-/// The threads of a project, from its calls that have a `thread_id`: a turn is a call whose
-/// `turn_id` is its own id (what the SDKs write for the outermost call of a turn).
+/// The fields a thread can be sorted by.
+const THREAD_SORT_FIELDS: &[&str] = &[
+    "thread_id",
+    "turn_count",
+    "start_time",
+    "last_updated",
+    "p50_turn_duration_ms",
+    "p99_turn_duration_ms",
+];
+
+/// The threads of a project, aggregated over their turns as the Weave server does: a turn is
+/// a call that is its own turn (`turn_id == id`, what the SDKs write for the outermost call of
+/// a turn); calls within a turn do not count, and a thread with no turn is not listed. The
+/// date filters select turns by their start. Where the SQLite server of the `weave` package
+/// answers `-1` for the percentiles, this computes them (as W&B's server does), linearly
+/// interpolated; and a thread whose turns are all running is listed, as last active when its
+/// latest turn started, where that server leaves it out.
 pub fn threads(backend: &dyn TraceServer, req: ThreadsQueryReq) -> Result<Vec<ThreadSchema>> {
     let filter = req.filter.unwrap_or_default();
+    let sort = req
+        .sort_by
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| vec![SortBy::desc("last_updated")]);
+    if let Some(bad) = sort
+        .iter()
+        .find(|s| !THREAD_SORT_FIELDS.contains(&s.field.as_str()))
+    {
+        return Err(WeaveError::InvalidQuery(format!(
+            "threads sort_by: unsupported field {:?} (expected one of {})",
+            bad.field,
+            THREAD_SORT_FIELDS.join(", ")
+        )));
+    }
     let mut q = CallsQueryReq::new(req.project_id);
     q.columns = Some(
         ["id", "thread_id", "turn_id", "started_at", "ended_at"]
@@ -270,100 +300,47 @@ pub fn threads(backend: &dyn TraceServer, req: ThreadsQueryReq) -> Result<Vec<Th
             .to_vec(),
     );
     q.filter = Some(CallsFilter {
-        thread_ids: filter.thread_ids.clone(),
+        thread_ids: filter.thread_ids.clone().filter(|t| !t.is_empty()),
         ..Default::default()
     });
-    struct Acc {
-        turns: Vec<(Timestamp, String, Option<f64>)>,
-        last: Timestamp,
-        first_seen: Timestamp,
-    }
-    let mut by_thread: HashMap<String, Acc> = HashMap::new();
+    /// A thread's turns: (started, ended, id).
+    type Turns = Vec<(Timestamp, Option<Timestamp>, String)>;
+    let mut by_thread: HashMap<String, Turns> = HashMap::new();
     for call in backend.calls_query_stream(q)? {
         let call = call?;
-        let Some(thread) = call.thread_id.clone() else {
+        let Some(thread) = call.thread_id.clone().filter(|t| !t.is_empty()) else {
             continue;
         };
-        let end = call.ended_at.unwrap_or(call.started_at);
-        let acc = by_thread.entry(thread).or_insert_with(|| Acc {
-            turns: Vec::new(),
-            last: end,
-            first_seen: call.started_at,
-        });
-        acc.last = acc.last.max(end);
-        acc.first_seen = acc.first_seen.min(call.started_at);
-        if call.turn_id.as_deref() == Some(call.id.as_str()) {
-            let ms = call
-                .ended_at
-                .map(|e| (e.as_nanos() - call.started_at.as_nanos()) as f64 / 1e6);
-            acc.turns.push((call.started_at, call.id.clone(), ms));
+        if call.turn_id.as_deref() != Some(call.id.as_str())
+            || filter.after_datetime.is_some_and(|d| call.started_at <= d)
+            || filter.before_datetime.is_some_and(|d| call.started_at >= d)
+        {
+            continue;
         }
+        by_thread
+            .entry(thread)
+            .or_default()
+            .push((call.started_at, call.ended_at, call.id));
     }
     let mut out: Vec<ThreadSchema> = by_thread
         .into_iter()
-        .map(|(thread_id, mut acc)| {
-            acc.turns
-                .sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
-            let mut durations: Vec<f64> = acc.turns.iter().filter_map(|t| t.2).collect();
-            durations.sort_by(f64::total_cmp);
-            let pct = |p: f64| -> Option<f64> {
-                if durations.is_empty() {
-                    return None;
-                }
-                let rank = p * (durations.len() - 1) as f64;
-                let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
-                Some(durations[lo] + (durations[hi] - durations[lo]) * (rank - lo as f64))
-            };
-            ThreadSchema {
-                turn_count: acc.turns.len() as u64,
-                start_time: acc.turns.first().map_or(acc.first_seen, |t| t.0),
-                last_updated: acc.last,
-                first_turn_id: acc.turns.first().map(|t| t.1.clone()),
-                last_turn_id: acc.turns.last().map(|t| t.1.clone()),
-                p50_turn_duration_ms: pct(0.5),
-                p99_turn_duration_ms: pct(0.99),
-                thread_id,
-            }
-        })
-        .filter(|t| filter.after_date.is_none_or(|d| t.last_updated > d))
-        .filter(|t| filter.before_date.is_none_or(|d| t.last_updated < d))
+        .map(|(thread_id, turns)| thread_stats(thread_id, turns))
         .collect();
-    let sort = req
-        .sort_by
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| vec![SortBy::desc("last_updated")]);
-    for s in &sort {
-        if !matches!(
-            s.field.as_str(),
-            "thread_id"
-                | "turn_count"
-                | "start_time"
-                | "last_updated"
-                | "p50_turn_duration_ms"
-                | "p99_turn_duration_ms"
-        ) {
-            return Err(WeaveError::InvalidQuery(format!(
-                "threads sort_by: unknown field {:?}",
-                s.field
-            )));
-        }
-    }
     out.sort_by(|a, b| {
         for s in &sort {
             let ord = match s.field.as_str() {
-                "thread_id" => a.thread_id.cmp(&b.thread_id),
-                "turn_count" => a.turn_count.cmp(&b.turn_count),
-                "start_time" => a.start_time.cmp(&b.start_time),
-                "p50_turn_duration_ms" => a
-                    .p50_turn_duration_ms
-                    .partial_cmp(&b.p50_turn_duration_ms)
-                    .unwrap_or(std::cmp::Ordering::Equal),
-                "p99_turn_duration_ms" => a
-                    .p99_turn_duration_ms
-                    .partial_cmp(&b.p99_turn_duration_ms)
-                    .unwrap_or(std::cmp::Ordering::Equal),
-                _ => a.last_updated.cmp(&b.last_updated),
-            };
+                "thread_id" => Some(a.thread_id.cmp(&b.thread_id)),
+                "turn_count" => Some(a.turn_count.cmp(&b.turn_count)),
+                "start_time" => Some(a.start_time.cmp(&b.start_time)),
+                "p50_turn_duration_ms" => {
+                    a.p50_turn_duration_ms.partial_cmp(&b.p50_turn_duration_ms)
+                }
+                "p99_turn_duration_ms" => {
+                    a.p99_turn_duration_ms.partial_cmp(&b.p99_turn_duration_ms)
+                }
+                _ => Some(a.last_updated.cmp(&b.last_updated)),
+            }
+            .unwrap_or(std::cmp::Ordering::Equal);
             let ord = if matches!(s.direction, SortDirection::Desc) {
                 ord.reverse()
             } else {
@@ -378,9 +355,47 @@ pub fn threads(backend: &dyn TraceServer, req: ThreadsQueryReq) -> Result<Vec<Th
     let offset = req.offset.unwrap_or(0).min(out.len() as u64) as usize;
     out.drain(..offset);
     if let Some(limit) = req.limit {
-        out.truncate(limit.min(usize::MAX as u64) as usize);
+        out.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     }
     Ok(out)
+}
+
+fn thread_stats(
+    thread_id: String,
+    mut turns: Vec<(Timestamp, Option<Timestamp>, String)>,
+) -> ThreadSchema {
+    turns.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.2.cmp(&b.2)));
+    let first = &turns[0];
+    let last_ended = turns
+        .iter()
+        .filter_map(|t| t.1.map(|e| (e, &t.2)))
+        .max_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+    let mut durations: Vec<f64> = turns
+        .iter()
+        .filter_map(|t| t.1.map(|e| (e.as_nanos() - t.0.as_nanos()) as f64 / 1e6))
+        .collect();
+    durations.sort_by(f64::total_cmp);
+    let pct = |p: f64| -> Option<f64> {
+        let n = durations.len();
+        if n == 0 {
+            return None;
+        }
+        let rank = p * (n - 1) as f64;
+        let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+        Some(durations[lo] + (durations[hi] - durations[lo]) * (rank - lo as f64))
+    };
+    ThreadSchema {
+        turn_count: turns.len() as u64,
+        start_time: first.0,
+        last_updated: last_ended.map_or_else(|| turns[turns.len() - 1].0, |l| l.0),
+        first_turn_id: Some(first.2.clone()),
+        last_turn_id: Some(
+            last_ended.map_or_else(|| turns[turns.len() - 1].2.clone(), |l| l.1.clone()),
+        ),
+        p50_turn_duration_ms: pct(0.5),
+        p99_turn_duration_ms: pct(0.99),
+        thread_id,
+    }
 }
 
 /// `POST /file/create` and `/files/create`: multipart with the fields `project_id`,

@@ -150,7 +150,7 @@ fn valid_bodies() -> Vec<(&'static str, Value)> {
         ("/cost/purge", json!({"project_id": "fz/p", "query": by_id})),
         (
             "/threads/stream_query",
-            json!({"project_id": "fz/p", "filter": {"thread_ids": ["t"], "after_date": "2020-01-01T00:00:00Z"}, "limit": 5, "offset": 0, "sort_by": [{"field": "turn_count", "direction": "desc"}]}),
+            json!({"project_id": "fz/p", "filter": {"thread_ids": ["t"], "after_datetime": "2020-01-01T00:00:00Z"}, "limit": 5, "offset": 0, "sort_by": [{"field": "turn_count", "direction": "desc"}]}),
         ),
         (
             "/graphql",

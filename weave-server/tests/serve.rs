@@ -319,3 +319,135 @@ fn a_program_and_weave_serve_write_one_store_and_nothing_is_lost() {
         }
     }
 }
+
+/// `/threads/stream_query`: threads aggregated over their turns (calls that are their own
+/// turn), as the Weave server lists them; calls inside a turn do not count.
+#[test]
+fn threads_are_listed_with_their_turns() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Served::start(&dir.path().join("weave.sqlite"), &[]);
+    let backend = HttpServer::new(HttpServerConfig::new(&s.url)).unwrap();
+    let client = WeaveClient::new("e", "p", Arc::new(backend), true).unwrap();
+    let t0 = weave_core::Timestamp::from_nanos(1_700_000_000_000_000_000);
+    let ms = |n: i64| weave_core::Timestamp::from_nanos(t0.as_nanos() + n * 1_000_000);
+    // Thread "a": turns of 10, 20 and 40 ms, the second with a nested call; thread "b": one
+    // turn still running; and a call with no thread.
+    let mut turn_ids = Vec::new();
+    for (start, len) in [(0, 10), (100, 20), (200, 40)] {
+        let turn = client
+            .create_call_with(
+                "turn",
+                json!({}),
+                CallOptions::new()
+                    .use_stack(false)
+                    .thread_id("a")
+                    .started_at(ms(start)),
+            )
+            .unwrap();
+        if start == 100 {
+            let inner = client
+                .create_call_with(
+                    "inner",
+                    json!({}),
+                    CallOptions::new().use_stack(false).parent(&turn),
+                )
+                .unwrap();
+            assert_eq!(
+                inner.turn_id(),
+                Some(turn.id()),
+                "a nested call is in the turn"
+            );
+            client.finish_call(&inner, 1).unwrap();
+        }
+        let end = weave_core::schema::EndedCallSchemaForInsert {
+            project_id: "e/p".into(),
+            id: turn.id().into(),
+            ended_at: ms(start + len),
+            exception: None,
+            output: json!(1),
+            summary: Default::default(),
+            wb_run_step_end: None,
+        };
+        client.flush();
+        client
+            .server()
+            .call_end(weave_core::schema::CallEndReq { end })
+            .unwrap();
+        turn_ids.push(turn.id().to_string());
+    }
+    let running = client
+        .create_call_with(
+            "turn",
+            json!({}),
+            CallOptions::new()
+                .use_stack(false)
+                .thread_id("b")
+                .started_at(ms(500)),
+        )
+        .unwrap();
+    let plain = client
+        .create_call_with("plain", json!({}), CallOptions::new().use_stack(false))
+        .unwrap();
+    client.finish_call(&plain, 1).unwrap();
+    client.flush();
+
+    let threads = |body: Value| -> Vec<Value> {
+        let r = http()
+            .post(format!("{}/threads/stream_query", s.url))
+            .json(&body)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "application/jsonl");
+        r.text()
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let all = threads(json!({"project_id": "e/p"}));
+    assert_eq!(all.len(), 2, "{all:#?}");
+    // Newest activity first: "b" (started at 500 ms, running) before "a" (last end 240 ms).
+    let (b, a) = (&all[0], &all[1]);
+    assert_eq!(a["thread_id"], "a");
+    assert_eq!(a["turn_count"], 3, "the nested call is not a turn");
+    assert_eq!(a["first_turn_id"], turn_ids[0].as_str());
+    assert_eq!(a["last_turn_id"], turn_ids[2].as_str());
+    let ts = |v: &Value| serde_json::from_value::<weave_core::Timestamp>(v.clone()).unwrap();
+    assert_eq!(ts(&a["start_time"]), ms(0));
+    assert_eq!(ts(&a["last_updated"]), ms(240));
+    assert_eq!(a["p50_turn_duration_ms"], 20.0);
+    assert!((a["p99_turn_duration_ms"].as_f64().unwrap() - 39.6).abs() < 1e-9);
+    assert_eq!(b["thread_id"], "b");
+    assert_eq!(b["turn_count"], 1);
+    assert_eq!(b["first_turn_id"], running.id());
+    assert_eq!(ts(&b["last_updated"]), ms(500));
+    assert_eq!(b["p50_turn_duration_ms"], Value::Null, "no turn has ended");
+    // Filters, sorting, paging.
+    let only_a = threads(json!({"project_id": "e/p", "filter": {"thread_ids": ["a"]}}));
+    assert_eq!(only_a.len(), 1);
+    assert_eq!(only_a[0]["thread_id"], "a");
+    let late = threads(
+        json!({"project_id": "e/p", "filter": {"after_datetime": "2023-11-14T22:13:20.150Z"}}),
+    );
+    assert_eq!(late.len(), 2);
+    assert_eq!(
+        late[1]["turn_count"], 1,
+        "only the turn that started after 150 ms"
+    );
+    let by_turns = threads(json!({"project_id": "e/p",
+        "sort_by": [{"field": "turn_count", "direction": "desc"}], "limit": 1}));
+    assert_eq!(by_turns.len(), 1);
+    assert_eq!(by_turns[0]["thread_id"], "a");
+    let second = threads(json!({"project_id": "e/p", "offset": 1}));
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0]["thread_id"], "a");
+    // An unknown sort field is the client's mistake: 400 naming it.
+    let r = http()
+        .post(format!("{}/threads/stream_query", s.url))
+        .json(&json!({"project_id": "e/p", "sort_by": [{"field": "nope", "direction": "asc"}]}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().unwrap().contains("nope"));
+}
