@@ -24,7 +24,12 @@
 //! preempted by checkpoints: measured without it, the caller's cost of a traced call rose
 //! by a quarter on 2 cores while the writer was saturated. The checkpointer then waits,
 //! and the committing connection's own checkpoint at [`SELF_AT_FRAMES`] does the work, as
-//! SQLite's automatic one did.
+//! SQLite's automatic one did. One catch: a checkpointer starved in the middle of a
+//! checkpoint holds SQLite's checkpoint lock, so the committing connection's checkpoint
+//! finds it busy and the WAL would grow past its bound for as long as the machine is busy
+//! (seen with builds running beside the tests). So when that happens the committing
+//! connection lifts the checkpointer to normal priority (priority inheritance, by hand); it
+//! goes back to `SCHED_IDLE` once that checkpoint is done.
 //!
 //! Checkpoint errors are ignored, as SQLite's automatic checkpoint ignores them: the pages
 //! are safe in the WAL, and the next checkpoint copies them.
@@ -49,6 +54,10 @@ const SELF_AT_FRAMES: c_int = 16_000;
 struct Shared {
     state: Mutex<State>,
     wake: Condvar,
+    /// The checkpointer's thread id (Linux), `0` until it runs.
+    tid: std::sync::atomic::AtomicI32,
+    /// The checkpointer runs at normal priority until its checkpoint under way is done.
+    boosted: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -146,14 +155,18 @@ unsafe extern "C" fn wal_hook(
     if frames >= SELF_AT_FRAMES {
         // SAFETY: `db` and `name` are the ones SQLite calls the hook with; SQLite's own
         // automatic checkpoint makes this call from its hook too.
-        unsafe {
+        let rc = unsafe {
             ffi::sqlite3_wal_checkpoint_v2(
                 db,
                 name,
                 ffi::SQLITE_CHECKPOINT_PASSIVE,
                 std::ptr::null_mut(),
                 std::ptr::null_mut(),
-            );
+            )
+        };
+        if rc == ffi::SQLITE_BUSY {
+            // The checkpointer is in the middle of one: let it finish at normal priority.
+            boost(shared);
         }
     } else if frames >= WAKE_AT_FRAMES {
         let mut st = shared.lock();
@@ -168,6 +181,12 @@ unsafe extern "C" fn wal_hook(
 
 fn run(conn: Connection, shared: &Shared) {
     crate::client::context::mark_internal_thread();
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid has no preconditions.
+    shared.tid.store(
+        unsafe { libc::gettid() },
+        std::sync::atomic::Ordering::Release,
+    );
     run_only_when_idle();
     loop {
         {
@@ -176,13 +195,40 @@ fn run(conn: Connection, shared: &Shared) {
                 st = shared.wake.wait(st).unwrap_or_else(|e| e.into_inner());
             }
             if st.stop {
+                shared.tid.store(0, std::sync::atomic::Ordering::Release);
                 return;
             }
             st.pending = false;
         }
         // Busy (another checkpoint under way, e.g. the writer's own): the next wake retries.
         let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        if shared
+            .boosted
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+        {
+            run_only_when_idle();
+        }
     }
+}
+
+/// Lifts the checkpointer to normal priority (Linux; elsewhere it never left it), once
+/// until it has finished its checkpoint.
+fn boost(shared: &Shared) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::sync::atomic::Ordering;
+        let tid = shared.tid.load(Ordering::Acquire);
+        if tid != 0 && !shared.boosted.swap(true, Ordering::AcqRel) {
+            let param = libc::sched_param { sched_priority: 0 };
+            // SAFETY: `tid` is the checkpointer's thread (alive while the hook is installed:
+            // the thread stops only after the hook is removed); `param` is valid.
+            unsafe {
+                libc::sched_setscheduler(tid, libc::SCHED_OTHER, &param);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = shared;
 }
 
 /// Puts the calling thread in Linux's `SCHED_IDLE` class: it runs only on a core nothing
