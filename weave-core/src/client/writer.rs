@@ -75,22 +75,6 @@ enum Msg {
     Flush(mpsc::Sender<()>),
 }
 
-impl Msg {
-    /// What the backend is sent for this message (calls are read on the writer's thread, so
-    /// the caller never copies inputs, attributes or outputs).
-    fn into_item(self) -> Option<CallBatchItem> {
-        match self {
-            Msg::Start(call) => Some(CallBatchItem::Start(CallStartReq {
-                start: call.start_schema(),
-            })),
-            Msg::End(call) => Some(CallBatchItem::End(CallEndReq {
-                end: call.end_schema(),
-            })),
-            _ => None,
-        }
-    }
-}
-
 /// Queued items are picked up when this many are waiting, or after [`LINGER`], or at once
 /// when someone flushes.
 const WAKE_AT: usize = 512;
@@ -413,8 +397,142 @@ fn write_calls(server: &dyn TraceServer, calls: Vec<Msg>, counters: &Counters) -
             return calls.len();
         }
     }
-    let items: Vec<CallBatchItem> = calls.into_iter().filter_map(Msg::into_item).collect();
+    let items: Vec<RemoteCall> = calls
+        .into_iter()
+        .filter_map(|m| match m {
+            Msg::Start(c) => Some(RemoteCall::Start(c)),
+            Msg::End(c) => Some(RemoteCall::End(c)),
+            _ => None,
+        })
+        .collect();
     write_batch(server, items, counters)
+}
+
+/// A call's start or end on its way to a remote backend: serialised straight from the call's
+/// record (its attributes, output and summary borrowed, an op's arguments written as the JSON
+/// text the traced thread made), in the shape of [`CallBatchItem`]; copied into one only to
+/// be shrunk, or for a backend that does not take serialised bodies.
+#[derive(Clone)]
+enum RemoteCall {
+    Start(Arc<CallInner>),
+    End(Arc<CallInner>),
+    /// Boxed: rare (a shrunk item), and the common variants are a pointer.
+    Item(Box<CallBatchItem>),
+}
+
+impl RemoteCall {
+    fn to_item(&self) -> CallBatchItem {
+        match self {
+            RemoteCall::Start(c) => CallBatchItem::Start(CallStartReq {
+                start: c.start_schema(),
+            }),
+            RemoteCall::End(c) => CallBatchItem::End(CallEndReq {
+                end: c.end_schema(),
+            }),
+            RemoteCall::Item(i) => (**i).clone(),
+        }
+    }
+}
+
+impl serde::Serialize for RemoteCall {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        #[derive(serde::Serialize)]
+        struct StartReq<'a> {
+            start: StartWire<'a>,
+        }
+        #[derive(serde::Serialize)]
+        struct EndReq<'a> {
+            end: EndWire<'a>,
+        }
+        if let RemoteCall::Item(i) = self {
+            return i.serialize(s);
+        }
+        let mut m = s.serialize_struct("CallBatchItem", 2)?;
+        match self {
+            RemoteCall::Start(c) => {
+                m.serialize_field("mode", "start")?;
+                m.serialize_field(
+                    "req",
+                    &StartReq {
+                        start: StartWire(c),
+                    },
+                )?;
+            }
+            RemoteCall::End(c) => {
+                m.serialize_field("mode", "end")?;
+                m.serialize_field("req", &EndReq { end: EndWire(c) })?;
+            }
+            RemoteCall::Item(_) => {}
+        }
+        m.end()
+    }
+}
+
+/// A record's start, in the shape of [`crate::schema::StartedCallSchemaForInsert`].
+struct StartWire<'a>(&'a CallInner);
+
+impl serde::Serialize for StartWire<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let c = self.0;
+        let (display_name, extra) = {
+            let st = c.state();
+            (st.display_name.clone(), st.extra_inputs.is_some())
+        };
+        let mut m = s.serialize_struct("StartedCallSchemaForInsert", 15)?;
+        m.serialize_field("project_id", &*c.project_id)?;
+        m.serialize_field("id", &Some(c.id.as_str()))?;
+        m.serialize_field("op_name", &*c.op_name)?;
+        m.serialize_field("display_name", &display_name)?;
+        m.serialize_field("trace_id", &Some(c.trace_id.as_str()))?;
+        m.serialize_field("parent_id", &c.parent_id.as_ref().map(|p| p.as_str()))?;
+        m.serialize_field("thread_id", &c.thread_id)?;
+        m.serialize_field("turn_id", &c.turn_id)?;
+        m.serialize_field("started_at", &c.started_at)?;
+        m.serialize_field("attributes", &*c.attributes)?;
+        // An op's arguments as the text the traced thread wrote (an object's, capped and
+        // redacted); inputs added later (a deferred start) make a new map.
+        let raw = match &c.inputs {
+            super::call::Inputs::Json(text, _) if !extra => {
+                serde_json::from_str::<&serde_json::value::RawValue>(text).ok()
+            }
+            _ => None,
+        };
+        match raw {
+            Some(raw) => m.serialize_field("inputs", raw)?,
+            None if extra => m.serialize_field("inputs", &c.start_inputs())?,
+            None => m.serialize_field("inputs", c.inputs.map())?,
+        }
+        m.serialize_field("otel_dump", &None::<()>)?;
+        m.serialize_field("wb_user_id", &None::<()>)?;
+        m.serialize_field("wb_run_id", &None::<()>)?;
+        m.serialize_field("wb_run_step", &None::<()>)?;
+        m.end()
+    }
+}
+
+/// A finished record's end, in the shape of [`crate::schema::EndedCallSchemaForInsert`].
+struct EndWire<'a>(&'a CallInner);
+
+impl serde::Serialize for EndWire<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let c = self.0;
+        let st = c.state();
+        let mut m = s.serialize_struct("EndedCallSchemaForInsert", 7)?;
+        m.serialize_field("project_id", &*c.project_id)?;
+        m.serialize_field("id", c.id.as_str())?;
+        m.serialize_field("ended_at", &st.ended_at.unwrap_or(c.started_at))?;
+        m.serialize_field("exception", &st.exception)?;
+        m.serialize_field("output", &st.output)?;
+        match st.summary() {
+            Some(summary) => m.serialize_field("summary", &*summary)?,
+            None => m.serialize_field("summary", &JsonMap::new())?,
+        }
+        m.serialize_field("wb_run_step_end", &None::<i64>)?;
+        m.end()
+    }
 }
 
 fn save_op(server: &dyn TraceServer, op: OpSave, counters: &Counters) {
@@ -557,8 +675,20 @@ fn write_batch<T: Batched>(server: &dyn TraceServer, batch: Vec<T>, counters: &C
     n
 }
 
+/// The length of `item`'s JSON, counted as it is written (nothing is kept or allocated).
 fn item_len(item: &impl serde::Serialize) -> usize {
-    serde_json::to_vec(item).map_or(usize::MAX, |v| v.len())
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut n = Count(0);
+    serde_json::to_writer(&mut n, item).map_or(usize::MAX, |()| n.0)
 }
 
 /// What the writer sends in batches: call starts and ends, and feedback.
@@ -586,6 +716,53 @@ trait Batched: serde::Serialize + Clone {
     /// Replaces each JSON field over [`FIELD_BYTES_LIMIT`] with the server's marker, as the
     /// Weave server does for rows over its limits. Returns whether anything changed.
     fn shrink(&mut self) -> bool;
+}
+
+impl Batched for RemoteCall {
+    const NOUN: &'static str = "call";
+
+    /// As one serialised body, when the backend takes one; else as items.
+    fn send(server: &dyn TraceServer, chunk: &[Self], _: &Counters) -> crate::error::Result<()> {
+        #[derive(serde::Serialize)]
+        struct Batch<'a> {
+            batch: &'a [RemoteCall],
+        }
+        let body = serde_json::to_vec(&Batch { batch: chunk })?;
+        match server.call_upsert_batch_body(body) {
+            Some(r) => r,
+            None => server.call_write_batch(&chunk.iter().map(Self::to_item).collect::<Vec<_>>()),
+        }
+    }
+
+    fn unsent(
+        server: &dyn TraceServer,
+        chunk: &[Self],
+        counters: &Counters,
+    ) -> crate::error::Result<Vec<Self>> {
+        let items: Vec<CallBatchItem> = chunk.iter().map(Self::to_item).collect();
+        let held = CallBatchItem::unsent(server, &items, counters)?;
+        // The unsent items, as the writer's own (held items are a subsequence of `chunk`).
+        let mut rest = Vec::with_capacity(held.len());
+        let mut held = held.into_iter().peekable();
+        for (item, mine) in items.iter().zip(chunk) {
+            if held.peek() == Some(item) {
+                held.next();
+                rest.push(mine.clone());
+            }
+        }
+        Ok(rest)
+    }
+
+    fn already_stored(&self, server: &dyn TraceServer, counters: &Counters) -> bool {
+        self.to_item().already_stored(server, counters)
+    }
+
+    fn shrink(&mut self) -> bool {
+        let mut item = self.to_item();
+        let changed = item.shrink();
+        *self = RemoteCall::Item(Box::new(item));
+        changed
+    }
 }
 
 impl Batched for CallBatchItem {
@@ -861,5 +1038,85 @@ fn write_chunk<T: Batched>(server: &dyn TraceServer, mut chunk: Vec<T>, counters
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::{json, Value};
+
+    use super::{Batched, RemoteCall};
+    use crate::client::call::Inputs;
+    use crate::client::{CallOptions, Op, WeaveClient};
+    use crate::SqliteServer;
+
+    /// What a remote backend is sent for a record is exactly the protocol item built from it:
+    /// op arguments as text, inputs as a map, a deferred start's added inputs, an end with
+    /// output, exception and summary, a child with its parent and thread.
+    #[test]
+    fn records_serialise_as_the_protocol_items_they_stand_for() {
+        let server = Arc::new(SqliteServer::in_memory().unwrap());
+        let client = WeaveClient::new("e", "p", server, false).unwrap();
+        let op = Op::new("op");
+        let op_name: Arc<str> = "weave:///e/p/op/op:abc".into();
+        let as_text = client
+            .create_call_inner(
+                &op,
+                op_name.clone(),
+                Inputs::json(r#"{"a":1,"s":"x\"y","api_key":"REDACTED"}"#.into()),
+                CallOptions::new().use_stack(false).display_name("shown"),
+            )
+            .unwrap();
+        let as_map = client
+            .create_call_with(
+                "m",
+                json!({"n": [1, 2, {"deep": null}], "f": 1.5}),
+                CallOptions::new()
+                    .use_stack(false)
+                    .parent(&as_text)
+                    .thread_id("t")
+                    .attribute("k", "v"),
+            )
+            .unwrap();
+        let deferred = client
+            .create_call_with(
+                "d",
+                json!({"first": 1}),
+                CallOptions::new().use_stack(false).defer_start(true),
+            )
+            .unwrap();
+        deferred.extend_deferred_inputs(json!({"later": 2}).as_object().unwrap().clone());
+        client.finish_call(&as_map, json!({"out": "ok"})).unwrap();
+        client
+            .fail_call(&as_text, crate::Exception::new("ValueError", "boom"))
+            .unwrap();
+        client.finish_call(&deferred, 3).unwrap();
+        for call in [&as_text, &as_map, &deferred] {
+            for item in [
+                RemoteCall::Start(call.record()),
+                RemoteCall::End(call.record()),
+            ] {
+                let wire: Value = serde_json::to_value(&item).unwrap();
+                let protocol = serde_json::to_value(item.to_item()).unwrap();
+                assert_eq!(wire, protocol);
+                // Shrinking turns it into the item itself.
+                let mut shrunk = item.clone();
+                shrunk.shrink();
+                assert_eq!(serde_json::to_value(&shrunk).unwrap(), protocol);
+            }
+        }
+        let start: Value = serde_json::to_value(RemoteCall::Start(as_text.record())).unwrap();
+        assert_eq!(start["mode"], "start");
+        assert_eq!(
+            start["req"]["start"]["inputs"],
+            json!({"a": 1, "s": "x\"y", "api_key": "REDACTED"})
+        );
+        let start: Value = serde_json::to_value(RemoteCall::Start(deferred.record())).unwrap();
+        assert_eq!(
+            start["req"]["start"]["inputs"],
+            json!({"first": 1, "later": 2})
+        );
     }
 }

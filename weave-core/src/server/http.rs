@@ -662,6 +662,23 @@ impl TraceServer for HttpServer {
             .map(drop)
     }
 
+    fn call_upsert_batch_body(&self, body: Vec<u8>) -> Option<Result<()>> {
+        let path = "/call/upsert_batch";
+        let rb = self
+            .request(reqwest::Method::POST, path)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        Some(self.send_bytes(path, rb).and_then(|bytes| {
+            serde_json::from_slice::<CallCreateBatchRes>(&bytes)
+                .map(drop)
+                .map_err(|e| {
+                    WeaveError::Backend(format!(
+                        "{path}: the server's answer is not what the protocol says: {e}"
+                    ))
+                })
+        }))
+    }
+
     fn server_info(&self) -> Result<ServerInfoRes> {
         let rb = self.request(reqwest::Method::GET, "/server_info");
         let bytes = self.send_bytes("/server_info", rb)?;

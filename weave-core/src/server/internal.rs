@@ -60,6 +60,10 @@ impl TraceServer for Internal {
         internal(|| self.0.call_write_batch(batch))
     }
 
+    fn call_upsert_batch_body(&self, body: Vec<u8>) -> Option<Result<()>> {
+        internal(|| self.0.call_upsert_batch_body(body))
+    }
+
     delegate! {
         call_start(CallStartReq) -> CallStartRes;
         call_end(CallEndReq) -> CallEndRes;

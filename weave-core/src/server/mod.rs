@@ -60,6 +60,15 @@ pub trait TraceServer: Send + Sync + std::fmt::Debug {
         .map(drop)
     }
 
+    /// Writes a `/call/upsert_batch` whose body (`{"batch": [...]}`) the caller has already
+    /// serialised — the background writer's path to a remote server, which writes calls
+    /// straight from their records instead of copying them into protocol structs first.
+    /// `None`: this backend does not take bodies (the caller sends items instead, with
+    /// [`TraceServer::call_write_batch`]).
+    fn call_upsert_batch_body(&self, _body: Vec<u8>) -> Option<Result<()>> {
+        None
+    }
+
     /// `POST /call/read`: `call` is `None` when the id is unknown or deleted.
     fn call_read(&self, req: CallReadReq) -> Result<CallReadRes>;
 
