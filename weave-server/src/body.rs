@@ -33,26 +33,57 @@ impl FromRequest<AppState> for RawBody {
     }
 }
 
-/// Reads `req`'s body, refusing more than `limit` bytes with 413.
+/// How much of a body over the limit is read and thrown away before the 413 is sent: a
+/// client that is still writing when the server answers and closes gets a broken pipe
+/// instead of the answer (and cannot learn to send less). Past this, the connection is
+/// closed without waiting.
+pub const DRAIN_BYTES: usize = 64 * 1024 * 1024;
+
+/// Reads `req`'s body, refusing more than `limit` bytes with 413. Nothing over the limit is
+/// kept: the rest of a body that is too large is read and dropped, up to [`DRAIN_BYTES`].
 pub async fn read_limited(req: Request, limit: usize) -> Result<Bytes, ApiError> {
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
+    let mut stream = req.into_body().into_data_stream();
     if declared.is_some_and(|n| n > limit as u64) {
+        if declared.is_some_and(|n| n <= DRAIN_BYTES as u64) {
+            drain(&mut stream, 0).await;
+        }
         return Err(ApiError::too_large());
     }
-    let mut stream = req.into_body().into_data_stream();
     let mut buf = Vec::with_capacity(declared.map_or(0, |n| n as usize));
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?;
         if buf.len() + chunk.len() > limit {
+            let seen = buf.len() + chunk.len();
+            drop(buf);
+            drain(&mut stream, seen).await;
             return Err(ApiError::too_large());
         }
         buf.extend_from_slice(&chunk);
     }
     Ok(Bytes::from(buf))
+}
+
+/// How long the rest of a body over the limit is read at most (a client that stops sending
+/// must not hold the request open).
+pub const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads and drops the rest of a body, `seen` bytes of which were read already, up to
+/// [`DRAIN_BYTES`] in all and for at most [`DRAIN_TIME`].
+async fn drain(stream: &mut axum::body::BodyDataStream, mut seen: usize) {
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while seen <= DRAIN_BYTES {
+            match stream.next().await {
+                Some(Ok(chunk)) => seen += chunk.len(),
+                _ => return,
+            }
+        }
+    })
+    .await;
 }
 
 /// Parses `bytes` as JSON into `T`, or a 422 naming the failing field.

@@ -113,13 +113,11 @@ fn open_store(path: Option<PathBuf>, args: &ServeArgs) -> weave_core::Result<Sql
         ..Default::default()
     };
     // Links in what the store answers point at this server.
-    let host = if args.host == "0.0.0.0" || args.host == "::" {
-        "127.0.0.1"
-    } else {
-        args.host.as_str()
-    };
     if args.port != 0 {
-        config.app_url = format!("http://{host}:{}", args.port);
+        if let Ok(ip) = weave_server::serve::resolve_host(&args.host) {
+            config.app_url =
+                weave_server::serve::base_url(std::net::SocketAddr::new(ip, args.port));
+        }
     }
     SqliteServer::with_config(config)
 }

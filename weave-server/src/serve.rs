@@ -79,6 +79,18 @@ pub fn resolve_host(host: &str) -> Result<IpAddr, ServeError> {
     })
 }
 
+/// The base URL to reach a server listening on `addr`: an unspecified address (`0.0.0.0`,
+/// `::`) is where it listens, not one to connect to, so it becomes loopback; IPv6 is
+/// bracketed.
+pub fn base_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(v) if v.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v) if v.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
 /// A bound server, not yet serving.
 #[derive(Debug)]
 pub struct Server {
@@ -120,16 +132,7 @@ impl Server {
 
     /// Its base URL, e.g. `http://127.0.0.1:6346`.
     pub fn url(&self) -> String {
-        let host = if self.addr.ip().is_unspecified() {
-            // 0.0.0.0 is where it listens, not an address to connect to.
-            match self.addr.ip() {
-                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
-                IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
-            }
-        } else {
-            self.addr.ip()
-        };
-        format!("http://{}", SocketAddr::new(host, self.addr.port()))
+        base_url(self.addr)
     }
 
     /// Serves until `shutdown` completes, then lets the requests in flight finish.

@@ -162,7 +162,7 @@ fn bodies_over_31_mib_are_refused_with_413_and_the_server_goes_on() {
     let mut sock = std::net::TcpStream::connect(&addr).unwrap();
     write!(
         sock,
-        "POST /obj/create HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "POST /obj/create HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let chunk = vec![b'x'; 1024 * 1024];
@@ -175,6 +175,8 @@ fn bodies_over_31_mib_are_refused_with_413_and_the_server_goes_on() {
             break; // the server answered and closed
         }
     }
+    let _ = sock.write_all(b"0\r\n\r\n"); // the end of the body
+    let _ = sock.set_read_timeout(Some(std::time::Duration::from_secs(30)));
     let _ = sock.read_to_string(&mut answer);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer:.200}");
     assert_eq!(
