@@ -632,26 +632,47 @@ fn jitter_unit() -> f64 {
 
 /// Writes a batch, splitting it to stay under the backend's request size. Returns how many
 /// items it had (each one is now written or dropped).
+///
+/// Each item is serialised once, into the body of the request it goes in
+/// (`{"batch":[…]}`, the shape of every batch route): an item that would take the body past
+/// the limit starts the next one. A backend that takes bodies sends that body as it is.
 fn write_batch<T: Batched>(server: &dyn TraceServer, batch: Vec<T>, counters: &Counters) -> usize {
+    const OPEN: &[u8] = b"{\"batch\":[";
+    const CLOSE: &[u8] = b"]}";
     let n = batch.len();
     if n == 0 {
         return 0;
     }
     let Some(max) = server.max_request_bytes() else {
-        write_chunk(server, batch, counters);
+        write_chunk(server, batch, None, counters);
         return n;
     };
-    // `{"batch":[` … `]}` plus a comma per item.
-    let budget = max.saturating_sub(16);
+    // The largest item that fits in a request on its own.
+    let budget = max.saturating_sub(OPEN.len() + CLOSE.len());
+    // Appends `item`'s JSON; its length, or `None` (nothing appended) when it is over budget.
+    let append = |body: &mut Vec<u8>, item: &T| {
+        let start = body.len();
+        match serde_json::to_writer(&mut *body, item) {
+            Ok(()) if body.len() - start <= budget => Some(()),
+            _ => {
+                body.truncate(start);
+                None
+            }
+        }
+    };
     let mut chunk = Vec::new();
-    let mut size = 0;
+    let mut body = OPEN.to_vec();
     for mut item in batch {
-        let mut len = item_len(&item);
-        if len > budget {
+        let at = body.len();
+        if !chunk.is_empty() {
+            body.push(b',');
+        }
+        let start = body.len();
+        if append(&mut body, &item).is_none() {
             // Too large for any request: the server's marker in place of its big fields.
             item.shrink();
-            len = item_len(&item);
-            if len > budget {
+            if append(&mut body, &item).is_none() {
+                body.truncate(at);
                 counters.drop_items(
                     1,
                     &format!(
@@ -662,33 +683,21 @@ fn write_batch<T: Batched>(server: &dyn TraceServer, batch: Vec<T>, counters: &C
                 continue;
             }
         }
-        if size + len + 1 > budget && !chunk.is_empty() {
-            write_chunk(server, std::mem::take(&mut chunk), counters);
-            size = 0;
+        if body.len() + CLOSE.len() > max && !chunk.is_empty() {
+            let item_json = body[start..].to_vec();
+            body.truncate(at);
+            body.extend_from_slice(CLOSE);
+            let full = std::mem::replace(&mut body, OPEN.to_vec());
+            write_chunk(server, std::mem::take(&mut chunk), Some(full), counters);
+            body.extend_from_slice(&item_json);
         }
-        size += len + 1;
         chunk.push(item);
     }
     if !chunk.is_empty() {
-        write_chunk(server, chunk, counters);
+        body.extend_from_slice(CLOSE);
+        write_chunk(server, chunk, Some(body), counters);
     }
     n
-}
-
-/// The length of `item`'s JSON, counted as it is written (nothing is kept or allocated).
-fn item_len(item: &impl serde::Serialize) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut n = Count(0);
-    serde_json::to_writer(&mut n, item).map_or(usize::MAX, |()| n.0)
 }
 
 /// What the writer sends in batches: call starts and ends, and feedback.
@@ -697,9 +706,11 @@ trait Batched: serde::Serialize + Clone {
     const NOUN: &'static str;
 
     /// Sends one request's worth of items (kept by the caller, to retry or split them).
+    /// `body`: the chunk serialised as `{"batch":[…]}`, when the caller has it.
     fn send(
         server: &dyn TraceServer,
         chunk: &[Self],
+        body: Option<&[u8]>,
         counters: &Counters,
     ) -> crate::error::Result<()>;
 
@@ -722,14 +733,26 @@ impl Batched for RemoteCall {
     const NOUN: &'static str = "call";
 
     /// As one serialised body, when the backend takes one; else as items.
-    fn send(server: &dyn TraceServer, chunk: &[Self], _: &Counters) -> crate::error::Result<()> {
+    fn send(
+        server: &dyn TraceServer,
+        chunk: &[Self],
+        body: Option<&[u8]>,
+        _: &Counters,
+    ) -> crate::error::Result<()> {
         #[derive(serde::Serialize)]
         struct Batch<'a> {
             batch: &'a [RemoteCall],
         }
-        let body = serde_json::to_vec(&Batch { batch: chunk })?;
+        let made;
+        let body = match body {
+            Some(body) => body,
+            None => {
+                made = serde_json::to_vec(&Batch { batch: chunk })?;
+                &made
+            }
+        };
         match server.call_upsert_batch_body(body) {
-            Some(r) => r,
+            Some(r) => r.map(drop),
             None => server.call_write_batch(&chunk.iter().map(Self::to_item).collect::<Vec<_>>()),
         }
     }
@@ -768,7 +791,12 @@ impl Batched for RemoteCall {
 impl Batched for CallBatchItem {
     const NOUN: &'static str = "call";
 
-    fn send(server: &dyn TraceServer, chunk: &[Self], _: &Counters) -> crate::error::Result<()> {
+    fn send(
+        server: &dyn TraceServer,
+        chunk: &[Self],
+        _: Option<&[u8]>,
+        _: &Counters,
+    ) -> crate::error::Result<()> {
         server.call_write_batch(chunk)
     }
 
@@ -888,6 +916,7 @@ impl Batched for FeedbackCreateReq {
     fn send(
         server: &dyn TraceServer,
         chunk: &[Self],
+        _: Option<&[u8]>,
         counters: &Counters,
     ) -> crate::error::Result<()> {
         if !counters.no_feedback_batch.load(Ordering::Relaxed) {
@@ -960,7 +989,13 @@ impl Batched for FeedbackCreateReq {
 }
 
 /// Writes one request's worth of items, retrying and splitting as the module docs say.
-fn write_chunk<T: Batched>(server: &dyn TraceServer, mut chunk: Vec<T>, counters: &Counters) {
+/// `body` is the chunk serialised, while the chunk is unchanged.
+fn write_chunk<T: Batched>(
+    server: &dyn TraceServer,
+    mut chunk: Vec<T>,
+    mut body: Option<Vec<u8>>,
+    counters: &Counters,
+) {
     // Waits for an unavailable backend and failures of an available one are counted apart:
     // only failures use up the few retries a failing request gets (a 429 between two 500s
     // must not make the second 500 final).
@@ -975,6 +1010,9 @@ fn write_chunk<T: Batched>(server: &dyn TraceServer, mut chunk: Vec<T>, counters
             match T::unsent(server, &chunk, counters) {
                 Ok(rest) => {
                     suspect = false;
+                    if rest.len() != chunk.len() {
+                        body = None;
+                    }
                     chunk = rest;
                     if chunk.is_empty() {
                         return;
@@ -988,7 +1026,7 @@ fn write_chunk<T: Batched>(server: &dyn TraceServer, mut chunk: Vec<T>, counters
                 }
             }
         }
-        let err = match T::send(server, &chunk, counters) {
+        let err = match T::send(server, &chunk, body.as_deref(), counters) {
             Ok(_) => return,
             Err(e) => e,
         };
@@ -1005,13 +1043,14 @@ fn write_chunk<T: Batched>(server: &dyn TraceServer, mut chunk: Vec<T>, counters
             }
             WeaveError::TooLarge(_) if chunk.len() > 1 => {
                 let second = chunk.split_off(chunk.len() / 2);
-                write_chunk(server, chunk, counters);
-                write_chunk(server, second, counters);
+                write_chunk(server, chunk, None, counters);
+                write_chunk(server, second, None, counters);
                 return;
             }
             WeaveError::TooLarge(msg) => {
                 if !shrunk && chunk[0].shrink() {
                     shrunk = true;
+                    body = None;
                     continue;
                 }
                 counters.drop_items(
@@ -1024,7 +1063,7 @@ fn write_chunk<T: Batched>(server: &dyn TraceServer, mut chunk: Vec<T>, counters
             _ if chunk.len() > 1 => {
                 // Isolate the bad items: one by one, dropping only those that fail.
                 for item in chunk {
-                    write_chunk(server, vec![item], counters);
+                    write_chunk(server, vec![item], None, counters);
                 }
                 return;
             }

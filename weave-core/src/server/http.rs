@@ -662,20 +662,18 @@ impl TraceServer for HttpServer {
             .map(drop)
     }
 
-    fn call_upsert_batch_body(&self, body: Vec<u8>) -> Option<Result<()>> {
+    fn call_upsert_batch_body(&self, body: &[u8]) -> Option<Result<CallCreateBatchRes>> {
         let path = "/call/upsert_batch";
         let rb = self
             .request(reqwest::Method::POST, path)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body);
+            .body(body.to_vec());
         Some(self.send_bytes(path, rb).and_then(|bytes| {
-            serde_json::from_slice::<CallCreateBatchRes>(&bytes)
-                .map(drop)
-                .map_err(|e| {
-                    WeaveError::Backend(format!(
-                        "{path}: the server's answer is not what the protocol says: {e}"
-                    ))
-                })
+            serde_json::from_slice::<CallCreateBatchRes>(&bytes).map_err(|e| {
+                WeaveError::Backend(format!(
+                    "{path}: the server's answer is not what the protocol says: {e}"
+                ))
+            })
         }))
     }
 

@@ -60,7 +60,7 @@ impl TraceServer for Internal {
         internal(|| self.0.call_write_batch(batch))
     }
 
-    fn call_upsert_batch_body(&self, body: Vec<u8>) -> Option<Result<()>> {
+    fn call_upsert_batch_body(&self, body: &[u8]) -> Option<Result<CallCreateBatchRes>> {
         internal(|| self.0.call_upsert_batch_body(body))
     }
 

@@ -60,12 +60,13 @@ pub trait TraceServer: Send + Sync + std::fmt::Debug {
         .map(drop)
     }
 
-    /// Writes a `/call/upsert_batch` whose body (`{"batch": [...]}`) the caller has already
-    /// serialised — the background writer's path to a remote server, which writes calls
-    /// straight from their records instead of copying them into protocol structs first.
-    /// `None`: this backend does not take bodies (the caller sends items instead, with
+    /// Writes a `/call/upsert_batch` from its body (`{"batch": [...]}`) as it is: the
+    /// background writer's path to a remote server (which serialises calls straight from
+    /// their records), and `weave serve`'s to the embedded store (which stores the JSON
+    /// fields as the body has them, without building them into values). `None`: this
+    /// backend does not take this body (the caller parses it, or sends items with
     /// [`TraceServer::call_write_batch`]).
-    fn call_upsert_batch_body(&self, _body: Vec<u8>) -> Option<Result<()>> {
+    fn call_upsert_batch_body(&self, _body: &[u8]) -> Option<Result<CallCreateBatchRes>> {
         None
     }
 

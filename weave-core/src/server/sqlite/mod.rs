@@ -20,6 +20,7 @@ mod functions;
 mod migrations;
 mod objects;
 mod query;
+mod raw_batch;
 mod stream;
 mod writes;
 
@@ -508,6 +509,28 @@ impl TraceServer for SqliteServer {
 
     fn as_embedded(&self) -> Option<&SqliteServer> {
         Some(self)
+    }
+
+    /// Reads the body's JSON fields as text and stores them as they are (`raw_batch.rs`);
+    /// `None` for a body that path does not take (the caller parses it in full).
+    fn call_upsert_batch_body(&self, body: &[u8]) -> Option<Result<CallCreateBatchRes>> {
+        use self::raw_batch::{RawBatch, RawItem};
+        let batch: RawBatch<'_> = serde_json::from_slice(body).ok()?;
+        if !batch.storable_as_text() {
+            return None;
+        }
+        let writes: Vec<CallWrite<'_>> = batch
+            .batch
+            .iter()
+            .map(|item| match item {
+                RawItem::Start(s) => CallWrite::RawStart(&s.start),
+                RawItem::End(e) => CallWrite::RawEnd(&e.end),
+            })
+            .collect();
+        Some(
+            self.write_calls(&writes)
+                .map(|res| CallCreateBatchRes { res }),
+        )
     }
 
     fn call_read(&self, req: CallReadReq) -> Result<CallReadRes> {

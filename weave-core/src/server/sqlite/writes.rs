@@ -3,6 +3,10 @@
 //! into the protocol's structs first, and the SDK attributes shared by a batch's calls are
 //! serialised once).
 //!
+//! Items come in three forms: the protocol's structs, the client's call records, and a
+//! `/call/upsert_batch` body read as text (`raw_batch.rs`); each becomes the same column
+//! values, checked the same way.
+//!
 //! A batch is one transaction. A start whose end follows in the same batch is written as one
 //! complete row (one INSERT); a new call's start is one INSERT, an end onto a started call
 //! one UPDATE. Rows that already exist (an end before its start, an item sent again) take
@@ -15,6 +19,7 @@ use std::rc::Rc;
 use rusqlite::Transaction;
 use serde_json::Value;
 
+use super::raw_batch::{RawEnd, RawStart};
 use super::SqliteServer;
 use crate::client::call::{CallInner, Inputs};
 use crate::error::{Result, WeaveError};
@@ -33,6 +38,64 @@ pub(crate) enum CallWrite<'a> {
     Start(&'a CallInner),
     /// A finished call's end, from its record.
     End(&'a CallInner),
+    /// A start read from a request body as text (validated here).
+    RawStart(&'a RawStart<'a>),
+    /// An end read from a request body as text (validated here).
+    RawEnd(&'a RawEnd<'a>),
+}
+
+/// A JSON column's text: borrowed from a request body, shared by a batch's calls (the SDK
+/// attributes, serialised once), or made for this row.
+enum Text<'a> {
+    Borrowed(&'a str),
+    Shared(Rc<str>),
+    Owned(String),
+}
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            Text::Borrowed(s) => s,
+            Text::Shared(s) => s,
+            Text::Owned(s) => s,
+        }
+    }
+}
+
+impl rusqlite::ToSql for Text<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(rusqlite::types::ToSqlOutput::Borrowed(
+            rusqlite::types::ValueRef::Text(self.as_bytes()),
+        ))
+    }
+}
+
+/// A start's call id, generated when the client sent none, or an error naming it.
+fn start_call_id(id: Option<&str>) -> Result<Cow<'_, str>> {
+    let id = id.map_or_else(|| Cow::Owned(generate_id()), Cow::Borrowed);
+    check_call_id(&id)?;
+    Ok(id)
+}
+
+fn check_call_id(id: &str) -> Result<()> {
+    if is_valid_call_id(id) {
+        return Ok(());
+    }
+    Err(WeaveError::invalid_input(format!(
+        "call id {id:?} is not a lowercase UUID or 16-hex-digit span id"
+    )))
+}
+
+/// A start's trace id, generated when the client sent none, or an error naming it.
+fn start_trace_id(id: Option<&str>) -> Result<Cow<'_, str>> {
+    let id = id.map_or_else(|| Cow::Owned(generate_id()), Cow::Borrowed);
+    if !is_valid_trace_id(&id) {
+        return Err(WeaveError::invalid_input(format!(
+            "trace id {id:?} is not a lowercase UUID or 32-hex-digit trace id"
+        )));
+    }
+    Ok(id)
 }
 
 /// The JSON text of `v`, nested at most [`limits::MAX_DEPTH`] deep (a deeper value is
@@ -101,11 +164,11 @@ struct StartRow<'a> {
     thread_id: Option<&'a str>,
     turn_id: Option<&'a str>,
     op_name: &'a str,
-    display_name: Option<String>,
+    display_name: Option<Cow<'a, str>>,
     started_at: i64,
-    attributes: Rc<str>,
+    attributes: Text<'a>,
     inputs: Cow<'a, str>,
-    otel: Option<String>,
+    otel: Option<Cow<'a, str>>,
     wb_user_id: Option<&'a str>,
     wb_run_id: Option<&'a str>,
     wb_run_step: Option<i64>,
@@ -116,18 +179,8 @@ struct StartRow<'a> {
 fn start_row(s: &StartedCallSchemaForInsert) -> Result<StartRow<'_>> {
     check_project_id(&s.project_id)?;
     crate::refs::check_op_name(&s.op_name)?;
-    let id = s.id.clone().unwrap_or_else(generate_id);
-    let trace_id = s.trace_id.clone().unwrap_or_else(generate_id);
-    if !is_valid_call_id(&id) {
-        return Err(WeaveError::invalid_input(format!(
-            "call id {id:?} is not a lowercase UUID or 16-hex-digit span id"
-        )));
-    }
-    if !is_valid_trace_id(&trace_id) {
-        return Err(WeaveError::invalid_input(format!(
-            "trace id {trace_id:?} is not a lowercase UUID or 32-hex-digit trace id"
-        )));
-    }
+    let id = start_call_id(s.id.as_deref())?;
+    let trace_id = start_trace_id(s.trace_id.as_deref())?;
     let mut texts = limits::limit_row_texts(vec![
         capped_map_text(&s.inputs),
         capped_map_text(&s.attributes),
@@ -137,24 +190,66 @@ fn start_row(s: &StartedCallSchemaForInsert) -> Result<StartRow<'_>> {
     let otel = s
         .otel_dump
         .as_ref()
-        .map(|m| limits::limit_row_texts(vec![capped_map_text(m)]).remove(0));
+        .map(|m| Cow::Owned(limits::limit_row_texts(vec![capped_map_text(m)]).remove(0)));
     Ok(StartRow {
         project_id: &s.project_id,
-        id: Cow::Owned(id),
-        trace_id: Cow::Owned(trace_id),
+        id,
+        trace_id,
         parent_id: s.parent_id.as_deref(),
         thread_id: s.thread_id.as_deref(),
         turn_id: s.turn_id.as_deref(),
         op_name: &s.op_name,
-        display_name: s.display_name.clone(),
+        display_name: s.display_name.as_deref().map(Cow::Borrowed),
         started_at: s.started_at.as_nanos(),
-        attributes: attributes.into(),
+        attributes: Text::Owned(attributes),
         inputs: Cow::Owned(inputs),
         otel,
         wb_user_id: s.wb_user_id.as_deref(),
         wb_run_id: s.wb_run_id.as_deref(),
         wb_run_step: s.wb_run_step,
         refs: refs_in(s.inputs.values()),
+    })
+}
+
+/// A start read as text, validated as [`start_row`] validates a protocol start; its JSON
+/// texts are stored as they came (the caller checked their depth).
+fn raw_start_row<'a>(s: &'a RawStart<'a>) -> Result<StartRow<'a>> {
+    check_project_id(&s.project_id)?;
+    crate::refs::check_op_name(&s.op_name)?;
+    let id = start_call_id(s.id.as_deref())?;
+    let trace_id = start_trace_id(s.trace_id.as_deref())?;
+    let (inputs, attributes) = (s.inputs.0.text, s.attributes.0.text);
+    let (inputs, attributes) = if inputs.len() + attributes.len() > limits::ROW_BYTES_LIMIT {
+        let mut t = limits::limit_row_texts(vec![inputs.to_string(), attributes.to_string()]);
+        let a = t.pop().unwrap_or_default();
+        (Cow::Owned(t.pop().unwrap_or_default()), Text::Owned(a))
+    } else {
+        (Cow::Borrowed(inputs), Text::Borrowed(attributes))
+    };
+    let otel = s.otel_dump.map(|o| {
+        if o.0.text.len() > limits::ROW_BYTES_LIMIT {
+            Cow::Owned(limits::limit_row_texts(vec![o.0.text.to_string()]).remove(0))
+        } else {
+            Cow::Borrowed(o.0.text)
+        }
+    });
+    Ok(StartRow {
+        project_id: &s.project_id,
+        id,
+        trace_id,
+        parent_id: s.parent_id.as_deref(),
+        thread_id: s.thread_id.as_deref(),
+        turn_id: s.turn_id.as_deref(),
+        op_name: &s.op_name,
+        display_name: s.display_name.as_deref().map(Cow::Borrowed),
+        started_at: s.started_at.as_nanos(),
+        refs: s.inputs.0.refs(),
+        attributes,
+        inputs,
+        otel,
+        wb_user_id: s.wb_user_id.as_deref(),
+        wb_run_id: s.wb_run_id.as_deref(),
+        wb_run_step: s.wb_run_step,
     })
 }
 
@@ -181,9 +276,9 @@ fn record_start_row<'a>(c: &'a CallInner, cache: &mut AttributesCache) -> StartR
     let (inputs, attributes) = if inputs.len() + attributes.len() > limits::ROW_BYTES_LIMIT {
         let mut t = limits::limit_row_texts(vec![inputs.into_owned(), attributes.to_string()]);
         let a = t.pop().unwrap_or_default();
-        (Cow::Owned(t.pop().unwrap_or_default()), a.into())
+        (Cow::Owned(t.pop().unwrap_or_default()), Text::Owned(a))
     } else {
-        (inputs, attributes)
+        (inputs, Text::Shared(attributes))
     };
     StartRow {
         project_id: &c.project_id,
@@ -193,7 +288,7 @@ fn record_start_row<'a>(c: &'a CallInner, cache: &mut AttributesCache) -> StartR
         thread_id: c.thread_id.as_deref(),
         turn_id: c.turn_id.as_deref(),
         op_name: &c.op_name,
-        display_name: c.state().display_name.clone(),
+        display_name: c.state().display_name.clone().map(Cow::Owned),
         started_at: c.started_at.as_nanos(),
         attributes,
         inputs,
@@ -210,9 +305,9 @@ struct EndRow<'a> {
     project_id: &'a str,
     id: &'a str,
     ended_at: i64,
-    exception: Option<String>,
-    output: String,
-    summary: String,
+    exception: Option<Cow<'a, str>>,
+    output: Cow<'a, str>,
+    summary: Cow<'a, str>,
     wb_run_step_end: Option<i64>,
     refs: Vec<String>,
 }
@@ -220,12 +315,7 @@ struct EndRow<'a> {
 /// A protocol end, validated.
 fn end_row(e: &EndedCallSchemaForInsert) -> Result<EndRow<'_>> {
     check_project_id(&e.project_id)?;
-    if !is_valid_call_id(&e.id) {
-        return Err(WeaveError::invalid_input(format!(
-            "call id {:?} is not a lowercase UUID or 16-hex-digit span id",
-            e.id
-        )));
-    }
+    check_call_id(&e.id)?;
     let mut texts =
         limits::limit_row_texts(vec![capped_text(&e.output), capped_map_text(&e.summary)]);
     let summary = texts.pop().unwrap_or_default();
@@ -234,11 +324,44 @@ fn end_row(e: &EndedCallSchemaForInsert) -> Result<EndRow<'_>> {
         project_id: &e.project_id,
         id: &e.id,
         ended_at: e.ended_at.as_nanos(),
-        exception: e.exception.clone().filter(|x| !x.is_empty()),
+        exception: e
+            .exception
+            .as_deref()
+            .filter(|x| !x.is_empty())
+            .map(Cow::Borrowed),
+        output: Cow::Owned(output),
+        summary: Cow::Owned(summary),
+        wb_run_step_end: e.wb_run_step_end,
+        refs: extract_refs(&e.output),
+    })
+}
+
+/// An end read as text, validated as [`end_row`] validates a protocol end.
+fn raw_end_row<'a>(e: &'a RawEnd<'a>) -> Result<EndRow<'a>> {
+    check_project_id(&e.project_id)?;
+    check_call_id(&e.id)?;
+    let output = e.output.map_or("null", |o| o.text);
+    let summary = e.summary.0.text;
+    let (output, summary) = if output.len() + summary.len() > limits::ROW_BYTES_LIMIT {
+        let mut t = limits::limit_row_texts(vec![output.to_string(), summary.to_string()]);
+        let s = t.pop().unwrap_or_default();
+        (Cow::Owned(t.pop().unwrap_or_default()), Cow::Owned(s))
+    } else {
+        (Cow::Borrowed(output), Cow::Borrowed(summary))
+    };
+    Ok(EndRow {
+        project_id: &e.project_id,
+        id: &e.id,
+        ended_at: e.ended_at.as_nanos(),
+        exception: e
+            .exception
+            .as_deref()
+            .filter(|x| !x.is_empty())
+            .map(Cow::Borrowed),
+        refs: e.output.map(|o| o.refs()).unwrap_or_default(),
         output,
         summary,
         wb_run_step_end: e.wb_run_step_end,
-        refs: extract_refs(&e.output),
     })
 }
 
@@ -260,9 +383,13 @@ fn record_end_row(c: &CallInner) -> EndRow<'_> {
         project_id: &c.project_id,
         id: &c.id,
         ended_at: st.ended_at.unwrap_or(c.started_at).as_nanos(),
-        exception: st.exception.clone().filter(|x| !x.is_empty()),
-        output,
-        summary,
+        exception: st
+            .exception
+            .clone()
+            .filter(|x| !x.is_empty())
+            .map(Cow::Owned),
+        output: Cow::Owned(output),
+        summary: Cow::Owned(summary),
         wb_run_step_end: None,
         refs: extract_refs(&st.output),
     }
@@ -458,6 +585,9 @@ impl<'a> EndsIndex<'a> {
                         .entry((e.end.project_id.as_str(), e.end.id.as_str()))
                         .or_insert(i);
                 }
+                CallWrite::RawEnd(e) => {
+                    ends.items.entry((&e.project_id, &e.id)).or_insert(i);
+                }
                 _ => {}
             }
         }
@@ -495,6 +625,11 @@ fn write_batch(tx: &Transaction<'_>, batch: &[CallWrite<'_>]) -> Result<Vec<Call
                     .as_deref()
                     .and_then(|id| ends.items.get(&(s.start.project_id.as_str(), id)).copied()),
             ),
+            CallWrite::RawStart(s) => (
+                raw_start_row(s).map_err(name_item(i))?,
+                s.id.as_deref()
+                    .and_then(|id| ends.items.get(&(&*s.project_id, id)).copied()),
+            ),
             CallWrite::End(c) => {
                 if !merged[i] {
                     insert_end(tx, &mut hot, &record_end_row(c)).map_err(name_item(i))?;
@@ -510,6 +645,14 @@ fn write_batch(tx: &Transaction<'_>, batch: &[CallWrite<'_>]) -> Result<Vec<Call
                 res.push(CallBatchItemRes::End(CallEndRes {}));
                 continue;
             }
+            CallWrite::RawEnd(e) => {
+                if !merged[i] {
+                    let row = raw_end_row(e).map_err(name_item(i))?;
+                    insert_end(tx, &mut hot, &row).map_err(name_item(i))?;
+                }
+                res.push(CallBatchItemRes::End(CallEndRes {}));
+                continue;
+            }
         };
         let mut done = false;
         if let Some(j) = end_at.filter(|&j| j > i && !merged[j]) {
@@ -517,6 +660,7 @@ fn write_batch(tx: &Transaction<'_>, batch: &[CallWrite<'_>]) -> Result<Vec<Call
             let end = match &batch[j] {
                 CallWrite::End(c) => Some(record_end_row(c)),
                 CallWrite::Item(CallBatchItem::End(e)) => end_row(&e.end).ok(),
+                CallWrite::RawEnd(e) => raw_end_row(e).ok(),
                 _ => None,
             };
             if let Some(end) = end {
