@@ -163,3 +163,19 @@ fn rename_delete_and_not_found_over_http() {
     assert!(client.get_call(root.id()).unwrap_err().is_not_found());
     assert_eq!(client.get_calls(CallsQuery::new()).size().unwrap(), 0);
 }
+
+/// The reference server (the weave package's SQLite server) drops a call's end that arrives
+/// before its start, and does not say it merges them in any order: the writer sends its
+/// batches one at a time, in order.
+#[test]
+fn batches_go_to_the_reference_server_one_at_a_time() {
+    use weave::server::{HttpServer, HttpServerConfig};
+    use weave::TraceServer;
+    let server = crate::common::RefServer::shared();
+    let backend = HttpServer::new(HttpServerConfig::new(&server.url)).unwrap();
+    assert_eq!(
+        backend.server_info().unwrap().call_batches_in_any_order,
+        None
+    );
+    assert_eq!(backend.concurrent_call_batches(), 1);
+}

@@ -322,6 +322,59 @@ fn a_program_and_weave_serve_write_one_store_and_nothing_is_lost() {
     }
 }
 
+/// `weave serve` says it merges a call's start and end in any order, so the remote backend
+/// keeps two batches in flight; calls whose ends come many batches after their starts (and
+/// may be written before them) all arrive whole.
+#[test]
+fn two_batches_in_flight_lose_nothing_and_merge_every_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Served::start(&dir.path().join("weave.sqlite"), &[]);
+    let backend = HttpServer::new(HttpServerConfig::new(&s.url)).unwrap();
+    assert_eq!(
+        backend.server_info().unwrap().call_batches_in_any_order,
+        Some(true)
+    );
+    assert_eq!(backend.concurrent_call_batches(), 2);
+    let client = WeaveClient::new("e", "inflight", Arc::new(backend), false).unwrap();
+    const ROOTS: usize = 20;
+    const CHILDREN: usize = 500;
+    for r in 0..ROOTS {
+        let root = client
+            .create_call_with("root", json!({"r": r}), CallOptions::new().use_stack(false))
+            .unwrap();
+        for i in 0..CHILDREN {
+            let c = client
+                .create_call_with(
+                    "child",
+                    json!({"i": i}),
+                    CallOptions::new().use_stack(false).parent(&root),
+                )
+                .unwrap();
+            client.finish_call(&c, i).unwrap();
+        }
+        client.finish_call(&root, json!({"done": r})).unwrap();
+    }
+    assert!(client.flush_timeout(std::time::Duration::from_secs(120)));
+    assert_eq!(client.dropped(), 0);
+    let calls: Vec<_> = client
+        .get_calls(weave_core::CallsQuery::new())
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(calls.len(), ROOTS * (CHILDREN + 1));
+    for c in &calls {
+        assert!(
+            c.started_at().as_nanos() > 0 && c.ended_at().is_some(),
+            "{c:?}"
+        );
+        assert!(!c.op_name().is_empty(), "the start is there: {c:?}");
+    }
+    let roots: Vec<_> = calls.iter().filter(|c| c.parent_id().is_none()).collect();
+    assert_eq!(roots.len(), ROOTS);
+    for root in roots {
+        assert_eq!(root.output()["done"], root.inputs()["r"]);
+    }
+}
+
 /// `/threads/stream_query`: threads aggregated over their turns (calls that are their own
 /// turn), as the Weave server lists them; calls inside a turn do not count.
 #[test]

@@ -13,6 +13,11 @@
 //!   the embedded store takes the records directly, in one transaction (a start and end in
 //!   the same batch become one row); a remote server gets one `/call/upsert_batch` request,
 //!   split so that no request exceeds the backend's [`TraceServer::max_request_bytes`].
+//! - Requests to a remote server are sent by sender threads, so that the writer builds the
+//!   next request while one is in flight: one sender (requests in the order the calls came)
+//!   unless the backend says it merges a call's start and end in any order
+//!   ([`TraceServer::concurrent_call_batches`]), then that many. Feedback waits for the
+//!   calls queued before it, and a flush for everything.
 //! - A backend that is unavailable ([`WeaveError::Unavailable`]: refused, timed out, 429,
 //!   5xx) is retried with exponential backoff and jitter, honouring `Retry-After`, for as long
 //!   as it takes — meanwhile new items wait in the bounded queue, so nothing is lost while the
@@ -203,6 +208,9 @@ struct Counters {
     /// Set when the backend answered 404 to `/feedback/batch/create` (an older server):
     /// feedback then goes one `/feedback/create` per item.
     no_feedback_batch: AtomicBool,
+    /// The threads that may be waiting to retry (the writer and its senders): woken at
+    /// shutdown so that they see the deadline.
+    threads: Mutex<Vec<std::thread::Thread>>,
 }
 
 impl Counters {
@@ -314,8 +322,17 @@ impl Writer {
             .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now() + SHUTDOWN_GRACE);
         self.queue.close();
         if let Some(h) = self.handle.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            // Wake it from a backoff wait.
+            // Wake it and its senders from a backoff wait.
             h.thread().unpark();
+            for t in self
+                .counters
+                .threads
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+            {
+                t.unpark();
+            }
             let _ = h.join();
         }
     }
@@ -337,6 +354,7 @@ impl Drop for Writer {
 
 fn run(queue: &Queue, server: Arc<dyn TraceServer>, counters: Arc<Counters>) {
     crate::client::context::mark_internal_thread();
+    let senders = Senders::start(&server, &counters);
     let mut taken: Vec<Msg> = Vec::new();
     let mut linger = false;
     while queue.take(&mut taken, linger) {
@@ -363,26 +381,132 @@ fn run(queue: &Queue, server: Arc<dyn TraceServer>, counters: Arc<Counters>) {
                     call => calls.push(call),
                 }
             }
-            // Calls first: feedback queued after a call is about a call already sent.
-            for n in [
-                write_calls(&*server, calls, &counters),
-                write_batch(&*server, feedback, &counters),
-            ] {
-                counters.done.fetch_add(n as u64, Ordering::SeqCst);
+            write_calls(&*server, calls, &counters, &senders);
+            // Feedback queued after a call is about a call already sent.
+            if !feedback.is_empty() {
+                senders.wait_idle();
+                write_batch(&*server, feedback, &counters, None);
+            }
+            if !acks.is_empty() {
+                senders.wait_idle();
             }
             for ack in acks {
                 let _ = ack.send(());
             }
         }
     }
+    senders.stop();
+}
+
+/// A request built by the writer, for a sender thread to send.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The sender threads of a remote backend (none for the embedded store, which the writer
+/// writes itself): the writer hands each request over when a sender is free (so at most
+/// one more is built ahead), and counts the requests not yet answered.
+struct Senders {
+    server: Arc<dyn TraceServer>,
+    counters: Arc<Counters>,
+    jobs: Option<mpsc::SyncSender<Job>>,
+    threads: Vec<JoinHandle<()>>,
+    pending: Arc<(Mutex<usize>, Condvar)>,
+}
+
+impl Senders {
+    fn start(server: &Arc<dyn TraceServer>, counters: &Arc<Counters>) -> Self {
+        let mut senders = Senders {
+            server: server.clone(),
+            counters: counters.clone(),
+            jobs: None,
+            threads: Vec::new(),
+            pending: Arc::default(),
+        };
+        if server.max_request_bytes().is_none() {
+            return senders;
+        }
+        let (tx, rx) = mpsc::sync_channel::<Job>(0);
+        let rx = Arc::new(Mutex::new(rx));
+        let mut registry = counters.threads.lock().unwrap_or_else(|e| e.into_inner());
+        registry.push(std::thread::current());
+        for i in 0..server.concurrent_call_batches().max(1) {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("weave-sender-{i}"))
+                .spawn(move || {
+                    crate::client::context::mark_internal_thread();
+                    loop {
+                        let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                });
+            if let Ok(h) = spawned {
+                registry.push(h.thread().clone());
+                senders.threads.push(h);
+            }
+        }
+        drop(registry);
+        if !senders.threads.is_empty() {
+            senders.jobs = Some(tx);
+        }
+        senders
+    }
+
+    /// Writes `chunk` (serialised as `body`, if built) on a sender thread, or here when there
+    /// is none; its items count as done once it is written or dropped.
+    fn send<T: Batched + Send + 'static>(&self, chunk: Vec<T>, body: Option<Vec<u8>>) {
+        let n = chunk.len() as u64;
+        let Some(jobs) = &self.jobs else {
+            write_chunk(&*self.server, chunk, body, &self.counters);
+            self.counters.done.fetch_add(n, Ordering::SeqCst);
+            return;
+        };
+        *self.pending.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        let (server, counters, pending) = (
+            self.server.clone(),
+            self.counters.clone(),
+            self.pending.clone(),
+        );
+        let job: Job = Box::new(move || {
+            write_chunk(&*server, chunk, body, &counters);
+            counters.done.fetch_add(n, Ordering::SeqCst);
+            let mut left = pending.0.lock().unwrap_or_else(|e| e.into_inner());
+            *left -= 1;
+            if *left == 0 {
+                pending.1.notify_all();
+            }
+        });
+        if let Err(mpsc::SendError(job)) = jobs.send(job) {
+            // The senders are gone (they cannot be while `jobs` is held): write it here.
+            job();
+        }
+    }
+
+    /// Waits until every request handed over is answered (or finally dropped).
+    fn wait_idle(&self) {
+        let mut left = self.pending.0.lock().unwrap_or_else(|e| e.into_inner());
+        while *left > 0 {
+            left = self.pending.1.wait(left).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn stop(mut self) {
+        self.wait_idle();
+        self.jobs = None;
+        for h in self.threads.drain(..) {
+            let _ = h.join();
+        }
+    }
 }
 
 /// Writes call messages: straight from the records into the embedded store, else (or when
 /// that fails: the transaction rolled back, so nothing is written twice) as protocol items
-/// through [`write_batch`], with its retries and isolation of bad items. Returns how many.
-fn write_calls(server: &dyn TraceServer, calls: Vec<Msg>, counters: &Counters) -> usize {
+/// through [`write_batch`], with its retries and isolation of bad items.
+fn write_calls(server: &dyn TraceServer, calls: Vec<Msg>, counters: &Counters, senders: &Senders) {
     if calls.is_empty() {
-        return 0;
+        return;
     }
     if let Some(store) = server.as_embedded() {
         let writes: Vec<CallWrite<'_>> = calls
@@ -394,7 +518,10 @@ fn write_calls(server: &dyn TraceServer, calls: Vec<Msg>, counters: &Counters) -
             })
             .collect();
         if store.write_calls(&writes).is_ok() {
-            return calls.len();
+            counters
+                .done
+                .fetch_add(calls.len() as u64, Ordering::SeqCst);
+            return;
         }
     }
     let items: Vec<RemoteCall> = calls
@@ -405,7 +532,7 @@ fn write_calls(server: &dyn TraceServer, calls: Vec<Msg>, counters: &Counters) -
             _ => None,
         })
         .collect();
-    write_batch(server, items, counters)
+    write_batch(server, items, counters, Some(senders))
 }
 
 /// A call's start or end on its way to a remote backend: serialised straight from the call's
@@ -630,22 +757,35 @@ fn jitter_unit() -> f64 {
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// Writes a batch, splitting it to stay under the backend's request size. Returns how many
-/// items it had (each one is now written or dropped).
+/// Writes a batch, splitting it to stay under the backend's request size; each item counts
+/// as done once it is written or dropped. The requests go through `senders` when given, else
+/// are written here.
 ///
 /// Each item is serialised once, into the body of the request it goes in
 /// (`{"batch":[…]}`, the shape of every batch route): an item that would take the body past
 /// the limit starts the next one. A backend that takes bodies sends that body as it is.
-fn write_batch<T: Batched>(server: &dyn TraceServer, batch: Vec<T>, counters: &Counters) -> usize {
+fn write_batch<T: Batched + Send + 'static>(
+    server: &dyn TraceServer,
+    batch: Vec<T>,
+    counters: &Counters,
+    senders: Option<&Senders>,
+) {
     const OPEN: &[u8] = b"{\"batch\":[";
     const CLOSE: &[u8] = b"]}";
-    let n = batch.len();
-    if n == 0 {
-        return 0;
+    if batch.is_empty() {
+        return;
     }
+    let write = |chunk: Vec<T>, body: Option<Vec<u8>>| match senders {
+        Some(s) => s.send(chunk, body),
+        None => {
+            let n = chunk.len() as u64;
+            write_chunk(server, chunk, body, counters);
+            counters.done.fetch_add(n, Ordering::SeqCst);
+        }
+    };
     let Some(max) = server.max_request_bytes() else {
-        write_chunk(server, batch, None, counters);
-        return n;
+        write(batch, None);
+        return;
     };
     // The largest item that fits in a request on its own.
     let budget = max.saturating_sub(OPEN.len() + CLOSE.len());
@@ -680,6 +820,7 @@ fn write_batch<T: Batched>(server: &dyn TraceServer, batch: Vec<T>, counters: &C
                         T::NOUN
                     ),
                 );
+                counters.done.fetch_add(1, Ordering::SeqCst);
                 continue;
             }
         }
@@ -688,16 +829,15 @@ fn write_batch<T: Batched>(server: &dyn TraceServer, batch: Vec<T>, counters: &C
             body.truncate(at);
             body.extend_from_slice(CLOSE);
             let full = std::mem::replace(&mut body, OPEN.to_vec());
-            write_chunk(server, std::mem::take(&mut chunk), Some(full), counters);
+            write(std::mem::take(&mut chunk), Some(full));
             body.extend_from_slice(&item_json);
         }
         chunk.push(item);
     }
     if !chunk.is_empty() {
         body.extend_from_slice(CLOSE);
-        write_chunk(server, chunk, Some(body), counters);
+        write(chunk, Some(body));
     }
-    n
 }
 
 /// What the writer sends in batches: call starts and ends, and feedback.

@@ -550,4 +550,10 @@ pub struct ServerInfoRes {
     /// The server's version.
     #[serde(default)]
     pub trace_server_version: Option<String>,
+    /// A weave-rs extension: `true` when the server merges a call's start and end whatever
+    /// order they arrive in (as `weave serve` does; the weave package's SQLite server drops an
+    /// end that comes before its start), so a client may send call batches
+    /// concurrently. Absent from other servers' answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_batches_in_any_order: Option<bool>,
 }

@@ -52,6 +52,11 @@ pub struct HttpServerConfig {
     /// `https://api.wandb.ai`), so that `weave::init` can resolve a bare project's entity
     /// and create the project, as the Python SDK does. `None`: no W&B behind the server.
     pub wandb_api_url: Option<String>,
+    /// How many `/call/upsert_batch` requests the background writer keeps in flight (see
+    /// [`TraceServer::concurrent_call_batches`]). `None` (the default): asked of the server
+    /// once — 2 when its `/server_info` says `call_batches_in_any_order` (`weave serve`
+    /// does), else 1, in order.
+    pub concurrent_call_batches: Option<usize>,
 }
 
 impl std::fmt::Debug for HttpServerConfig {
@@ -62,6 +67,7 @@ impl std::fmt::Debug for HttpServerConfig {
             .field("app_url", &self.app_url)
             .field("timeout", &self.timeout)
             .field("wandb_api_url", &self.wandb_api_url)
+            .field("concurrent_call_batches", &self.concurrent_call_batches)
             .finish()
     }
 }
@@ -83,6 +89,7 @@ impl HttpServerConfig {
             api_key: None,
             timeout: DEFAULT_HTTP_TIMEOUT,
             wandb_api_url: None,
+            concurrent_call_batches: None,
         }
     }
 
@@ -768,6 +775,18 @@ impl TraceServer for HttpServer {
 
     fn queues_feedback(&self) -> bool {
         true
+    }
+
+    /// The configured number, else 2 for a server that merges a call's start and end in any
+    /// order (its `/server_info` says so), else 1 (also when it cannot be asked).
+    fn concurrent_call_batches(&self) -> usize {
+        self.inner
+            .config
+            .concurrent_call_batches
+            .unwrap_or_else(|| match self.server_info() {
+                Ok(info) if info.call_batches_in_any_order == Some(true) => 2,
+                _ => 1,
+            })
     }
 }
 

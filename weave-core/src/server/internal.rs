@@ -48,6 +48,10 @@ impl TraceServer for Internal {
         self.0.queues_feedback()
     }
 
+    fn concurrent_call_batches(&self) -> usize {
+        internal(|| self.0.concurrent_call_batches())
+    }
+
     fn streams_calls_lazily(&self) -> bool {
         self.0.streams_calls_lazily()
     }

@@ -150,6 +150,15 @@ pub trait TraceServer: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// How many `/call/upsert_batch` requests the client's background writer may have in
+    /// flight at once. 1 (the default) sends them one after the other, in the order the calls
+    /// were made — what a server that needs a call's start before its end (the weave
+    /// package's SQLite server drops an end that comes first) requires. More only for a
+    /// backend that merges a call's start and end whatever order they arrive in.
+    fn concurrent_call_batches(&self) -> usize {
+        1
+    }
+
     /// Whether the client should queue feedback to its background writer (batched into
     /// `/feedback/batch/create`, retried like calls) rather than create it directly. True for
     /// remote servers, where a round trip per feedback is costly and an outage should not fail

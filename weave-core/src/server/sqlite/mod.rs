@@ -479,6 +479,7 @@ impl TraceServer for SqliteServer {
         Ok(ServerInfoRes {
             min_required_weave_python_version: "0.0.0".into(),
             trace_server_version: Some(format!("weave-rs-sqlite {}", env!("CARGO_PKG_VERSION"))),
+            call_batches_in_any_order: Some(true),
         })
     }
 
