@@ -122,6 +122,7 @@ enum Layout {
     StoreTableOnly,
     CompactKeys,
     Tuned,
+    WithoutRowid,
 }
 
 /// The `tuned` layout's page size (the store's is SQLite's default, 4 KiB)...
@@ -200,6 +201,31 @@ fn open(path: &Path, layout: Layout) -> Connection {
             assert!(indexes.len() >= 4, "the store's calls indexes: {indexes:?}");
             for name in indexes {
                 conn.execute_batch(&format!("DROP INDEX {name}")).unwrap();
+            }
+        }
+        Layout::WithoutRowid => {
+            // The store's table and indexes, the table keyed by (project_id, id) itself.
+            let schema: Vec<(String, String)> = conn
+                .prepare(
+                    "SELECT type, sql FROM sqlite_schema WHERE tbl_name = 'calls' \
+                     AND sql IS NOT NULL ORDER BY type DESC",
+                )
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            conn.execute_batch("DROP TABLE calls").unwrap();
+            for (kind, sql) in schema {
+                let sql = if kind == "table" {
+                    let sql =
+                        sql.replace("UNIQUE (project_id, id)", "PRIMARY KEY (project_id, id)");
+                    assert!(sql.contains("PRIMARY KEY"), "{sql}");
+                    format!("{sql} WITHOUT ROWID")
+                } else {
+                    sql
+                };
+                conn.execute_batch(&sql).unwrap();
             }
         }
         Layout::CompactKeys => {
@@ -310,6 +336,7 @@ fn store_layout(c: &mut Criterion) {
         ("store_table_only", Layout::StoreTableOnly),
         ("compact_keys", Layout::CompactKeys),
         ("tuned", Layout::Tuned),
+        ("without_rowid", Layout::WithoutRowid),
     ] {
         g.bench_function(id, |b| {
             b.iter_custom(|iters| {

@@ -282,14 +282,34 @@ pub struct CallCreateBatchReq {
     pub batch: Vec<CallBatchItem>,
 }
 
-/// One result of `/call/upsert_batch`, aligned with the request's items.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One result of `/call/upsert_batch`, aligned with the request's items: a start's ids, or
+/// `{}` for an end (read as an end whenever it lacks either id).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum CallBatchItemRes {
     /// The result of a start.
     Start(CallStartRes),
     /// The result of an end (`{}`).
     End(CallEndRes),
+}
+
+// Written by hand: serde's untagged enums buffer each item and try the variants in turn,
+// which cost a client reading a 1,000-item answer more than the rest of the request.
+impl<'de> Deserialize<'de> for CallBatchItemRes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Either {
+            #[serde(default)]
+            id: Option<String>,
+            #[serde(default)]
+            trace_id: Option<String>,
+        }
+        let e = Either::deserialize(d)?;
+        Ok(match (e.id, e.trace_id) {
+            (Some(id), Some(trace_id)) => CallBatchItemRes::Start(CallStartRes { id, trace_id }),
+            _ => CallBatchItemRes::End(CallEndRes {}),
+        })
+    }
 }
 
 /// Response of `/call/upsert_batch`.
@@ -556,4 +576,34 @@ pub struct ServerInfoRes {
     /// concurrently. Absent from other servers' answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub call_batches_in_any_order: Option<bool>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_results_read_as_starts_and_ends() {
+        let res: CallCreateBatchRes = serde_json::from_str(
+            r#"{"res":[{"id":"a","trace_id":"t"},{},{"id":"a"},{"extra":1}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            res.res,
+            vec![
+                CallBatchItemRes::Start(CallStartRes {
+                    id: "a".into(),
+                    trace_id: "t".into()
+                }),
+                CallBatchItemRes::End(CallEndRes {}),
+                CallBatchItemRes::End(CallEndRes {}),
+                CallBatchItemRes::End(CallEndRes {}),
+            ]
+        );
+        assert_eq!(
+            serde_json::to_string(&res.res[..2]).unwrap(),
+            r#"[{"id":"a","trace_id":"t"},{}]"#
+        );
+        assert!(serde_json::from_str::<CallBatchItemRes>("null").is_err());
+    }
 }
