@@ -36,6 +36,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod cli;
 pub mod compose;
 pub mod error;
 pub mod graphql;

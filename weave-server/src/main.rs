@@ -1,4 +1,6 @@
-//! The `weave` command: `weave serve` runs a Weave trace server over the embedded store.
+//! The `weave` command: `weave serve` runs a Weave trace server over the embedded store;
+//! `projects`, `calls`, `trace`, `call`, `tail` and `export` show what a store or a server
+//! holds (see `weave_server::cli`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,6 +8,7 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use weave_core::{SqliteServer, SqliteServerConfig};
+use weave_server::cli::{self, CliError, Source, Style};
 use weave_server::{ServeOptions, Server, DEFAULT_PORT};
 
 /// weave-rs: W&B Weave tracing with a local store.
@@ -21,6 +24,24 @@ enum Command {
     /// Serve a store over the Weave trace server protocol (for the Weave SDKs, and the links
     /// weave-rs prints).
     Serve(ServeArgs),
+    /// List the projects, with their call counts and latest activity.
+    Projects {
+        #[command(flatten)]
+        source: Source,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a project's calls, the newest first.
+    Calls(cli::CallsArgs),
+    /// Show a call's trace as a tree.
+    Trace(cli::TraceArgs),
+    /// Show everything about one call.
+    Call(cli::CallArgs),
+    /// Print new calls as they start, until interrupted.
+    Tail(cli::TailArgs),
+    /// Write a project's calls to a file (JSON lines or CSV), streaming.
+    Export(cli::ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -48,8 +69,24 @@ struct ServeArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Serve(args) => serve(args),
+    let style = Style::detect();
+    let result = match cli.command {
+        Command::Serve(args) => return serve(args),
+        Command::Projects { source, json } => cli::projects(&source, json, &style),
+        Command::Calls(args) => cli::calls(&args, &style),
+        Command::Trace(args) => cli::trace(&args, &style),
+        Command::Call(args) => cli::call(&args, &style),
+        Command::Tail(args) => cli::tail(&args, &style),
+        Command::Export(args) => cli::export(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`weave calls | head`) is how a reader says it has enough.
+        Err(CliError { message, .. }) if message.contains("Broken pipe") => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("weave: {}", e.message);
+            ExitCode::from(e.code)
+        }
     }
 }
 

@@ -62,6 +62,7 @@ fn api() -> Router<AppState> {
     Router::new()
         .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
         .route("/server_info", get(server_info))
+        .route("/weave-rs/projects", get(projects))
         // Calls.
         .route("/call/start", backend_route!(call_start))
         .route("/call/end", backend_route!(call_end))
@@ -179,6 +180,14 @@ async fn call_upsert_batch(State(s): State<AppState>, RawBody(body): RawBody) ->
             })
             .await
         }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /weave-rs/projects` (a weave-rs extension): the store's projects.
+async fn projects(State(s): State<AppState>) -> Response {
+    match blocking(&s, |b| b.projects()).await {
+        Ok(res) => Json(res).into_response(),
         Err(e) => e.into_response(),
     }
 }

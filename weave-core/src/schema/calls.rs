@@ -562,6 +562,26 @@ pub struct CallUpdateReq {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CallUpdateRes {}
 
+/// One project of a store, as [`crate::TraceServer::projects`] lists it (a weave-rs
+/// extension: the Weave protocol has no route listing projects).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectStats {
+    /// `"entity/project"`.
+    pub project_id: String,
+    /// Its calls that have started and are not deleted.
+    pub calls: u64,
+    /// When its latest call started.
+    #[serde(default)]
+    pub last_call_at: Option<Timestamp>,
+}
+
+/// Response of `GET /weave-rs/projects` (weave-rs extension).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProjectsRes {
+    /// The projects, the most recently active first.
+    pub projects: Vec<ProjectStats>,
+}
+
 /// Response of `GET /server_info`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerInfoRes {

@@ -690,6 +690,21 @@ impl TraceServer for HttpServer {
         Ok(serde_json::from_slice(&bytes)?)
     }
 
+    /// `GET /weave-rs/projects`, which `weave serve` answers; other servers do not list
+    /// projects (a clear error, not a 404).
+    fn projects(&self) -> Result<ProjectsRes> {
+        let path = "/weave-rs/projects";
+        let rb = self.request(reqwest::Method::GET, path);
+        match self.send_bytes(path, rb) {
+            Ok(bytes) => Ok(serde_json::from_slice(&bytes)?),
+            Err(e) if e.is_not_found() => Err(WeaveError::InvalidInput(format!(
+                "{} does not list its projects (it is not weave serve): name the project",
+                self.inner.config.base_url
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+
     fn calls_query_stream(&self, req: CallsQueryReq) -> Result<CallsStream> {
         let path = "/calls/stream_query";
         let rb = self

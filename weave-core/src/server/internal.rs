@@ -36,6 +36,10 @@ impl TraceServer for Internal {
         Ok(Box::new(InternalIter(inner)))
     }
 
+    fn projects(&self) -> Result<ProjectsRes> {
+        internal(|| self.0.projects())
+    }
+
     fn app_url(&self) -> String {
         internal(|| self.0.app_url())
     }

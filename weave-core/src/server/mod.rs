@@ -70,6 +70,15 @@ pub trait TraceServer: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// The projects this backend holds calls of, with their call counts and latest
+    /// activity, the most recently active first. A weave-rs extension (`GET
+    /// /weave-rs/projects` on `weave serve`); the default says the backend cannot list them.
+    fn projects(&self) -> Result<ProjectsRes> {
+        Err(crate::WeaveError::InvalidInput(
+            "this backend does not list its projects (name one)".into(),
+        ))
+    }
+
     /// `POST /call/read`: `call` is `None` when the id is unknown or deleted.
     fn call_read(&self, req: CallReadReq) -> Result<CallReadRes>;
 

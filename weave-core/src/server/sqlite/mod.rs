@@ -534,6 +534,25 @@ impl TraceServer for SqliteServer {
         )
     }
 
+    fn projects(&self) -> Result<ProjectsRes> {
+        let conn = self.read_conn();
+        let mut st = conn.prepare_cached(
+            "SELECT project_id, count(*), max(started_at) FROM calls \
+             WHERE started_at IS NOT NULL AND deleted_at IS NULL \
+             GROUP BY project_id ORDER BY max(started_at) DESC, project_id",
+        )?;
+        let projects = st
+            .query_map([], |r| {
+                Ok(ProjectStats {
+                    project_id: r.get(0)?,
+                    calls: r.get::<_, i64>(1)? as u64,
+                    last_call_at: r.get::<_, Option<i64>>(2)?.map(Timestamp::from_nanos),
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(ProjectsRes { projects })
+    }
+
     fn call_read(&self, req: CallReadReq) -> Result<CallReadRes> {
         let mut q = CallsQueryReq::new(req.project_id);
         q.filter = Some(CallsFilter {
