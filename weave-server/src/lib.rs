@@ -20,6 +20,8 @@
 //! | [`graphql`] | the few W&B GraphQL answers `weave.init` needs |
 //! | [`otel`] | OTLP trace export (`/otel/v1/traces`): spans as calls |
 //! | [`serve`](mod@serve) | binding, the ready line, clean shutdown |
+//! | [`viewer`] | the trace viewer's pages, for a browser |
+//! | [`cli`] | the `weave` command's read commands (`calls`, `trace`, `export`, …) |
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -43,6 +45,7 @@ pub mod graphql;
 pub mod otel;
 pub mod routes;
 pub mod serve;
+pub mod viewer;
 
 use std::sync::Arc;
 

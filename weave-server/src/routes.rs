@@ -9,7 +9,7 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::{middleware, Json, Router};
@@ -28,7 +28,15 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api.clone())
         .nest("/traces", api)
+        .route("/", get(crate::viewer::page))
+        .route("/_viewer/viewer.js", get(crate::viewer::script))
+        .route("/_viewer/viewer.css", get(crate::viewer::style))
         .route("/{entity}/{project}/weave", get(project_page))
+        .route("/{entity}/{project}/weave/calls", get(crate::viewer::page))
+        .route(
+            "/{entity}/{project}/weave/objects",
+            get(crate::viewer::page),
+        )
         .route("/{entity}/{project}/r/call/{id}", get(call_page))
         .route(
             "/{entity}/{project}/weave/objects/{name}/versions/{digest}",
@@ -344,11 +352,16 @@ async fn file_content(State(s): State<AppState>, RawBody(body): RawBody) -> Resp
 }
 
 /// The page of a call, the link weave-rs and the Python SDK print
-/// (`/{entity}/{project}/r/call/{id}`). For now the call as JSON; the viewer comes next.
+/// (`/{entity}/{project}/r/call/{id}`): the viewer's trace page for a browser, else the
+/// call as JSON.
 async fn call_page(
     State(s): State<AppState>,
+    headers: HeaderMap,
     Path((entity, project, id)): Path<(String, String, String)>,
 ) -> Response {
+    if crate::viewer::wants_html(&headers) {
+        return crate::viewer::page().await;
+    }
     let project_id = format!("{entity}/{project}");
     let id2 = id.clone();
     let read = blocking(&s, move |b| {
@@ -373,11 +386,16 @@ async fn call_page(
 }
 
 /// The page of a project, the link the Python SDK prints at `weave.init`
-/// (`/{entity}/{project}/weave`). For now the project's call count as JSON.
+/// (`/{entity}/{project}/weave`): the viewer's calls page for a browser, else the project's
+/// call count as JSON.
 async fn project_page(
     State(s): State<AppState>,
+    headers: HeaderMap,
     Path((entity, project)): Path<(String, String)>,
 ) -> Response {
+    if crate::viewer::wants_html(&headers) {
+        return crate::viewer::page().await;
+    }
     let project_id = format!("{entity}/{project}");
     let pid = project_id.clone();
     let stats = blocking(&s, move |b| {
@@ -397,11 +415,16 @@ async fn project_page(
     }
 }
 
-/// The page of an object or op version, the links the Python SDK prints when it publishes.
+/// The page of an object or op version, the links the Python SDK prints when it publishes:
+/// the viewer's page for a browser, else the object as JSON.
 async fn object_page(
     State(s): State<AppState>,
+    headers: HeaderMap,
     Path((entity, project, name, digest)): Path<(String, String, String, String)>,
 ) -> Response {
+    if crate::viewer::wants_html(&headers) {
+        return crate::viewer::page().await;
+    }
     let req = ObjReadReq {
         project_id: format!("{entity}/{project}"),
         object_id: name,
