@@ -15,7 +15,7 @@ function h(tag, attrs, ...children) {
     else if (k === 'class') el.className = v;
     else el.setAttribute(k, v === true ? '' : v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : String(c));
   }
@@ -165,7 +165,8 @@ function jsonView(value, depth = 0) {
   const isArray = Array.isArray(value);
   const entries = isArray ? value.map((v, i) => [i, v]) : Object.entries(value);
   if (entries.length === 0) return h('span', {class: 'j-empty'}, isArray ? '[]' : '{}');
-  const label = isArray ? `[${entries.length} items]` : `{${entries.length} keys}`;
+  const n = entries.length;
+  const label = isArray ? `[${n} ${n === 1 ? 'item' : 'items'}]` : `{${n} ${n === 1 ? 'key' : 'keys'}}`;
   const body = h('div', {class: 'j-body'});
   const renderEntries = (from, to) => {
     for (const [k, v] of entries.slice(from, to)) {

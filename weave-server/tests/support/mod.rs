@@ -1,6 +1,8 @@
 //! Fixtures of the weave-server tests: the real `weave` binary in a process of its own.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
