@@ -22,6 +22,13 @@
 //! - `contains_inputs`: `size()` of calls whose `inputs.prompt` `$contains` `"Zanzibar"`:
 //!   39,600. Reported.
 //!
+//! - `viewer_calls_page`, `viewer_calls_page_errors`, `viewer_trace_page_10k`: what the trace
+//!   viewer's pages ask `weave serve` (on loopback, in this process) when they open, over
+//!   HTTP through the remote backend, answers parsed: the calls page's newest 51 calls (costs
+//!   included) and their count, unfiltered and with the failed `get_weather` calls; the trace
+//!   page's call and its whole 10,000-call trace (the tree's columns). The time includes the
+//!   client's parsing, so it bounds the server's. Target <= 200 ms each.
+//!
 //! Criterion's figures are means; the p50 of every timed run (warm-up included) is printed
 //! on stderr at the end (`query summary`), against the targets.
 //!
@@ -51,7 +58,10 @@ mod common;
 
 use weave::config::Settings;
 use weave::query::field;
-use weave::{CallsFilter, CallsQuery, SqliteServer, WeaveClient};
+use weave::schema::{CallReadReq, CallsQueryReq, CallsQueryStatsReq};
+use weave::server::{HttpServer, HttpServerConfig};
+use weave::{CallsFilter, CallsQuery, SortBy, SqliteServer, TraceServer, WeaveClient};
+use weave_server::{BackgroundServer, ServeOptions};
 
 /// Bump when the shape of the store changes: a new file is built.
 const STORE_VERSION: u32 = 2;
@@ -275,6 +285,8 @@ fn write_calls(client: &WeaveClient, shape: Shape, started: Instant) {
 /// The store of `shape` (built when missing) and what the benchmarks need to know of it.
 struct Store {
     client: WeaveClient,
+    /// The store's file.
+    path: PathBuf,
     /// The exact op ref of `llm` (`weave:///bench/query/op/llm:<digest>`).
     llm_op: String,
     /// The exact op ref of `get_weather`.
@@ -322,6 +334,7 @@ fn open_store(shape: Shape) -> Store {
     let big_trace_id = first("evaluate").trace_id().to_string();
     Store {
         client,
+        path,
         llm_op,
         tool_op,
         big_trace_id,
@@ -381,6 +394,7 @@ fn summary(runs: &Runs, shape: Shape) {
             "by_op_name_limit100" => Some((ms <= 10.0, "target p50 <= 10 ms")),
             "trace_10k" => Some((ms <= 50.0, "target <= 50 ms")),
             "filtered_count" => Some((ms <= 50.0, "target <= 50 ms")),
+            v if v.starts_with("viewer_") => Some((ms <= 200.0, "target <= 200 ms")),
             _ => None,
         };
         let mut line = format!("  {id:<32} p50 {ms:>10.2} ms  ({} runs)", times.len());
@@ -486,6 +500,129 @@ fn queries(c: &mut Criterion) {
         || client.get_calls(failed_tools.clone()).size().unwrap(),
         |n| assert_eq!(*n, shape.failed_tools()),
     );
+
+    // The viewer's pages, through weave serve on the same file.
+    let served = BackgroundServer::start(
+        Arc::new(SqliteServer::open(&store.path).unwrap()),
+        ServeOptions::default().with_port(0),
+    )
+    .unwrap();
+    let http = HttpServer::new(HttpServerConfig::new(served.url())).unwrap();
+    let project_id = format!("{ENTITY}/{PROJECT}");
+    let calls_page = |query: Option<weave::Query>, filter: Option<CallsFilter>| {
+        let (http, project_id) = (&http, project_id.clone());
+        move || {
+            let mut req = CallsQueryReq::new(project_id.clone());
+            req.filter = filter.clone();
+            req.query = query.clone();
+            req.sort_by = Some(vec![SortBy::desc("started_at")]);
+            req.limit = Some(51);
+            req.include_costs = true;
+            let calls = http
+                .calls_query_stream(req)
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            let count = http
+                .calls_query_stats(CallsQueryStatsReq {
+                    project_id: project_id.clone(),
+                    filter: filter.clone(),
+                    query: query.clone(),
+                    limit: None,
+                    include_total_storage_size: false,
+                    expand_columns: None,
+                })
+                .unwrap()
+                .count;
+            (calls, count)
+        }
+    };
+    bench(
+        &mut g,
+        &runs,
+        "viewer_calls_page",
+        calls_page(None, None),
+        |(calls, count)| {
+            assert_eq!(calls.len(), 51);
+            assert_eq!(*count, shape.total);
+        },
+    );
+    bench(
+        &mut g,
+        &runs,
+        "viewer_calls_page_errors",
+        calls_page(
+            Some(weave::Query::new(field("summary.weave.status").eq("error"))),
+            Some(CallsFilter {
+                op_names: Some(vec![op_ref("get_weather")]),
+                ..Default::default()
+            }),
+        ),
+        |(calls, count)| {
+            assert_eq!(calls.len(), 51);
+            assert_eq!(*count, shape.failed_tools());
+        },
+    );
+    let root_id = client
+        .get_calls(
+            CallsQuery::new()
+                .filter(CallsFilter {
+                    trace_ids: Some(vec![store.big_trace_id.clone()]),
+                    trace_roots_only: Some(true),
+                    ..Default::default()
+                })
+                .limit(1),
+        )
+        .next()
+        .unwrap()
+        .unwrap()
+        .id()
+        .to_string();
+    bench(
+        &mut g,
+        &runs,
+        "viewer_trace_page_10k",
+        || {
+            let call = http
+                .call_read(CallReadReq {
+                    project_id: project_id.clone(),
+                    id: root_id.clone(),
+                    include_costs: true,
+                    include_storage_size: false,
+                    include_total_storage_size: false,
+                })
+                .unwrap()
+                .call
+                .unwrap();
+            let mut req = CallsQueryReq::new(project_id.clone());
+            req.filter = Some(CallsFilter {
+                trace_ids: Some(vec![call.trace_id.clone()]),
+                ..Default::default()
+            });
+            req.sort_by = Some(vec![SortBy::asc("started_at")]);
+            req.columns = Some(
+                [
+                    "id",
+                    "trace_id",
+                    "parent_id",
+                    "op_name",
+                    "display_name",
+                    "started_at",
+                    "ended_at",
+                    "exception",
+                    "summary",
+                ]
+                .map(String::from)
+                .to_vec(),
+            );
+            http.calls_query_stream(req)
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap()
+        },
+        |calls| assert_eq!(calls.len() as u64, shape.big_trace),
+    );
+    drop(served);
 
     // The slow ones: one run per sample, as few samples as criterion allows.
     g.sampling_mode(SamplingMode::Flat).sample_size(10);

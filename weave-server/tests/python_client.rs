@@ -222,6 +222,51 @@ fn the_python_client_logs_to_weave_serve_and_both_clients_read_it_all_back() {
         assert_eq!(r.status(), want, "{link}");
     }
 
+    // In a browser, each link opens its page in the viewer: the call's trace with the call
+    // selected, the object's version, the project's calls; the deleted call's says so.
+    if let Some(mut b) = support::browser::Browser::launch("python client links in the viewer") {
+        b.basic_auth("api", "local-key");
+        for link in &links {
+            b.goto(link);
+            let drawn = b.wait_for(
+                "document.querySelector('.error-box, #tree .node.selected, #calls tbody tr, main h1') ? 'drawn' : null",
+            );
+            let errors = b.eval("document.querySelector('.error-box')?.textContent ?? ''");
+            if link.ends_with(deleted) {
+                assert!(
+                    errors.as_str().unwrap().contains(deleted),
+                    "{link}: {errors}"
+                );
+                continue;
+            }
+            assert_eq!(errors, "", "{link}");
+            if let Some(id) = link.split("/r/call/").nth(1) {
+                assert_eq!(
+                    b.eval("document.querySelector('#tree .node.selected')?.dataset.id"),
+                    Value::from(id),
+                    "{link}: {drawn}"
+                );
+            } else if link.ends_with("/weave") {
+                assert!(
+                    b.wait_for("document.querySelectorAll('#calls tbody tr[data-id]').length")
+                        .as_u64()
+                        > Some(0),
+                    "{link}"
+                );
+            } else {
+                let name = link
+                    .split("/weave/objects/")
+                    .nth(1)
+                    .unwrap()
+                    .split('/')
+                    .next()
+                    .unwrap();
+                let h1 = b.eval("document.querySelector('main h1').textContent");
+                assert!(h1.as_str().unwrap().starts_with(name), "{link}: {h1}");
+            }
+        }
+    }
+
     // The same calls are in the store's file, for a Rust program that reads it directly.
     drop(served);
     let file = SqliteServer::open(&db).unwrap();

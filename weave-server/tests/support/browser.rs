@@ -128,6 +128,17 @@ impl Browser {
         }
     }
 
+    /// Sends HTTP Basic `user:password` with every request of the page (a server with a key).
+    pub fn basic_auth(&mut self, user: &str, password: &str) {
+        use base64::Engine;
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        self.call("Network.enable", json!({}));
+        self.call(
+            "Network.setExtraHTTPHeaders",
+            json!({"headers": {"Authorization": format!("Basic {token}")}}),
+        );
+    }
+
     /// Opens `url` and waits until the viewer has drawn its page.
     pub fn goto(&mut self, url: &str) {
         self.call("Page.navigate", json!({ "url": url }));
