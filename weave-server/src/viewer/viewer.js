@@ -237,6 +237,7 @@ async function projectsPage() {
 }
 
 const PAGE_SIZE = 50;
+const COUNT_CAP = 10000;
 const AGES = {'': 'any time', '15m': 'last 15 minutes', '1h': 'last hour', '24h': 'last 24 hours', '7d': 'last 7 days'};
 const AGE_MS = {'15m': 9e5, '1h': 3.6e6, '24h': 8.64e7, '7d': 6.048e8};
 
@@ -277,15 +278,17 @@ function withConds(req, conds) {
 }
 
 /** Calls before (older than) or after `cursor` in start order: keyset paging, so a page deep
- * in a million calls costs what the first does. */
+ * in a million calls does not re-read the calls before it. Written as a range on the start
+ * (which the store's start index answers) minus the cursor's own start at or past its id. */
 function cursorCond(cursor, older) {
-  const op = older ? '$lt' : '$gt';
-  return {$or: [
-    {[op]: [{$getField: 'started_at'}, {$literal: cursor.started_at}]},
-    {$and: [
-      {$eq: [{$getField: 'started_at'}, {$literal: cursor.started_at}]},
-      {[op]: [{$getField: 'id'}, {$literal: cursor.id}]},
-    ]},
+  const at = {$literal: cursor.started_at};
+  const startedAt = {$getField: 'started_at'};
+  return {$and: [
+    {[older ? '$lte' : '$gte']: [startedAt, at]},
+    {$not: [{$and: [
+      {$eq: [startedAt, at]},
+      {[older ? '$gte' : '$lte']: [{$getField: 'id'}, {$literal: cursor.id}]},
+    ]}]},
   ]};
 }
 
@@ -337,8 +340,13 @@ async function callsPage(e, p) {
       tbody), pager);
 
   const {req, conds} = callsQuery(projectId, f);
-  api('/calls/query_stats', withConds({project_id: projectId, filter: req.filter}, conds))
-    .then((s) => { count.textContent = `${s.count.toLocaleString('en-US')} calls`; })
+  // Counted up to COUNT_CAP: an exact count of a million calls reads every one of them.
+  api('/calls/query_stats', Object.assign(withConds({project_id: projectId, filter: req.filter}, conds), {limit: COUNT_CAP + 1}))
+    .then((s) => {
+      count.textContent = s.count > COUNT_CAP
+        ? `more than ${COUNT_CAP.toLocaleString('en-US')} calls`
+        : `${s.count.toLocaleString('en-US')} calls`;
+    })
     .catch(() => {});
 
   const row = (c, fresh) => h('tr', {class: fresh ? 'fresh' : '', 'data-id': c.id,
