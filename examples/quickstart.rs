@@ -193,7 +193,10 @@ fn main() -> weave::Result<()> {
     ) {
         (Some(remote), _) => println!("\nSent to the trace server {}", remote.base_url),
         (None, Some(path)) => println!(
-            "\nStored in {} (set WEAVE_DB_PATH to change)",
+            "\nStored in {} (set WEAVE_DB_PATH to change)\n\
+             See them in a browser: `cargo run -p weave-server --bin weave -- serve`, then open a\n\
+             link above; in a terminal: `weave calls`, `weave trace <id>` (`cargo install --path\n\
+             weave-server` puts `weave` on your PATH).",
             path.display()
         ),
         (None, None) => println!("\nStored in memory (WEAVE_DB_PATH=:memory:)"),
