@@ -310,6 +310,14 @@ fn the_same_commands_read_a_server() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&o.stdout).contains(&failed));
+    // --db wins over a server in the environment.
+    let o = Command::new(weave_bin())
+        .args(["projects", "--db", db.to_str().unwrap()])
+        .env("WF_TRACE_SERVER_URL", "http://127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("acme/agents"));
 }
 
 #[test]

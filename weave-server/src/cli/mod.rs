@@ -69,9 +69,10 @@ impl From<std::io::Error> for CliError {
 /// What a command reads: a store file or a server, and a project in it.
 #[derive(Debug, Clone, Default, Args)]
 pub struct Source {
-    /// The store to read: a SQLite file the SDK wrote. Default: the SDK's default store
-    /// ($WEAVE_DB_PATH, else $XDG_DATA_HOME/weave/weave.sqlite or ~/.local/share/weave/weave.sqlite).
-    #[arg(long, value_name = "PATH", conflicts_with = "server")]
+    /// The store to read: a SQLite file the SDK wrote (it wins over --server and
+    /// $WF_TRACE_SERVER_URL). Default: the SDK's default store ($WEAVE_DB_PATH, else
+    /// $XDG_DATA_HOME/weave/weave.sqlite or ~/.local/share/weave/weave.sqlite).
+    #[arg(long, value_name = "PATH")]
     pub db: Option<PathBuf>,
     /// Read from a Weave trace server instead of a store (its API key from $WANDB_API_KEY).
     #[arg(long, value_name = "URL", env = "WF_TRACE_SERVER_URL")]
