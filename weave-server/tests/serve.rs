@@ -506,3 +506,35 @@ fn threads_are_listed_with_their_turns() {
     assert_eq!(r.status(), 400);
     assert!(r.text().unwrap().contains("nope"));
 }
+
+/// Browsers: another site's page cannot write or read through the server (its `Origin` is
+/// refused), and a name rebound to 127.0.0.1 is refused on a server without a key; the
+/// viewer's own requests, and clients that send no `Origin`, go through.
+#[test]
+fn other_sites_pages_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Served::start(&dir.path().join("weave.sqlite"), &[]);
+    let body = json!({"project_id": "e/p", "weave_ref": "weave:///e/p/call/x",
+        "feedback_type": "wandb.note.1", "payload": {"note": "from elsewhere"}});
+    let post = |origin: Option<&str>| {
+        let mut r = http()
+            .post(format!("{}/feedback/create", s.url))
+            .json(&body);
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        r.send().unwrap()
+    };
+    let refused = post(Some("https://evil.example"));
+    assert_eq!(refused.status(), 403);
+    assert!(refused.text().unwrap().contains("other sites"));
+    assert_eq!(post(Some(&s.url)).status(), 200, "the viewer's own page");
+    assert_eq!(post(None).status(), 200, "an SDK");
+    let port = s.url.rsplit(':').next().unwrap();
+    let rebound = http()
+        .get(format!("{}/server_info", s.url))
+        .header("host", format!("evil.example:{port}"))
+        .send()
+        .unwrap();
+    assert_eq!(rebound.status(), 403);
+}
