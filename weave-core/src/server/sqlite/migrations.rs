@@ -407,3 +407,53 @@ mod tests {
         assert!(sql.contains(STATUS_SQL), "{sql}");
     }
 }
+/// A query bounded in time reads a range of the start index (the viewer's keyset pages, the
+/// CLI's `--since`): see `query::start_bounds`.
+#[cfg(test)]
+mod time_bounds {
+    use super::super::{compile_calls_query, SqliteServer};
+    use crate::schema::{CallsQueryReq, SortBy};
+
+    #[test]
+    fn time_bounded_queries_read_a_range_of_the_start_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = SqliteServer::open(dir.path().join("s.sqlite")).unwrap();
+        let t = r#"{"$literal": "2025-01-01T00:00:00Z"}"#;
+        let at = r#"{"$getField": "started_at"}"#;
+        for (q, bound) in [
+            // The viewer's "Older →" page.
+            (
+                format!(
+                    r#"{{"$and": [{{"$lte": [{at}, {t}]}}, {{"$not": [{{"$and": [{{"$eq": [{at}, {t}]}}, {{"$gte": [{{"$getField": "id"}}, {{"$literal": "abc"}}]}}]}}]}}]}}"#
+                ),
+                "started_at<?",
+            ),
+            // `--since`, the literal on either side.
+            (format!(r#"{{"$gte": [{at}, {t}]}}"#), "started_at>?"),
+            (format!(r#"{{"$gt": [{t}, {at}]}}"#), "started_at<?"),
+        ] {
+            let mut req = CallsQueryReq::new("e/p");
+            req.query = Some(serde_json::from_str(&format!(r#"{{"$expr": {q}}}"#)).unwrap());
+            req.sort_by = Some(vec![SortBy::desc("started_at")]);
+            req.limit = Some(51);
+            let c = compile_calls_query(&req).unwrap();
+            let conn = server.read_conn();
+            let mut stmt = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {}", c.sql))
+                .unwrap();
+            let plan: Vec<String> = stmt
+                .query_map(rusqlite::params_from_iter(c.params.0.iter()), |r| {
+                    r.get::<_, String>(3)
+                })
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            let plan = plan.join("\n");
+            assert!(
+                plan.contains("USING INDEX calls_project_started_id") && plan.contains(bound),
+                "{q}: {plan}"
+            );
+            assert!(!plan.contains("TEMP B-TREE"), "{q}: {plan}");
+        }
+    }
+}

@@ -364,6 +364,7 @@ fn where_clause(
     }
     if let Some(q) = query {
         conds.push(query::query_condition(query::Table::Calls, q, params)?);
+        conds.extend(query::start_bounds(q, params));
     }
     Ok(conds.join(" AND "))
 }

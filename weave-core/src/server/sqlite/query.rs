@@ -631,6 +631,50 @@ pub(crate) fn query_condition(table: Table, query: &Query, params: &mut Params) 
     Compiler { params, table }.operation(&query.expr)
 }
 
+/// Plain `started_at <op> ?` copies of the query's top-level comparisons of `started_at`
+/// with a timestamp, for the calls WHERE clause to add beside the compiled query.
+///
+/// The compiled comparison is wrapped for SQL's NULLs (`COALESCE(started_at <= ?, 0)`), which
+/// hides it from the planner, so a query bounded in time (the viewer's keyset pages, `--since`)
+/// scanned the start index from its end. A copy is exact, not an approximation: the clause
+/// also requires `started_at IS NOT NULL`, and a top-level conjunct must hold for a row to
+/// match, so the plain comparison holds for exactly the rows the wrapped one admits. Only
+/// conjuncts of the outermost `$and` are copied (under `$or` or `$not` they need not hold).
+pub(crate) fn start_bounds(query: &Query, params: &mut Params) -> Vec<String> {
+    fn walk(op: &Operation, params: &mut Params, out: &mut Vec<String>) {
+        let (a, b, sql_op, flipped) = match op {
+            Operation::And(ops) => {
+                for o in ops {
+                    if let Operand::Operation(inner) = o {
+                        walk(inner, params, out);
+                    }
+                }
+                return;
+            }
+            Operation::Eq(a, b) => (a, b, "=", "="),
+            Operation::Gt(a, b) => (a, b, ">", "<"),
+            Operation::Gte(a, b) => (a, b, ">=", "<="),
+            Operation::Lt(a, b) => (a, b, "<", ">"),
+            Operation::Lte(a, b) => (a, b, "<=", ">="),
+            _ => return,
+        };
+        let is_start = |o: &Operand| matches!(o, Operand::GetField(f) if f == "started_at");
+        let (literal, sql_op) = match (a, b) {
+            (f, Operand::Literal(v)) if is_start(f) => (v, sql_op),
+            (Operand::Literal(v), f) if is_start(f) => (v, flipped),
+            _ => return,
+        };
+        if let Value::String(s) = literal {
+            if let Ok(t) = s.parse::<Timestamp>() {
+                out.push(format!("started_at {sql_op} {}", params.bind(t.as_nanos())));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&query.expr, params, &mut out);
+    out
+}
+
 /// An ORDER BY clause (without the keywords) over `table` for explicit sort keys; `None` when
 /// there are none.
 pub(crate) fn order_by_keys(
