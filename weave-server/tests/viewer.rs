@@ -255,6 +255,29 @@ fn the_calls_table_filters_pages_and_shows_new_calls() {
     let op = b.eval("document.querySelector('#calls tbody tr td:nth-child(2)').textContent");
     assert_eq!(op, "agent");
 
+    // A time range typed in (UTC): from the agent run's start to just after it.
+    let calls = client
+        .get_calls(weave_core::CallsQuery::new())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let root = calls.iter().find(|c| c.func_name() == "agent").unwrap();
+    let first_step = calls
+        .iter()
+        .filter(|c| c.func_name() == "step")
+        .map(|c| c.started_at())
+        .min()
+        .unwrap();
+    let utc =
+        |t: weave_core::Timestamp| t.to_datetime().format("%Y-%m-%dT%H:%M:%S%.3f").to_string();
+    let before_steps = weave_core::Timestamp::from_nanos(first_step.as_nanos() - 1_000_000);
+    b.goto(&format!(
+        "{}/acme/agents/weave?from={}&to={}",
+        s.url,
+        utc(root.started_at()),
+        utc(before_steps)
+    ));
+    b.wait_for("document.querySelectorAll('#calls tbody tr[data-id]').length === 4");
+
     // New calls appear while the page is open.
     b.goto(&format!("{}/acme/agents/weave?op=late", s.url));
     b.wait_for("document.querySelector('#calls tbody')?.textContent.includes('No calls match')");

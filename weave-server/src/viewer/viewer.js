@@ -263,6 +263,13 @@ function callsQuery(projectId, f) {
   if (f.since && AGE_MS[f.since]) {
     conds.push({$gte: [{$getField: 'started_at'}, {$literal: new Date(Date.now() - AGE_MS[f.since]).toISOString()}]});
   }
+  // A range typed in (UTC): from / to, either or both.
+  const instant = (v) => {
+    const d = new Date(v.endsWith('Z') ? v : v + 'Z');
+    return isNaN(d) ? null : d.toISOString();
+  };
+  if (f.from && instant(f.from)) conds.push({$gte: [{$getField: 'started_at'}, {$literal: instant(f.from)}]});
+  if (f.to && instant(f.to)) conds.push({$lte: [{$getField: 'started_at'}, {$literal: instant(f.to)}]});
   if (f.q) {
     const has = (field) => ({$contains: {input: {$getField: field}, substr: {$literal: f.q}, case_insensitive: true}});
     conds.push({$or: [has('inputs'), has('output')]});
@@ -303,6 +310,8 @@ async function callsPage(e, p) {
     since: params.get('since') || '',
     q: params.get('q') || '',
     sort: params.get('sort') || 'newest',
+    from: params.get('from') || '',
+    to: params.get('to') || '',
   };
   const tabs = projectNav(e, p, 'Calls');
   const setParam = (k, v) => {
@@ -322,6 +331,10 @@ async function callsPage(e, p) {
       onchange: (ev) => setParam('roots', ev.target.checked ? '1' : '')}), ' roots only'),
     h('label', {}, 'Started ', h('select', {name: 'since', onchange: (ev) => setParam('since', ev.target.value)},
       Object.entries(AGES).map(([k, v]) => h('option', {value: k, selected: k === f.since}, v)))),
+    h('label', {}, 'From ', h('input', {type: 'datetime-local', step: 1, name: 'from', value: f.from,
+      title: 'UTC', onchange: (ev) => setParam('from', ev.target.value)})),
+    h('label', {}, 'to ', h('input', {type: 'datetime-local', step: 1, name: 'to', value: f.to,
+      title: 'UTC', onchange: (ev) => setParam('to', ev.target.value)}), ' UTC'),
     h('label', {}, 'Sort ', h('select', {name: 'sort', onchange: (ev) => setParam('sort', ev.target.value)},
       [['newest', 'newest first'], ['oldest', 'oldest first'], ['slowest', 'slowest first']].map(([k, v]) =>
         h('option', {value: k, selected: k === f.sort}, v)))),
