@@ -246,6 +246,19 @@ fn the_python_client_logs_to_weave_serve_and_both_clients_read_it_all_back() {
                     Value::from(id),
                     "{link}: {drawn}"
                 );
+                // The Python exception of the failed child, as Python prints it.
+                if b.eval("!!document.querySelector('#tree .node[data-status=error]')") == true {
+                    b.click("#tree .node[data-status=error]");
+                    let exc =
+                        b.wait_for("document.querySelector('#detail pre.exception')?.textContent");
+                    let exc = exc.as_str().unwrap();
+                    assert!(
+                        exc.starts_with("Traceback (most recent call last):"),
+                        "{exc}"
+                    );
+                    assert!(exc.contains("raise ValueError"), "{exc}");
+                    assert!(exc.trim_end().ends_with("ValueError: bad input 1"), "{exc}");
+                }
             } else if link.ends_with("/weave") {
                 assert!(
                     b.wait_for("document.querySelectorAll('#calls tbody tr[data-id]').length")
