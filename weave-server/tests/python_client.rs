@@ -257,7 +257,8 @@ fn the_python_client_logs_to_weave_serve_and_both_clients_read_it_all_back() {
                         "{exc}"
                     );
                     assert!(exc.contains("raise ValueError"), "{exc}");
-                    assert!(exc.trim_end().ends_with("ValueError: bad input 1"), "{exc}");
+                    let last = exc.trim_end().lines().last().unwrap_or_default();
+                    assert!(last.starts_with("ValueError: bad input "), "{exc}");
                 }
             } else if link.ends_with("/weave") {
                 assert!(
