@@ -20,14 +20,23 @@ use syn::{
 const KINDS: &[&str] = &["agent", "llm", "tool", "search", "guardrail", "scorer"];
 
 /// Turns a function into a Weave op: every invocation becomes a call. See `weave::op`.
+///
+/// When the attribute's arguments or the item are wrong, the item is emitted as it was
+/// written, beside the error: only the attribute is reported, and the function and its
+/// callers keep compiling (as `tracing::instrument` does), so one mistake does not bury the
+/// user under errors about a function that vanished.
 #[proc_macro_attribute]
 pub fn op(args: TokenStream, item: TokenStream) -> TokenStream {
     let source = capture_source(&item);
+    let item2: TokenStream2 = item.into();
+    let with_item = |e: syn::Error| -> TokenStream {
+        let err = e.to_compile_error();
+        quote!(#err #item2).into()
+    };
     let args = match parse_args(args.into()) {
         Ok(a) => a,
-        Err(e) => return e.to_compile_error().into(),
+        Err(e) => return with_item(e),
     };
-    let item2: TokenStream2 = item.into();
     let func: ItemFn = match syn::parse2(item2.clone()) {
         Ok(f) => f,
         Err(_) => {
@@ -37,27 +46,23 @@ pub fn op(args: TokenStream, item: TokenStream) -> TokenStream {
                 default: None,
                 semi_token: Some(semi),
                 ..
-            }) = syn::parse2(item2)
+            }) = syn::parse2(item2.clone())
             {
-                return syn::Error::new_spanned(
+                return with_item(syn::Error::new_spanned(
                     quote!(#sig #semi),
                     "#[weave::op] needs a function body; put it on the method in the `impl` block",
-                )
-                .to_compile_error()
-                .into();
+                ));
             }
-            return syn::Error::new(
+            return with_item(syn::Error::new(
                 Span::call_site(),
                 "#[weave::op] goes on a function or method with a body",
-            )
-            .to_compile_error()
-            .into();
+            ));
         }
     };
     let source = source.unwrap_or_else(|| func.to_token_stream().to_string());
     match expand(args, func, source) {
         Ok(ts) => ts.into(),
-        Err(e) => e.to_compile_error().into(),
+        Err(e) => with_item(e),
     }
 }
 

@@ -1,4 +1,6 @@
 #[weave::op(skip())]
-fn f(a: u8) {}
+fn f(a: u8) -> u8 {
+    a
+}
 
 fn main() {}
