@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::{weave_bin, Served};
-use weave_core::{CallOptions, Exception, SqliteServer, WeaveClient};
+use weave_core::{CallOptions, SqliteServer, WeaveClient};
 
 /// Runs `weave ARGS` with no colour environment (stdout is a pipe anyway).
 fn weave(args: &[&str]) -> Output {
@@ -41,69 +41,25 @@ fn stdout(o: &Output) -> String {
     String::from_utf8(o.stdout.clone()).unwrap()
 }
 
-/// A store with one project: an agent run (a root, an LLM call with usage, a tool call that
-/// fails with a Python-style traceback, a retry that succeeds), feedback on the failed call,
-/// and 30 plain calls (34 in all). Returns the ids of the root and the failed call.
+/// A store with one project: the shared agent run (a root, an LLM call with usage, a tool
+/// call that fails with a Python-style traceback, a retry that succeeds), feedback on the
+/// failed call, and 30 plain calls (34 in all). Returns the ids of the root and the failed
+/// call.
 fn store(db: &Path) -> (String, String) {
-    let client = WeaveClient::new(
-        "acme",
-        "agents",
-        Arc::new(SqliteServer::open(db).unwrap()),
-        false,
-    )
-    .unwrap();
-    let opts = || CallOptions::new().use_stack(false);
-    let root = client
-        .create_call_with("agent", json!({"question": "weather in Paris?"}), opts())
-        .unwrap();
-    let llm = client
-        .create_call_with(
-            "chat",
-            json!({"model": "gpt-4o", "prompt": "hi"}),
-            opts().parent(&root),
-        )
-        .unwrap();
-    client
-        .finish_call(
-            &llm,
-            json!({"model": "gpt-4o", "usage": {"prompt_tokens": 12, "completion_tokens": 30, "total_tokens": 42}}),
-        )
-        .unwrap();
-    let tool = client
-        .create_call_with(
-            "get_weather",
-            json!({"city": "Paris"}),
-            opts().parent(&root),
-        )
-        .unwrap();
-    let mut exc = Exception::new("TimeoutError", "the weather service did not answer");
-    exc.traceback = Some(vec![weave_core::StackFrame {
-        filename: "tools.py".into(),
-        line_number: Some(7),
-        function_name: "get_weather".into(),
-        text: Some("raise TimeoutError(...)".into()),
-    }]);
-    client.fail_call(&tool, exc).unwrap();
-    let retry = client
-        .create_call_with(
-            "get_weather",
-            json!({"city": "Paris", "attempt": 2}),
-            opts().parent(&root),
-        )
-        .unwrap();
-    client.finish_call(&retry, json!({"temp_c": 18})).unwrap();
-    client.finish_call(&root, "18°C in Paris").unwrap();
+    let run = support::agent_run(db, "http://127.0.0.1:6346");
+    let client = run.client;
     for i in 0..30 {
         let c = client
-            .create_call_with("step", json!({"i": i}), opts())
+            .create_call_with("step", json!({"i": i}), CallOptions::new().use_stack(false))
             .unwrap();
         client.finish_call(&c, i).unwrap();
     }
     client.flush();
-    tool.feedback().add_reaction("👎").unwrap();
-    tool.feedback().add_note("flaky upstream").unwrap();
+    let failed = client.get_call(&run.failed_id).unwrap();
+    failed.feedback().add_reaction("👎").unwrap();
+    failed.feedback().add_note("flaky upstream").unwrap();
     client.flush();
-    (root.id().to_string(), tool.id().to_string())
+    (run.root_id, run.failed_id)
 }
 
 #[test]

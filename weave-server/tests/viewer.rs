@@ -6,74 +6,16 @@
 mod support;
 
 use std::path::Path;
-use std::sync::Arc;
 
 use serde_json::{json, Value};
 use support::browser::Browser;
 use support::Served;
-use weave_core::{
-    CallOptions, Exception, SqliteServer, SqliteServerConfig, StackFrame, WeaveClient,
-};
+use weave_core::{CallOptions, WeaveClient};
 
-/// An agent run written to `db` by a program whose links point at `url`: a root, an LLM call
-/// with usage, a tool call that fails with a Python-style traceback, a retry. Returns the
-/// client and the failed call's id and link of the root.
+/// The shared agent run: its client, the failed call's id, the root's link.
 fn agent_run(db: &Path, url: &str) -> (WeaveClient, String, String) {
-    let store = SqliteServer::with_config(SqliteServerConfig {
-        path: Some(db.to_path_buf()),
-        app_url: url.to_string(),
-    })
-    .unwrap();
-    let client = WeaveClient::new("acme", "agents", Arc::new(store), false).unwrap();
-    let opts = || CallOptions::new().use_stack(false);
-    // Real durations, so the waterfall has something to show.
-    let work = |ms| std::thread::sleep(std::time::Duration::from_millis(ms));
-    let root = client
-        .create_call_with("agent", json!({"question": "weather in Paris?"}), opts())
-        .unwrap();
-    let llm = client
-        .create_call_with(
-            "chat",
-            json!({"prompt": "x".repeat(2000)}),
-            opts().parent(&root),
-        )
-        .unwrap();
-    work(40);
-    client
-        .finish_call(
-            &llm,
-            json!({"model": "gpt-4o", "usage": {"prompt_tokens": 12, "completion_tokens": 30, "total_tokens": 42}}),
-        )
-        .unwrap();
-    let tool = client
-        .create_call_with(
-            "get_weather",
-            json!({"city": "Paris"}),
-            opts().parent(&root),
-        )
-        .unwrap();
-    work(15);
-    let mut exc = Exception::new("TimeoutError", "the weather service did not answer");
-    exc.traceback = Some(vec![StackFrame {
-        filename: "tools.py".into(),
-        line_number: Some(7),
-        function_name: "get_weather".into(),
-        text: Some("raise TimeoutError(...)".into()),
-    }]);
-    client.fail_call(&tool, exc).unwrap();
-    let retry = client
-        .create_call_with(
-            "get_weather",
-            json!({"city": "Paris", "attempt": 2}),
-            opts().parent(&root),
-        )
-        .unwrap();
-    work(25);
-    client.finish_call(&retry, json!({"temp_c": 18})).unwrap();
-    work(5);
-    client.finish_call(&root, "18°C in Paris").unwrap();
-    client.flush();
-    (client, tool.id().to_string(), root.ui_url())
+    let run = support::agent_run(db, url);
+    (run.client, run.failed_id, run.root_link)
 }
 
 #[test]

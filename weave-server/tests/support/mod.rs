@@ -112,3 +112,83 @@ pub fn http() -> reqwest::blocking::Client {
         .build()
         .unwrap()
 }
+
+/// An agent run written to the store at `db` by a program whose call links point at
+/// `app_url` (as `weave serve` on that file answers them), with real durations: a root, an
+/// LLM call with usage and a 2,000-character prompt, a tool call that fails with a
+/// Python-style traceback, and a retry that succeeds.
+pub struct AgentRun {
+    /// A client of the run's project (`acme/agents`) on the same file.
+    pub client: weave_core::WeaveClient,
+    /// The root call's id and link.
+    pub root_id: String,
+    pub root_link: String,
+    /// The failed tool call's id.
+    pub failed_id: String,
+}
+
+pub fn agent_run(db: &Path, app_url: &str) -> AgentRun {
+    use serde_json::json;
+    use weave_core::{CallOptions, Exception, SqliteServer, SqliteServerConfig, StackFrame};
+    let store = SqliteServer::with_config(SqliteServerConfig {
+        path: Some(db.to_path_buf()),
+        app_url: app_url.to_string(),
+    })
+    .unwrap();
+    let client =
+        weave_core::WeaveClient::new("acme", "agents", std::sync::Arc::new(store), false).unwrap();
+    let opts = || CallOptions::new().use_stack(false);
+    // Real durations, so a waterfall has something to show.
+    let work = |ms| std::thread::sleep(Duration::from_millis(ms));
+    let root = client
+        .create_call_with("agent", json!({"question": "weather in Paris?"}), opts())
+        .unwrap();
+    let llm = client
+        .create_call_with(
+            "chat",
+            json!({"prompt": "x".repeat(2000)}),
+            opts().parent(&root),
+        )
+        .unwrap();
+    work(40);
+    client
+        .finish_call(
+            &llm,
+            json!({"model": "gpt-4o", "usage": {"prompt_tokens": 12, "completion_tokens": 30, "total_tokens": 42}}),
+        )
+        .unwrap();
+    let tool = client
+        .create_call_with(
+            "get_weather",
+            json!({"city": "Paris"}),
+            opts().parent(&root),
+        )
+        .unwrap();
+    work(15);
+    let mut exc = Exception::new("TimeoutError", "the weather service did not answer");
+    exc.traceback = Some(vec![StackFrame {
+        filename: "tools.py".into(),
+        line_number: Some(7),
+        function_name: "get_weather".into(),
+        text: Some("raise TimeoutError(...)".into()),
+    }]);
+    client.fail_call(&tool, exc).unwrap();
+    let retry = client
+        .create_call_with(
+            "get_weather",
+            json!({"city": "Paris", "attempt": 2}),
+            opts().parent(&root),
+        )
+        .unwrap();
+    work(25);
+    client.finish_call(&retry, json!({"temp_c": 18})).unwrap();
+    work(5);
+    client.finish_call(&root, "18°C in Paris").unwrap();
+    client.flush();
+    AgentRun {
+        root_id: root.id().to_string(),
+        root_link: root.ui_url(),
+        failed_id: tool.id().to_string(),
+        client,
+    }
+}
