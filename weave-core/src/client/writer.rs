@@ -208,8 +208,8 @@ struct Counters {
     /// Set when the backend answered 404 to `/feedback/batch/create` (an older server):
     /// feedback then goes one `/feedback/create` per item.
     no_feedback_batch: AtomicBool,
-    /// The threads that may be waiting to retry (the writer and its senders): woken at
-    /// shutdown so that they see the deadline.
+    /// The sender threads, which may be waiting to retry: woken at shutdown so that they see
+    /// the deadline (the writer thread is woken through its handle).
     threads: Mutex<Vec<std::thread::Thread>>,
 }
 
@@ -354,7 +354,7 @@ impl Drop for Writer {
 
 fn run(queue: &Queue, server: Arc<dyn TraceServer>, counters: Arc<Counters>) {
     crate::client::context::mark_internal_thread();
-    let senders = Senders::start(&server, &counters);
+    let senders = Senders::new(&server, &counters);
     let mut taken: Vec<Msg> = Vec::new();
     let mut linger = false;
     while queue.take(&mut taken, linger) {
@@ -403,64 +403,75 @@ type Job = Box<dyn FnOnce() + Send>;
 
 /// The sender threads of a remote backend (none for the embedded store, which the writer
 /// writes itself): the writer hands each request over when a sender is free (so at most
-/// one more is built ahead), and counts the requests not yet answered.
+/// one more is built ahead), and counts the requests not yet answered. The threads start
+/// with the first request, so a client that never sends one (or the embedded store) asks
+/// the backend nothing and starts no thread.
 struct Senders {
     server: Arc<dyn TraceServer>,
     counters: Arc<Counters>,
-    jobs: Option<mpsc::SyncSender<Job>>,
-    threads: Vec<JoinHandle<()>>,
+    /// `None` inside: no sender threads (the embedded store, or none could be spawned).
+    pool: std::cell::OnceCell<Option<Pool>>,
     pending: Arc<(Mutex<usize>, Condvar)>,
 }
 
+/// The running sender threads and the channel to them.
+struct Pool {
+    jobs: mpsc::SyncSender<Job>,
+    threads: Vec<JoinHandle<()>>,
+}
+
 impl Senders {
-    fn start(server: &Arc<dyn TraceServer>, counters: &Arc<Counters>) -> Self {
-        let mut senders = Senders {
+    fn new(server: &Arc<dyn TraceServer>, counters: &Arc<Counters>) -> Self {
+        Senders {
             server: server.clone(),
             counters: counters.clone(),
-            jobs: None,
-            threads: Vec::new(),
+            pool: std::cell::OnceCell::new(),
             pending: Arc::default(),
-        };
-        if server.max_request_bytes().is_none() {
-            return senders;
         }
-        let (tx, rx) = mpsc::sync_channel::<Job>(0);
-        let rx = Arc::new(Mutex::new(rx));
-        let mut registry = counters.threads.lock().unwrap_or_else(|e| e.into_inner());
-        registry.push(std::thread::current());
-        for i in 0..server.concurrent_call_batches().max(1) {
-            let rx = rx.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("weave-sender-{i}"))
-                .spawn(move || {
-                    crate::client::context::mark_internal_thread();
-                    loop {
-                        let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                        match job {
-                            Ok(job) => job(),
-                            Err(_) => return,
-                        }
+    }
+
+    /// The sender threads, started on first use: as many as the backend takes requests at
+    /// once ([`TraceServer::concurrent_call_batches`]).
+    fn pool(&self) -> Option<&Pool> {
+        self.pool
+            .get_or_init(|| {
+                self.server.max_request_bytes()?;
+                let (tx, rx) = mpsc::sync_channel::<Job>(0);
+                let rx = Arc::new(Mutex::new(rx));
+                let mut threads = Vec::new();
+                for i in 0..self.server.concurrent_call_batches().max(1) {
+                    let rx = rx.clone();
+                    let spawned = std::thread::Builder::new()
+                        .name(format!("weave-sender-{i}"))
+                        .spawn(move || {
+                            crate::client::context::mark_internal_thread();
+                            loop {
+                                let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                                match job {
+                                    Ok(job) => job(),
+                                    Err(_) => return,
+                                }
+                            }
+                        });
+                    if let Ok(h) = spawned {
+                        self.counters
+                            .threads
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(h.thread().clone());
+                        threads.push(h);
                     }
-                });
-            if let Ok(h) = spawned {
-                registry.push(h.thread().clone());
-                senders.threads.push(h);
-            }
-        }
-        drop(registry);
-        if !senders.threads.is_empty() {
-            senders.jobs = Some(tx);
-        }
-        senders
+                }
+                (!threads.is_empty()).then_some(Pool { jobs: tx, threads })
+            })
+            .as_ref()
     }
 
     /// Writes `chunk` (serialised as `body`, if built) on a sender thread, or here when there
     /// is none; its items count as done once it is written or dropped.
     fn send<T: Batched + Send + 'static>(&self, chunk: Vec<T>, body: Option<Vec<u8>>) {
-        let n = chunk.len() as u64;
-        let Some(jobs) = &self.jobs else {
-            write_chunk(&*self.server, chunk, body, &self.counters);
-            self.counters.done.fetch_add(n, Ordering::SeqCst);
+        let Some(pool) = self.pool() else {
+            write_now(&*self.server, chunk, body, &self.counters);
             return;
         };
         *self.pending.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
@@ -470,15 +481,14 @@ impl Senders {
             self.pending.clone(),
         );
         let job: Job = Box::new(move || {
-            write_chunk(&*server, chunk, body, &counters);
-            counters.done.fetch_add(n, Ordering::SeqCst);
+            write_now(&*server, chunk, body, &counters);
             let mut left = pending.0.lock().unwrap_or_else(|e| e.into_inner());
             *left -= 1;
             if *left == 0 {
                 pending.1.notify_all();
             }
         });
-        if let Err(mpsc::SendError(job)) = jobs.send(job) {
+        if let Err(mpsc::SendError(job)) = pool.jobs.send(job) {
             // The senders are gone (they cannot be while `jobs` is held): write it here.
             job();
         }
@@ -494,11 +504,25 @@ impl Senders {
 
     fn stop(mut self) {
         self.wait_idle();
-        self.jobs = None;
-        for h in self.threads.drain(..) {
-            let _ = h.join();
+        if let Some(Some(Pool { jobs, threads })) = self.pool.take() {
+            drop(jobs);
+            for h in threads {
+                let _ = h.join();
+            }
         }
     }
+}
+
+/// Writes `chunk` on this thread; its items count as done once it is written or dropped.
+fn write_now<T: Batched>(
+    server: &dyn TraceServer,
+    chunk: Vec<T>,
+    body: Option<Vec<u8>>,
+    counters: &Counters,
+) {
+    let n = chunk.len() as u64;
+    write_chunk(server, chunk, body, counters);
+    counters.done.fetch_add(n, Ordering::SeqCst);
 }
 
 /// Writes call messages: straight from the records into the embedded store, else (or when
@@ -777,11 +801,7 @@ fn write_batch<T: Batched + Send + 'static>(
     }
     let write = |chunk: Vec<T>, body: Option<Vec<u8>>| match senders {
         Some(s) => s.send(chunk, body),
-        None => {
-            let n = chunk.len() as u64;
-            write_chunk(server, chunk, body, counters);
-            counters.done.fetch_add(n, Ordering::SeqCst);
-        }
+        None => write_now(server, chunk, body, counters),
     };
     let Some(max) = server.max_request_bytes() else {
         write(batch, None);

@@ -78,6 +78,12 @@ fn parse_age(s: &str) -> Result<Duration, String> {
 impl Filters {
     /// The query for `project`'s calls these filters select.
     fn request(&self, project: &str) -> Result<CallsQueryReq, CliError> {
+        let (req, conditions) = self.parts(project)?;
+        with_conditions(req, conditions)
+    }
+
+    /// The query without its `query` part, and the conditions that make it (ANDed).
+    fn parts(&self, project: &str) -> Result<(CallsQueryReq, Vec<Value>), CliError> {
         let mut req = CallsQueryReq::new(project);
         let mut filter = CallsFilter::default();
         if let Some(op) = &self.op {
@@ -118,18 +124,26 @@ impl Filters {
                 other => other,
             });
         }
-        if !conditions.is_empty() {
-            let expr = if conditions.len() == 1 {
-                conditions.remove(0)
-            } else {
-                json!({ "$and": conditions })
-            };
-            let query: Query = serde_json::from_value(json!({ "$expr": expr }))
-                .map_err(|e| CliError::usage(format!("--query is not a Weave query: {e}")))?;
-            req.query = Some(query);
-        }
-        Ok(req)
+        Ok((req, conditions))
     }
+}
+
+/// `req` with `conditions` ANDed as its query.
+fn with_conditions(
+    mut req: CallsQueryReq,
+    mut conditions: Vec<Value>,
+) -> Result<CallsQueryReq, CliError> {
+    if !conditions.is_empty() {
+        let expr = if conditions.len() == 1 {
+            conditions.remove(0)
+        } else {
+            json!({ "$and": conditions })
+        };
+        let query: Query = serde_json::from_value(json!({ "$expr": expr }))
+            .map_err(|e| CliError::usage(format!("--query is not a Weave query: {e}")))?;
+        req.query = Some(query);
+    }
+    Ok(req)
 }
 
 /// `weave calls`.
@@ -231,7 +245,9 @@ pub struct TailArgs {
 pub fn tail(args: &TailArgs, style: &Style) -> Result<(), CliError> {
     let backend = args.source.open()?;
     let project = args.source.project(&*backend)?;
-    let base = args.filters.request(&project)?;
+    let (base, conditions) = args.filters.parts(&project)?;
+    // Checked once, before the first poll.
+    with_conditions(base.clone(), conditions.clone())?;
     // Calls already there when the tail starts are not shown: from now on.
     let mut since = Timestamp::now().as_nanos();
     let mut seen_at_since: Vec<String> = Vec::new();
@@ -242,21 +258,12 @@ pub fn tail(args: &TailArgs, style: &Style) -> Result<(), CliError> {
         out.flush()?;
     }
     loop {
-        let mut req = base.clone();
-        let cond = json!({"$gte": [
+        let mut now = conditions.clone();
+        now.push(json!({"$gte": [
             {"$getField": "started_at"},
             {"$literal": Timestamp::from_nanos(since).to_string()}
-        ]});
-        let expr = match req.query.take() {
-            Some(q) => {
-                json!({"$and": [serde_json::to_value(&q).map_err(io::Error::from)?["$expr"].clone(), cond]})
-            }
-            None => cond,
-        };
-        req.query = Some(
-            serde_json::from_value(json!({ "$expr": expr }))
-                .map_err(|e| CliError::failed(e.to_string()))?,
-        );
+        ]}));
+        let mut req = with_conditions(base.clone(), now)?;
         req.sort_by = Some(vec![SortBy::asc("started_at")]);
         req.include_costs = true;
         for call in backend.calls_query_stream(req)? {

@@ -38,35 +38,32 @@ function failure(err) {
   return h('div', {class: 'error-box'}, String(err && err.message ? err.message : err));
 }
 
-/** POST a JSON body to a protocol route; the JSON answer. */
-async function api(path, body) {
-  const r = await fetch(path, {
-    method: 'POST',
-    headers: {'Content-Type': 'application/json', 'Accept': 'application/json'},
-    body: JSON.stringify(body),
-  });
+/** The text of a protocol route's answer: POST with a JSON `body`, or GET without one. */
+async function request(path, body, accept) {
+  const init = body === undefined
+    ? {headers: {'Accept': accept}}
+    : {method: 'POST', headers: {'Content-Type': 'application/json', 'Accept': accept}, body: JSON.stringify(body)};
+  const r = await fetch(path, init);
   const text = await r.text();
   if (!r.ok) throw new Error(`${path}: ${r.status} ${text}`);
+  return text;
+}
+
+/** POST a JSON body to a protocol route; the JSON answer. */
+async function api(path, body) {
+  const text = await request(path, body, 'application/json');
   return text ? JSON.parse(text) : null;
 }
 
 /** POST to a streaming route: its JSON lines. */
 async function apiLines(path, body) {
-  const r = await fetch(path, {
-    method: 'POST',
-    headers: {'Content-Type': 'application/json', 'Accept': 'application/jsonl'},
-    body: JSON.stringify(body),
-  });
-  const text = await r.text();
-  if (!r.ok) throw new Error(`${path}: ${r.status} ${text}`);
+  const text = await request(path, body, 'application/jsonl');
   return text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
 }
 
+/** GET a route's JSON. */
 async function apiGet(path) {
-  const r = await fetch(path, {headers: {'Accept': 'application/json'}});
-  const text = await r.text();
-  if (!r.ok) throw new Error(`${path}: ${r.status} ${text}`);
-  return JSON.parse(text);
+  return JSON.parse(await request(path, undefined, 'application/json'));
 }
 
 const enc = encodeURIComponent;
@@ -671,10 +668,8 @@ async function drawCode(projectId, opRef, el) {
       el.replaceChildren(h('p', {class: 'muted'}, 'No code was saved with this op.'));
       return;
     }
-    const r = await fetch('/files/content', {method: 'POST', headers: {'Content-Type': 'application/json'},
-      body: JSON.stringify({project_id: projectId, digest: files[name]})});
-    if (!r.ok) throw new Error(`/files/content: ${r.status}`);
-    el.replaceChildren(h('div', {class: 'muted small'}, name), h('pre', {class: 'source'}, await r.text()));
+    const code = await request('/files/content', {project_id: projectId, digest: files[name]}, '*/*');
+    el.replaceChildren(h('div', {class: 'muted small'}, name), h('pre', {class: 'source'}, code));
   } catch (err) {
     el.replaceChildren(h('p', {class: 'muted'}, `The op's code could not be read: ${err.message}`));
   }

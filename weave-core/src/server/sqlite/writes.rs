@@ -71,6 +71,17 @@ impl rusqlite::ToSql for Text<'_> {
     }
 }
 
+/// Two JSON texts of one row with [`limits::limit_row_texts`] applied, when together they
+/// pass the row limit (`None`: under it, kept as they are, nothing copied).
+fn limited_pair(a: &str, b: &str) -> Option<(String, String)> {
+    if a.len() + b.len() <= limits::ROW_BYTES_LIMIT {
+        return None;
+    }
+    let mut t = limits::limit_row_texts(vec![a.to_string(), b.to_string()]);
+    let b = t.pop().unwrap_or_default();
+    Some((t.pop().unwrap_or_default(), b))
+}
+
 /// A start's call id, generated when the client sent none, or an error naming it.
 fn start_call_id(id: Option<&str>) -> Result<Cow<'_, str>> {
     let id = id.map_or_else(|| Cow::Owned(generate_id()), Cow::Borrowed);
@@ -218,13 +229,12 @@ fn raw_start_row<'a>(s: &'a RawStart<'a>) -> Result<StartRow<'a>> {
     crate::refs::check_op_name(&s.op_name)?;
     let id = start_call_id(s.id.as_deref())?;
     let trace_id = start_trace_id(s.trace_id.as_deref())?;
-    let (inputs, attributes) = (s.inputs.0.text, s.attributes.0.text);
-    let (inputs, attributes) = if inputs.len() + attributes.len() > limits::ROW_BYTES_LIMIT {
-        let mut t = limits::limit_row_texts(vec![inputs.to_string(), attributes.to_string()]);
-        let a = t.pop().unwrap_or_default();
-        (Cow::Owned(t.pop().unwrap_or_default()), Text::Owned(a))
-    } else {
-        (Cow::Borrowed(inputs), Text::Borrowed(attributes))
+    let (inputs, attributes) = match limited_pair(s.inputs.0.text, s.attributes.0.text) {
+        Some((i, a)) => (Cow::Owned(i), Text::Owned(a)),
+        None => (
+            Cow::Borrowed(s.inputs.0.text),
+            Text::Borrowed(s.attributes.0.text),
+        ),
     };
     let otel = s.otel_dump.map(|o| {
         if o.0.text.len() > limits::ROW_BYTES_LIMIT {
@@ -273,12 +283,9 @@ fn record_start_row<'a>(c: &'a CallInner, cache: &mut AttributesCache) -> StartR
             text
         }
     };
-    let (inputs, attributes) = if inputs.len() + attributes.len() > limits::ROW_BYTES_LIMIT {
-        let mut t = limits::limit_row_texts(vec![inputs.into_owned(), attributes.to_string()]);
-        let a = t.pop().unwrap_or_default();
-        (Cow::Owned(t.pop().unwrap_or_default()), Text::Owned(a))
-    } else {
-        (inputs, Text::Shared(attributes))
+    let (inputs, attributes) = match limited_pair(&inputs, &attributes) {
+        Some((i, a)) => (Cow::Owned(i), Text::Owned(a)),
+        None => (inputs, Text::Shared(attributes)),
     };
     StartRow {
         project_id: &c.project_id,
@@ -342,12 +349,9 @@ fn raw_end_row<'a>(e: &'a RawEnd<'a>) -> Result<EndRow<'a>> {
     check_call_id(&e.id)?;
     let output = e.output.map_or("null", |o| o.text);
     let summary = e.summary.0.text;
-    let (output, summary) = if output.len() + summary.len() > limits::ROW_BYTES_LIMIT {
-        let mut t = limits::limit_row_texts(vec![output.to_string(), summary.to_string()]);
-        let s = t.pop().unwrap_or_default();
-        (Cow::Owned(t.pop().unwrap_or_default()), Cow::Owned(s))
-    } else {
-        (Cow::Borrowed(output), Cow::Borrowed(summary))
+    let (output, summary) = match limited_pair(output, summary) {
+        Some((o, s)) => (Cow::Owned(o), Cow::Owned(s)),
+        None => (Cow::Borrowed(output), Cow::Borrowed(summary)),
     };
     Ok(EndRow {
         project_id: &e.project_id,
