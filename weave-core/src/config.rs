@@ -17,6 +17,10 @@
 
 use std::path::PathBuf;
 
+/// The local UI base URL used for call links of the embedded store (a local viewer serves
+/// the same `/{entity}/{project}/r/call/{id}` paths as the W&B app).
+pub const DEFAULT_LOCAL_APP_URL: &str = "http://127.0.0.1:6346";
+
 /// Settings from the environment. Build with [`Settings::from_env`]; every field can also be
 /// set directly.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,7 +126,7 @@ impl Settings {
     pub fn local_app_url(&self) -> String {
         self.local_app_url
             .clone()
-            .unwrap_or_else(|| crate::server::sqlite::DEFAULT_LOCAL_APP_URL.to_string())
+            .unwrap_or_else(|| DEFAULT_LOCAL_APP_URL.to_string())
             .trim_end_matches('/')
             .to_string()
     }

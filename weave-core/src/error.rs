@@ -75,3 +75,17 @@ impl From<rusqlite::Error> for WeaveError {
         WeaveError::Backend(format!("sqlite: {e}"))
     }
 }
+
+/// How a JSON value is described in error messages: `"null"`, `"a bool"`, `"a number"`,
+/// `"a string"`, `"an array"`, `"an object"`.
+pub(crate) fn json_kind(v: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a bool",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

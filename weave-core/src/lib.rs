@@ -27,19 +27,23 @@ mod error;
 pub mod genai;
 mod ids;
 pub mod limits;
+mod own_work;
 pub mod query;
+mod record;
+mod redact;
 pub mod refs;
 #[doc(hidden)]
 pub mod rt;
 pub mod schema;
 pub mod server;
+mod switch;
 mod time;
 
-pub use client::call::{Call, MAX_EVENTS};
+pub use client::call::Call;
 pub use client::calls_iter::{CallsIter, CallsQuery};
 pub use client::context::{
-    capture_call, capture_call_async, current_call, internal, is_internal_thread, is_suppressed,
-    mark_internal_thread, pop_call, push_call, with_call, Context, WithContext,
+    capture_call, capture_call_async, current_call, is_suppressed, pop_call, push_call, with_call,
+    Context, WithContext,
 };
 pub use client::costs::{CostsQuery, DEFAULT_COSTS_LIMIT};
 pub use client::exception::{Exception, IntoException, StackFrame};
@@ -54,7 +58,9 @@ pub use client::{
 };
 pub use error::{Result, WeaveError};
 pub use ids::{generate_id, is_valid_call_id, is_valid_trace_id};
+pub use own_work::{internal, is_internal_thread, mark_internal_thread};
 pub use query::Query;
+pub use record::MAX_EVENTS;
 pub use schema::summary::TraceStatus;
 pub use schema::Feedback;
 pub use schema::{CallSchema, CallsFilter, JsonMap, SortBy, SortDirection};

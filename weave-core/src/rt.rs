@@ -24,87 +24,42 @@ use std::fmt::{Debug, Display};
 use std::future::Future;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context as TaskContext, Poll};
 
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::client::call::Inputs;
 pub use crate::client::context::SavedFrames;
 use crate::client::context::{self, Current, Frame, FrameGuard, SegmentGuard};
+use crate::record::Inputs;
+use crate::switch;
 use crate::{Call, CallOptions, Exception, JsonMap, Op, WeaveClient};
 
 pub use serde_json;
 pub use tracing;
 
 // ---------------------------------------------------------------------------------------
-// On / off
+// On / off (the switch itself is `crate::switch`, which the client sets too)
 
-const UNINIT: u8 = 0x80;
-const GLOBAL_CLIENT: u8 = 0x01;
-const DISABLED: u8 = 0x02;
-
-static MODE: AtomicU8 = AtomicU8::new(UNINIT);
-
-#[cold]
-fn init_mode() -> u8 {
-    let disabled = crate::config::Settings::from_env().disabled;
-    let set = if disabled { DISABLED } else { 0 };
-    // Keep a GLOBAL_CLIENT bit set meanwhile by set_global_client.
-    let _ = MODE.fetch_update(Ordering::AcqRel, Ordering::Acquire, |m| {
-        Some((m & !UNINIT) | set)
-    });
-    MODE.load(Ordering::Acquire)
-}
-
-#[inline]
-fn mode() -> u8 {
-    let m = MODE.load(Ordering::Relaxed);
-    if m & UNINIT != 0 {
-        init_mode()
-    } else {
-        m
-    }
-}
-
-/// Whether tracing is turned off for this process (`WEAVE_DISABLED`).
-pub fn is_disabled() -> bool {
-    mode() & DISABLED != 0
-}
+pub use crate::switch::{disable, is_disabled};
 
 /// Whether an op should even look at tracing now: not disabled, and either a process-wide
 /// client is set or a call encloses this code (ops inherit their parent's client). One
 /// atomic load in the common cases.
 #[inline]
 pub fn enabled() -> bool {
-    let m = mode();
-    if m == GLOBAL_CLIENT {
+    let m = switch::mode();
+    if m == switch::GLOBAL_CLIENT {
         return true;
     }
-    m & DISABLED == 0 && context::stack_is_nonempty()
-}
-
-/// Turns tracing off for the rest of the process, as `WEAVE_DISABLED=true` does (used by
-/// `weave::init` when its settings say disabled).
-pub fn disable() {
-    let _ = mode();
-    MODE.fetch_or(DISABLED, Ordering::AcqRel);
-}
-
-pub(crate) fn set_global_client_flag(on: bool) {
-    let _ = mode();
-    if on {
-        MODE.fetch_or(GLOBAL_CLIENT, Ordering::AcqRel);
-    } else {
-        MODE.fetch_and(!GLOBAL_CLIENT, Ordering::AcqRel);
-    }
+    m & switch::DISABLED == 0 && context::stack_is_nonempty()
 }
 
 /// The client a new root call (no enclosing call) is recorded with: the process-wide one.
 pub fn root_client() -> Option<WeaveClient> {
-    if mode() & GLOBAL_CLIENT == 0 {
+    if !switch::has_global_client() {
         return None;
     }
     crate::global_client()

@@ -6,8 +6,8 @@ use super::call::Call;
 use super::WeaveClient;
 use crate::error::Result;
 use crate::query::Query;
+use crate::record::stored::StoredCall;
 use crate::schema::{CallSchema, CallsFilter, CallsQueryReq, CallsQueryStatsReq, SortBy};
-use crate::server::sqlite::StoredCall;
 use crate::server::CallsStream;
 
 /// Everything `get_calls` accepts (Python's `get_calls` keyword arguments), as a builder.
@@ -303,8 +303,8 @@ impl CallsIter {
     fn open_stream(&self) -> Result<Stream> {
         let req = self.query.to_req(self.client.project_id());
         let server = self.client.server();
-        if let Some(store) = server.as_embedded() {
-            if let Some(stream) = store.calls_query_stored(&req)? {
+        if let Some(store) = server.capabilities().records {
+            if let Some(stream) = store.query_records(&req)? {
                 return Ok(Stream::Stored(stream));
             }
         }
@@ -349,7 +349,7 @@ impl Iterator for CallsIter {
         if self.exhausted && self.buffer.is_empty() {
             return None;
         }
-        if self.stream.is_some() || self.client.server().streams_calls_lazily() {
+        if self.stream.is_some() || self.client.server().capabilities().streams_calls_lazily {
             return match self.next_streamed()? {
                 Ok(call) => Some(Ok(call)),
                 Err(e) => {

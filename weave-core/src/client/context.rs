@@ -19,7 +19,7 @@
 //!
 //! [`Context`] carries the current frame to another thread or task.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -40,8 +40,6 @@ pub(crate) enum Frame {
 
 thread_local! {
     static STACK: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
-    static INTERNAL: Cell<bool> = const { Cell::new(false) };
-    static INTERNAL_DEPTH: Cell<u32> = const { Cell::new(0) };
 }
 
 /// What the stack says about the code running now.
@@ -451,30 +449,4 @@ pub async fn capture_call_async<F: Future>(fut: F) -> (F::Output, Option<Call>) 
     let out = ctx.wrap(fut).await;
     let call = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
     (out, call)
-}
-
-/// Whether this thread is doing weave's own work right now (the background writer, a
-/// backend's I/O, a client method talking to its backend). The tracing layer ignores every
-/// span and event made then, so the SDK never traces itself.
-pub fn is_internal_thread() -> bool {
-    INTERNAL.try_with(Cell::get).unwrap_or(false)
-        || INTERNAL_DEPTH.try_with(Cell::get).unwrap_or(0) > 0
-}
-
-/// Marks the current thread as weave-internal for good (see [`is_internal_thread`]).
-pub fn mark_internal_thread() {
-    let _ = INTERNAL.try_with(|c| c.set(true));
-}
-
-/// Runs `f` as weave-internal work on this thread (see [`is_internal_thread`]).
-pub fn internal<R>(f: impl FnOnce() -> R) -> R {
-    struct Dec;
-    impl Drop for Dec {
-        fn drop(&mut self) {
-            let _ = INTERNAL_DEPTH.try_with(|d| d.set(d.get().saturating_sub(1)));
-        }
-    }
-    let _ = INTERNAL_DEPTH.try_with(|d| d.set(d.get() + 1));
-    let _dec = Dec;
-    f()
 }

@@ -473,7 +473,7 @@ impl RefFeedback {
         );
         req.id = Some(generate_id());
         req.creator = self.creator.clone();
-        let res = if client.server().queues_feedback() {
+        let res = if client.server().capabilities().queues_feedback {
             let req = validate_feedback(req.clone())?;
             let res = FeedbackCreateRes {
                 id: req.id.clone().unwrap_or_default(),

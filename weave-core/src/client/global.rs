@@ -18,7 +18,7 @@ pub fn set_global_client(client: Option<WeaveClient>) {
     let mut global = GLOBAL.write().unwrap_or_else(|e| e.into_inner());
     *global = client;
     // Under the lock, so that concurrent calls leave the flag matching the client.
-    crate::rt::set_global_client_flag(on);
+    crate::switch::set_global_client_flag(on);
 }
 
 /// The process-wide client, if one is set.

@@ -23,29 +23,26 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use self::call::{Call, Inputs, NewCall, StatusCounts};
+use self::call::Call;
 use self::calls_iter::{CallsIter, CallsQuery};
 use self::exception::{Exception, IntoException};
 use self::writer::Writer;
 use crate::config::Settings;
 use crate::error::{Result, WeaveError};
 use crate::ids::IdText;
+use crate::record::{Inputs, NewCall, StatusCounts};
 use crate::schema::summary::{deep_update, usage_from_output, STATUS_COUNTS_KEY};
 use crate::schema::*;
 use crate::server::sqlite::MAX_FILTER_LIST;
 use crate::server::TraceServer;
 use crate::time::Timestamp;
 
-/// Input keys whose values are replaced by [`REDACTED_VALUE`] before anything is recorded, as
-/// the Python SDK does.
-pub const REDACT_KEYS: &[&str] = &["api_key", "auth_headers", "authorization"];
-/// What a redacted value is replaced with.
-pub const REDACTED_VALUE: &str = "REDACTED";
+pub use crate::redact::{REDACTED_VALUE, REDACT_KEYS};
 /// Display names longer than this are truncated (to 1021 characters and `"..."`).
 pub const MAX_DISPLAY_NAME_CHARS: usize = 1024;
 /// The summary key under which a call's events are written ([`Call::log_event`]).
 pub const EVENTS_KEY: &str = "events";
-/// The summary key counting events beyond [`call::MAX_EVENTS`].
+/// The summary key counting events beyond [`crate::MAX_EVENTS`].
 pub const EVENTS_DROPPED_KEY: &str = "events_dropped";
 /// How long `flush()` waits at most.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(300);
@@ -360,65 +357,7 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// `inputs` with [`REDACT_KEYS`] redacted at any depth.
-pub(crate) fn redact_inputs(mut inputs: JsonMap) -> JsonMap {
-    redact_inputs_in_place(&mut inputs);
-    inputs
-}
-
-/// Redacts [`REDACT_KEYS`] (any case) at any depth, without recursion or allocation for
-/// inputs that have no nested values.
-pub(crate) fn redact_inputs_in_place(inputs: &mut JsonMap) {
-    let mut stack: Vec<&mut Value> = Vec::new();
-    redact_level(inputs, &mut stack);
-    redact_stack(stack);
-}
-
-/// Whether `key` is one of [`REDACT_KEYS`], ignoring ASCII case. A `const fn`: an op's
-/// argument names are checked when the program is compiled ([`crate::rt::ArgKey`]).
-pub(crate) const fn is_redacted_key(key: &str) -> bool {
-    let key = key.as_bytes();
-    let mut k = 0;
-    while k < REDACT_KEYS.len() {
-        let r = REDACT_KEYS[k].as_bytes();
-        if r.len() == key.len() {
-            let mut i = 0;
-            while i < r.len() && r[i].eq_ignore_ascii_case(&key[i]) {
-                i += 1;
-            }
-            if i == r.len() {
-                return true;
-            }
-        }
-        k += 1;
-    }
-    false
-}
-
-fn redact_level<'a>(m: &'a mut JsonMap, stack: &mut Vec<&'a mut Value>) {
-    for (k, v) in m.iter_mut() {
-        if is_redacted_key(k) {
-            *v = Value::from(REDACTED_VALUE);
-        } else if matches!(v, Value::Object(_) | Value::Array(_)) {
-            stack.push(v);
-        }
-    }
-}
-
-/// Works through nested values without recursion.
-fn redact_stack(mut stack: Vec<&mut Value>) {
-    while let Some(v) = stack.pop() {
-        match v {
-            Value::Object(m) => redact_level(m, &mut stack),
-            Value::Array(items) => stack.extend(
-                items
-                    .iter_mut()
-                    .filter(|v| matches!(v, Value::Object(_) | Value::Array(_))),
-            ),
-            _ => {}
-        }
-    }
-}
+pub(crate) use crate::redact::{is_redacted_key, redact_inputs, redact_inputs_in_place};
 
 /// A value as JSON, nesting capped at [`crate::limits::MAX_DEPTH`]; a value whose `Serialize`
 /// fails is recorded as a readable placeholder.
@@ -725,7 +664,7 @@ impl WeaveClient {
             NewCall {
                 id,
                 trace_id,
-                parent,
+                parent: parent.map(Call::into_record),
                 parent_id,
                 op_name,
                 inputs,

@@ -40,17 +40,17 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::call::CallInner;
 use super::op_code::OpSave;
 use super::Call;
 use crate::error::WeaveError;
 use crate::limits::{exceeds_limits_marker, FIELD_BYTES_LIMIT};
 use crate::query::{field, Query};
+use crate::record::CallRecord;
 use crate::schema::{
     CallBatchItem, CallEndReq, CallStartReq, FeedbackCreateBatchReq, FeedbackCreateReq,
     FeedbackQueryReq, JsonMap,
 };
-use crate::server::sqlite::CallWrite;
+use crate::server::RecordWrite;
 use crate::server::TraceServer;
 
 /// The most items written in one batch.
@@ -72,9 +72,9 @@ const RETRY_DELAYS: [Duration; 3] = [
 
 enum Msg {
     /// A call's start, built from the live call's record on the writer's thread.
-    Start(Arc<CallInner>),
+    Start(Arc<CallRecord>),
     /// A call's end, built from the finished call's record on the writer's thread.
-    End(Arc<CallInner>),
+    End(Arc<CallRecord>),
     Feedback(Box<FeedbackCreateReq>),
     Op(Box<OpSave>),
     Flush(mpsc::Sender<()>),
@@ -353,7 +353,7 @@ impl Drop for Writer {
 }
 
 fn run(queue: &Queue, server: Arc<dyn TraceServer>, counters: Arc<Counters>) {
-    crate::client::context::mark_internal_thread();
+    crate::own_work::mark_internal_thread();
     let senders = Senders::new(&server, &counters);
     let mut taken: Vec<Msg> = Vec::new();
     let mut linger = false;
@@ -435,7 +435,7 @@ impl Senders {
     fn pool(&self) -> Option<&Pool> {
         self.pool
             .get_or_init(|| {
-                self.server.max_request_bytes()?;
+                self.server.capabilities().max_request_bytes?;
                 let (tx, rx) = mpsc::sync_channel::<Job>(0);
                 let rx = Arc::new(Mutex::new(rx));
                 let mut threads = Vec::new();
@@ -444,7 +444,7 @@ impl Senders {
                     let spawned = std::thread::Builder::new()
                         .name(format!("weave-sender-{i}"))
                         .spawn(move || {
-                            crate::client::context::mark_internal_thread();
+                            crate::own_work::mark_internal_thread();
                             loop {
                                 let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
                                 match job {
@@ -532,16 +532,16 @@ fn write_calls(server: &dyn TraceServer, calls: Vec<Msg>, counters: &Counters, s
     if calls.is_empty() {
         return;
     }
-    if let Some(store) = server.as_embedded() {
-        let writes: Vec<CallWrite<'_>> = calls
+    if let Some(store) = server.capabilities().records {
+        let writes: Vec<RecordWrite<'_>> = calls
             .iter()
             .filter_map(|m| match m {
-                Msg::Start(c) => Some(CallWrite::Start(c)),
-                Msg::End(c) => Some(CallWrite::End(c)),
+                Msg::Start(c) => Some(RecordWrite::Start(c)),
+                Msg::End(c) => Some(RecordWrite::End(c)),
                 _ => None,
             })
             .collect();
-        if store.write_calls(&writes).is_ok() {
+        if store.write_records(&writes).is_ok() {
             counters
                 .done
                 .fetch_add(calls.len() as u64, Ordering::SeqCst);
@@ -565,8 +565,8 @@ fn write_calls(server: &dyn TraceServer, calls: Vec<Msg>, counters: &Counters, s
 /// be shrunk, or for a backend that does not take serialised bodies.
 #[derive(Clone)]
 enum RemoteCall {
-    Start(Arc<CallInner>),
-    End(Arc<CallInner>),
+    Start(Arc<CallRecord>),
+    End(Arc<CallRecord>),
     /// Boxed: rare (a shrunk item), and the common variants are a pointer.
     Item(Box<CallBatchItem>),
 }
@@ -621,7 +621,7 @@ impl serde::Serialize for RemoteCall {
 }
 
 /// A record's start, in the shape of [`crate::schema::StartedCallSchemaForInsert`].
-struct StartWire<'a>(&'a CallInner);
+struct StartWire<'a>(&'a CallRecord);
 
 impl serde::Serialize for StartWire<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -645,7 +645,7 @@ impl serde::Serialize for StartWire<'_> {
         // An op's arguments as the text the traced thread wrote (an object's, capped and
         // redacted); inputs added later (a deferred start) make a new map.
         let raw = match &c.inputs {
-            super::call::Inputs::Json(text, _) if !extra => {
+            crate::record::Inputs::Json(text, _) if !extra => {
                 serde_json::from_str::<&serde_json::value::RawValue>(text).ok()
             }
             _ => None,
@@ -664,7 +664,7 @@ impl serde::Serialize for StartWire<'_> {
 }
 
 /// A finished record's end, in the shape of [`crate::schema::EndedCallSchemaForInsert`].
-struct EndWire<'a>(&'a CallInner);
+struct EndWire<'a>(&'a CallRecord);
 
 impl serde::Serialize for EndWire<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -803,7 +803,7 @@ fn write_batch<T: Batched + Send + 'static>(
         Some(s) => s.send(chunk, body),
         None => write_now(server, chunk, body, counters),
     };
-    let Some(max) = server.max_request_bytes() else {
+    let Some(max) = server.capabilities().max_request_bytes else {
         write(batch, None);
         return;
     };
@@ -1247,8 +1247,8 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::{Batched, RemoteCall};
-    use crate::client::call::Inputs;
     use crate::client::{CallOptions, Op, WeaveClient};
+    use crate::record::Inputs;
     use crate::SqliteServer;
 
     /// What a remote backend is sent for a record is exactly the protocol item built from it:

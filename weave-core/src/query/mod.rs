@@ -155,7 +155,7 @@ fn single_key<'a>(
             path,
             format!(
                 "expected {what} (an object with one $-key), got {}",
-                crate::schema::json_kind(v)
+                crate::error::json_kind(v)
             ),
         )
     })?;
@@ -178,7 +178,7 @@ fn operands(v: &Value, path: &str, op: &str) -> Result<Vec<Operand>, WeaveError>
             path,
             format!(
                 "{op} takes an array of operands, got {}",
-                crate::schema::json_kind(v)
+                crate::error::json_kind(v)
             ),
         )
     })?;
@@ -235,7 +235,7 @@ fn parse_operation(v: &Value, path: &str) -> Result<Operation, WeaveError> {
         "$in" => {
             let items = arg
                 .as_array()
-                .ok_or_else(|| qerr(&p, format!("$in takes [operand, [operands...]], got {}", crate::schema::json_kind(arg))))?;
+                .ok_or_else(|| qerr(&p, format!("$in takes [operand, [operands...]], got {}", crate::error::json_kind(arg))))?;
             if items.len() != 2 {
                 return Err(qerr(&p, format!("$in takes exactly 2 elements [operand, [operands...]], got {}", items.len())));
             }
@@ -246,7 +246,7 @@ fn parse_operation(v: &Value, path: &str) -> Result<Operation, WeaveError> {
         "$contains" => {
             let obj = arg
                 .as_object()
-                .ok_or_else(|| qerr(&p, format!("$contains takes {{input, substr, case_insensitive?}}, got {}", crate::schema::json_kind(arg))))?;
+                .ok_or_else(|| qerr(&p, format!("$contains takes {{input, substr, case_insensitive?}}, got {}", crate::error::json_kind(arg))))?;
             for k in obj.keys() {
                 if !matches!(k.as_str(), "input" | "substr" | "case_insensitive") {
                     return Err(qerr(&p, format!("unknown key {k:?} (expected input, substr, case_insensitive)")));
@@ -257,7 +257,7 @@ fn parse_operation(v: &Value, path: &str) -> Result<Operation, WeaveError> {
             let case_insensitive = match obj.get("case_insensitive") {
                 None | Some(Value::Null) => false,
                 Some(Value::Bool(b)) => *b,
-                Some(other) => return Err(qerr(&format!("{p}.case_insensitive"), format!("expected a bool, got {}", crate::schema::json_kind(other)))),
+                Some(other) => return Err(qerr(&format!("{p}.case_insensitive"), format!("expected a bool, got {}", crate::error::json_kind(other)))),
             };
             Operation::Contains {
                 input: parse_operand(input, &format!("{p}.input"))?,
@@ -286,7 +286,7 @@ fn parse_operand(v: &Value, path: &str) -> Result<Operand, WeaveError> {
                     &p,
                     format!(
                         "expected a field name string, got {}",
-                        crate::schema::json_kind(arg)
+                        crate::error::json_kind(arg)
                     ),
                 )
             })?;
@@ -301,7 +301,7 @@ fn parse_operand(v: &Value, path: &str) -> Result<Operand, WeaveError> {
                     &p,
                     format!(
                         "$convert takes {{input, to}}, got {}",
-                        crate::schema::json_kind(arg)
+                        crate::error::json_kind(arg)
                     ),
                 )
             })?;

@@ -33,19 +33,7 @@ where
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
-/// How a JSON value is described in error messages: `"null"`, `"a bool"`, `"a number"`,
-/// `"a string"`, `"an array"`, `"an object"`.
-pub(crate) fn json_kind(v: &serde_json::Value) -> &'static str {
-    use serde_json::Value;
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a bool",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
+pub(crate) use crate::error::json_kind;
 
 /// Checks that a project id is `"entity/project"`.
 pub(crate) fn check_project_id(project_id: &str) -> crate::error::Result<()> {

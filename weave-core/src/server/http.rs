@@ -374,7 +374,7 @@ impl HttpServer {
             .worker_threads(2)
             .thread_name("weave-http")
             .enable_all()
-            .on_thread_start(crate::client::context::mark_internal_thread)
+            .on_thread_start(crate::own_work::mark_internal_thread)
             .build()
             .map_err(|e| WeaveError::Backend(format!("could not start the HTTP runtime: {e}")))?;
         let http = reqwest::Client::builder()
@@ -784,12 +784,12 @@ impl TraceServer for HttpServer {
         self.inner.config.app_url.clone()
     }
 
-    fn max_request_bytes(&self) -> Option<usize> {
-        Some(MAX_REQUEST_BYTES)
-    }
-
-    fn queues_feedback(&self) -> bool {
-        true
+    /// Requests of at most [`MAX_REQUEST_BYTES`], and feedback queued (a round trip each
+    /// would be costly, and an outage should not fail the caller).
+    fn capabilities(&self) -> super::Capabilities<'_> {
+        super::Capabilities::default()
+            .with_max_request_bytes(Some(MAX_REQUEST_BYTES))
+            .with_queues_feedback(true)
     }
 
     /// The configured number, else 2 for a server that merges a call's start and end in any

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use super::{CallsStream, TraceServer};
-use crate::client::context::internal;
 use crate::error::Result;
+use crate::own_work::internal;
 use crate::schema::*;
 
 /// A backend whose every method runs inside [`crate::internal`]; streams too, item by item.
@@ -44,24 +44,14 @@ impl TraceServer for Internal {
         internal(|| self.0.app_url())
     }
 
-    fn max_request_bytes(&self) -> Option<usize> {
-        self.0.max_request_bytes()
-    }
-
-    fn queues_feedback(&self) -> bool {
-        self.0.queues_feedback()
+    /// The backend's own: a [`super::RecordStore`] is reached directly (the writer's thread
+    /// is weave-internal already, and reading records emits no spans).
+    fn capabilities(&self) -> super::Capabilities<'_> {
+        self.0.capabilities()
     }
 
     fn concurrent_call_batches(&self) -> usize {
         internal(|| self.0.concurrent_call_batches())
-    }
-
-    fn streams_calls_lazily(&self) -> bool {
-        self.0.streams_calls_lazily()
-    }
-
-    fn as_embedded(&self) -> Option<&crate::SqliteServer> {
-        self.0.as_embedded()
     }
 
     fn call_write_batch(&self, batch: &[CallBatchItem]) -> Result<()> {

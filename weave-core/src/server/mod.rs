@@ -43,11 +43,11 @@ pub trait TraceServer: Send + Sync + std::fmt::Debug {
     /// start.
     fn call_start_batch(&self, req: CallCreateBatchReq) -> Result<CallCreateBatchRes>;
 
-    /// The embedded store behind this backend, if it is one: the client's writer hands it
-    /// call records directly. Not for use outside weave-core.
-    #[doc(hidden)]
-    fn as_embedded(&self) -> Option<&crate::SqliteServer> {
-        None
+    /// What this backend offers the client beyond the protocol's routes: how the client
+    /// should use it ([`Capabilities`]). The default: none of it, which is right for any
+    /// server that speaks the protocol.
+    fn capabilities(&self) -> Capabilities<'_> {
+        Capabilities::default()
     }
 
     /// Applies a batch as [`TraceServer::call_start_batch`] does, without taking it (the
@@ -153,12 +153,6 @@ pub trait TraceServer: Send + Sync + std::fmt::Debug {
     /// is appended to make a call's link (PROTOCOL §9).
     fn app_url(&self) -> String;
 
-    /// The largest request body the backend takes, if it has a limit; the writer splits
-    /// batches to stay under it. `None` (the default) for the embedded store.
-    fn max_request_bytes(&self) -> Option<usize> {
-        None
-    }
-
     /// How many `/call/upsert_batch` requests the client's background writer may have in
     /// flight at once. 1 (the default) sends them one after the other, in the order the calls
     /// were made — what a server that needs a call's start before its end (the weave
@@ -168,22 +162,106 @@ pub trait TraceServer: Send + Sync + std::fmt::Debug {
         1
     }
 
+    /// The largest request body the backend takes: [`Capabilities::max_request_bytes`].
+    #[deprecated(since = "0.1.1", note = "read `capabilities().max_request_bytes`")]
+    fn max_request_bytes(&self) -> Option<usize> {
+        self.capabilities().max_request_bytes
+    }
+
+    /// Whether the client queues feedback: [`Capabilities::queues_feedback`].
+    #[deprecated(since = "0.1.1", note = "read `capabilities().queues_feedback`")]
+    fn queues_feedback(&self) -> bool {
+        self.capabilities().queues_feedback
+    }
+
+    /// Whether calls are streamed lazily: [`Capabilities::streams_calls_lazily`].
+    #[deprecated(since = "0.1.1", note = "read `capabilities().streams_calls_lazily`")]
+    fn streams_calls_lazily(&self) -> bool {
+        self.capabilities().streams_calls_lazily
+    }
+}
+
+/// What a backend offers the client beyond the protocol's routes, asked for with
+/// [`TraceServer::capabilities`]. Hints about how to use it, and, for a store in the client's
+/// own process, the path that hands it call records as they are ([`RecordStore`]) instead of
+/// protocol items. The client never asks which backend it talks to — only what it can do.
+///
+/// `#[non_exhaustive]`: build one with [`Capabilities::default`] and the `with_` methods.
+#[non_exhaustive]
+#[derive(Clone, Copy, Default)]
+pub struct Capabilities<'a> {
+    /// The largest request body the backend takes, if it has a limit; the writer splits
+    /// batches to stay under it. `None` for a store in this process.
+    pub max_request_bytes: Option<usize>,
     /// Whether the client should queue feedback to its background writer (batched into
     /// `/feedback/batch/create`, retried like calls) rather than create it directly. True for
     /// remote servers, where a round trip per feedback is costly and an outage should not fail
-    /// the caller; false (the default) for the embedded store, which answers at once with the
-    /// stored row.
-    fn queues_feedback(&self) -> bool {
-        false
-    }
-
+    /// the caller; false for the embedded store, which answers at once with the stored row.
+    pub queues_feedback: bool,
     /// Whether [`TraceServer::calls_query_stream`] reads a query's calls lazily, as the
     /// stream is consumed, at a cost linear in what is read — so that a client may ask for the
     /// whole remaining range of a query (its `offset` and `limit`) in one stream. True for the
     /// embedded store, where [`crate::CallsIter`] then makes one request instead of paging
-    /// with `offset`, which re-reads every skipped row per page. False (the default): the
-    /// client pages, `page_size` calls per request, as the Python client does.
-    fn streams_calls_lazily(&self) -> bool {
-        false
+    /// with `offset`, which re-reads every skipped row per page. False: the client pages,
+    /// `page_size` calls per request, as the Python client does.
+    pub streams_calls_lazily: bool,
+    /// A store in this process that takes the client's call records as they are and gives
+    /// stored calls back parsed lazily. Only weave-core's own stores can offer it.
+    pub records: Option<&'a dyn RecordStore>,
+}
+
+impl<'a> Capabilities<'a> {
+    /// Sets [`Capabilities::max_request_bytes`].
+    pub fn with_max_request_bytes(mut self, max: Option<usize>) -> Self {
+        self.max_request_bytes = max;
+        self
+    }
+
+    /// Sets [`Capabilities::queues_feedback`].
+    pub fn with_queues_feedback(mut self, on: bool) -> Self {
+        self.queues_feedback = on;
+        self
+    }
+
+    /// Sets [`Capabilities::streams_calls_lazily`].
+    pub fn with_streams_calls_lazily(mut self, on: bool) -> Self {
+        self.streams_calls_lazily = on;
+        self
+    }
+
+    /// Sets [`Capabilities::records`].
+    pub fn with_records(mut self, records: &'a dyn RecordStore) -> Self {
+        self.records = Some(records);
+        self
     }
 }
+
+impl std::fmt::Debug for Capabilities<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Capabilities")
+            .field("max_request_bytes", &self.max_request_bytes)
+            .field("queues_feedback", &self.queues_feedback)
+            .field("streams_calls_lazily", &self.streams_calls_lazily)
+            .field("records", &self.records.is_some())
+            .finish()
+    }
+}
+
+/// A store in the client's own process, written and read through the call records the
+/// client keeps (no protocol items are built): the background writer hands it a batch of
+/// starts and ends in one transaction, and the client's queries read calls whose JSON is
+/// parsed only when a field is read. Sealed: its arguments are weave-core's own records, so
+/// only weave-core's stores implement it.
+pub trait RecordStore: Send + Sync {
+    /// Writes `batch` (starts and ends, in order) in one transaction: all or nothing.
+    fn write_records(&self, batch: &[RecordWrite<'_>]) -> Result<()>;
+
+    /// A query's calls as stored. `None` when the query needs what only the protocol's
+    /// answers carry (costs, feedback, expanded refs): read those through
+    /// [`TraceServer::calls_query_stream`].
+    fn query_records(&self, req: &CallsQueryReq) -> Result<Option<StoredCalls>>;
+}
+
+pub use crate::record::RecordWrite;
+/// Calls as a [`RecordStore`] reads them.
+pub type StoredCalls = Box<dyn Iterator<Item = Result<crate::record::stored::StoredCall>> + Send>;

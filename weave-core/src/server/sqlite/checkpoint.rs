@@ -180,7 +180,7 @@ unsafe extern "C" fn wal_hook(
 }
 
 fn run(conn: Connection, shared: &Shared) {
-    crate::client::context::mark_internal_thread();
+    crate::own_work::mark_internal_thread();
     #[cfg(target_os = "linux")]
     // SAFETY: gettid has no preconditions.
     shared.tid.store(

@@ -24,8 +24,8 @@ mod raw_batch;
 mod stream;
 mod writes;
 
-pub(crate) use self::stream::{parse_stored_json, stored_object, StoredCall, StoredJson};
 pub(crate) use self::writes::CallWrite;
+use crate::record::stored::StoredCall;
 
 use self::stream::{ChunkedCalls, StreamedCalls};
 
@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rusqlite::{params_from_iter, Connection, OpenFlags, OptionalExtension};
 
 use self::query::Params;
-use super::{CallsStream, TraceServer};
+use super::{CallsStream, Capabilities, RecordStore, RecordWrite, StoredCalls, TraceServer};
 use crate::config::Settings;
 use crate::error::{Result, WeaveError};
 use crate::schema::check_project_id;
@@ -44,9 +44,7 @@ use crate::time::Timestamp;
 
 pub(crate) use query::MAX_FILTER_LIST;
 
-/// The local UI base URL used for call links of the embedded store (a local viewer serves
-/// the same `/{entity}/{project}/r/call/{id}` paths as the W&B app).
-pub const DEFAULT_LOCAL_APP_URL: &str = "http://127.0.0.1:6346";
+pub use crate::config::DEFAULT_LOCAL_APP_URL;
 
 /// How many rows a stream fetches per internal query.
 const STREAM_CHUNK: u64 = 1000;
@@ -458,15 +456,23 @@ impl SqliteServer {
             )),
         }
     }
+}
 
-    /// The client's own read path: a query's calls as the store holds them, their JSON
-    /// columns parsed only when read (see [`StoredCall`]). `None` when the query asks for
-    /// costs, feedback or expanded refs, which are applied to [`CallSchema`]s: read those with
-    /// [`TraceServer::calls_query_stream`].
-    pub(crate) fn calls_query_stored(
-        &self,
-        req: &CallsQueryReq,
-    ) -> Result<Option<Box<dyn Iterator<Item = Result<StoredCall>> + Send>>> {
+/// The client's own paths: its writer's records written as they are (`writes.rs`), and its
+/// queries read as [`StoredCall`]s, their JSON columns parsed only when read.
+impl RecordStore for SqliteServer {
+    fn write_records(&self, batch: &[RecordWrite<'_>]) -> Result<()> {
+        let writes: Vec<CallWrite<'_>> = batch
+            .iter()
+            .map(|w| match *w {
+                RecordWrite::Start(c) => CallWrite::Start(c),
+                RecordWrite::End(c) => CallWrite::End(c),
+            })
+            .collect();
+        self.write_calls(&writes).map(drop)
+    }
+
+    fn query_records(&self, req: &CallsQueryReq) -> Result<Option<StoredCalls>> {
         let query = compile_calls_query(req)?;
         if query.needs_completion() {
             return Ok(None);
@@ -509,8 +515,11 @@ impl TraceServer for SqliteServer {
         self.write_calls(&batch).map(drop)
     }
 
-    fn as_embedded(&self) -> Option<&SqliteServer> {
-        Some(self)
+    /// The record path ([`RecordStore`]) and lazy streams.
+    fn capabilities(&self) -> Capabilities<'_> {
+        Capabilities::default()
+            .with_streams_calls_lazily(true)
+            .with_records(self)
     }
 
     /// Reads the body's JSON fields as text and stores them as they are (`raw_batch.rs`);
@@ -576,12 +585,6 @@ impl TraceServer for SqliteServer {
     fn calls_query_stream(&self, req: CallsQueryReq) -> Result<CallsStream> {
         let query = compile_calls_query(&req)?;
         Ok(self.stream_calls::<CallSchema>(query, &req))
-    }
-
-    /// True: [`SqliteServer::calls_query_stream`] reads lazily, so the client asks for the
-    /// whole range of a query in one stream instead of paging with OFFSET.
-    fn streams_calls_lazily(&self) -> bool {
-        true
     }
 
     fn calls_query_stats(&self, req: CallsQueryStatsReq) -> Result<CallsQueryStatsRes> {

@@ -21,10 +21,10 @@ use serde_json::Value;
 
 use super::raw_batch::{RawEnd, RawStart};
 use super::SqliteServer;
-use crate::client::call::{CallInner, Inputs};
 use crate::error::{Result, WeaveError};
 use crate::ids::{generate_id, is_valid_call_id, is_valid_trace_id};
 use crate::limits;
+use crate::record::{CallRecord, Inputs};
 use crate::refs::extract_refs;
 use crate::schema::check_project_id;
 use crate::schema::*;
@@ -35,9 +35,9 @@ pub(crate) enum CallWrite<'a> {
     Item(&'a CallBatchItem),
     /// A live call's start, from the client's own record (trusted: its ids were generated,
     /// its project and op name checked when the call was made).
-    Start(&'a CallInner),
+    Start(&'a CallRecord),
     /// A finished call's end, from its record.
-    End(&'a CallInner),
+    End(&'a CallRecord),
     /// A start read from a request body as text (validated here).
     RawStart(&'a RawStart<'a>),
     /// An end read from a request body as text (validated here).
@@ -267,7 +267,7 @@ fn raw_start_row<'a>(s: &'a RawStart<'a>) -> Result<StartRow<'a>> {
 type AttributesCache = Option<(usize, Rc<str>)>;
 
 /// A call record's start.
-fn record_start_row<'a>(c: &'a CallInner, cache: &mut AttributesCache) -> StartRow<'a> {
+fn record_start_row<'a>(c: &'a CallRecord, cache: &mut AttributesCache) -> StartRow<'a> {
     let (inputs, refs) = if c.state().extra_inputs.is_some() {
         let m = c.start_inputs();
         (Cow::Owned(capped_map_text(&m)), refs_in(m.values()))
@@ -370,7 +370,7 @@ fn raw_end_row<'a>(e: &'a RawEnd<'a>) -> Result<EndRow<'a>> {
 }
 
 /// A finished call record's end.
-fn record_end_row(c: &CallInner) -> EndRow<'_> {
+fn record_end_row(c: &CallRecord) -> EndRow<'_> {
     let st = c.state();
     let summary = match (&st.summary, st.counts) {
         (None, Some(n)) => format!(
@@ -581,7 +581,7 @@ impl<'a> EndsIndex<'a> {
             match w {
                 CallWrite::End(c) => {
                     ends.records
-                        .entry(*c as *const CallInner as usize)
+                        .entry(*c as *const CallRecord as usize)
                         .or_insert(i);
                 }
                 CallWrite::Item(CallBatchItem::End(e)) => {
@@ -619,7 +619,7 @@ fn write_batch(tx: &Transaction<'_>, batch: &[CallWrite<'_>]) -> Result<Vec<Call
             CallWrite::Start(c) => (
                 record_start_row(c, &mut attributes),
                 ends.records
-                    .get(&(*c as *const CallInner as usize))
+                    .get(&(*c as *const CallRecord as usize))
                     .copied(),
             ),
             CallWrite::Item(CallBatchItem::Start(s)) => (
