@@ -16,11 +16,12 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     // Leaves: no knowledge of calls, clients or backends.
     &["error"],
-    &["time", "limits", "digest", "genai", "own_work"],
+    &["time", "limits", "digest", "own_work"],
     &["ids", "refs", "query", "config"],
     // The protocol's wire types.
     &["schema"],
-    &["redact", "switch"],
+    // Conventions over the wire types: redaction, the GenAI mapping; the on/off switch.
+    &["redact", "genai", "switch"],
     // The call record, beneath both the client and the backends.
     &["record"],
     // Backends: the `TraceServer` trait, the embedded store, the remote server.
