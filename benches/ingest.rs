@@ -72,12 +72,9 @@ struct Run {
 /// from starting the threads to the end of the flush.
 fn run(calls: u64) -> Run {
     let dir = tempfile::tempdir().unwrap();
-    let settings = Settings {
-        // Two queue entries per call (start and end) plus the op versions: room for all, so
-        // nothing is dropped however far the writer lags.
-        max_calls_queue_size: (calls as usize) * 4 + 1000,
-        ..Settings::default()
-    };
+    // Two queue entries per call (start and end) plus the op versions: room for all, so
+    // nothing is dropped however far the writer lags.
+    let settings = Settings::default().with_max_calls_queue_size((calls as usize) * 4 + 1000);
     let (client, guard) =
         common::init_store("bench/ingest", &dir.path().join("ingest.sqlite"), settings);
     let traces_per_thread = calls / CALLS_PER_TRACE / THREADS;

@@ -208,14 +208,10 @@ fn overhead(c: &mut Criterion) {
     // Last: tracing stays off for the rest of the process.
     let _disabled = weave::init_with(
         "bench/disabled",
-        InitOptions {
-            backend: Backend::Embedded,
-            install_subscriber: false,
-            settings: Settings {
-                disabled: true,
-                ..Settings::default()
-            },
-        },
+        InitOptions::default()
+            .with_backend(Backend::Embedded)
+            .with_install_subscriber(false)
+            .with_settings(Settings::default().with_disabled(true)),
     )
     .unwrap();
     g.bench_function("weave_disabled", |b| {

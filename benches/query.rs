@@ -123,10 +123,7 @@ fn op_ref(name: &str) -> String {
 }
 
 fn settings() -> Settings {
-    Settings {
-        max_calls_queue_size: 2_000_000,
-        ..Settings::default()
-    }
+    Settings::default().with_max_calls_queue_size(2_000_000)
 }
 
 /// Builds the store at `path` through the client: under a temporary name, renamed when

@@ -45,10 +45,7 @@ fn sizes() -> (u64, u64, u64) {
 /// A client of the remote backend at `url`, with room in its queue for `calls`.
 fn client(url: &str, project: &str, calls: u64) -> WeaveClient {
     let backend = HttpServer::new(HttpServerConfig::new(url)).unwrap();
-    let settings = Settings {
-        max_calls_queue_size: calls as usize * 2 + 1000,
-        ..Settings::default()
-    };
+    let settings = Settings::default().with_max_calls_queue_size(calls as usize * 2 + 1000);
     WeaveClient::with_settings("bench", project, Arc::new(backend), false, &settings).unwrap()
 }
 
@@ -142,10 +139,8 @@ fn bench(c: &mut Criterion) {
         let path = dir.path().join("weave.sqlite");
         {
             let store = Arc::new(SqliteServer::open(&path).unwrap());
-            let settings = Settings {
-                max_calls_queue_size: streamed as usize * 2 + 1000,
-                ..Settings::default()
-            };
+            let settings =
+                Settings::default().with_max_calls_queue_size(streamed as usize * 2 + 1000);
             let local =
                 WeaveClient::with_settings("bench", "stream", store, false, &settings).unwrap();
             upload(&local, streamed);

@@ -175,10 +175,7 @@ fn print_tree(client: &weave::WeaveClient, call: &Call, depth: usize) -> weave::
 fn main() -> weave::Result<()> {
     let (client, _guard) = weave::init_with(
         "examples/agent",
-        InitOptions {
-            install_subscriber: false,
-            ..Default::default()
-        },
+        InitOptions::default().with_install_subscriber(false),
     )?;
     // $ per token, as Python's client.add_cost(llm_id, prompt_token_cost, completion_token_cost).
     client.add_cost(MODEL, 0.000_002_5, 0.000_01)?;

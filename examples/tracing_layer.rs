@@ -119,10 +119,7 @@ fn main() -> weave::Result<()> {
     // The subscriber is set, so tell init not to install its own.
     let (client, _guard) = weave::init_with(
         "examples/tracing-layer",
-        InitOptions {
-            install_subscriber: false,
-            ..Default::default()
-        },
+        InitOptions::default().with_install_subscriber(false),
     )?;
 
     let answer = handle_request(7, "Will it rain in Paris?");

@@ -37,8 +37,10 @@ pub enum Backend {
     Server(Arc<dyn TraceServer>),
 }
 
-/// Options of [`init_with`].
+/// Options of [`init_with`]: [`InitOptions::default`] and the `with_` methods;
+/// `#[non_exhaustive]`, so that options can be added without breaking callers.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct InitOptions {
     /// Where calls go.
     pub backend: Backend,
@@ -56,6 +58,26 @@ impl Default for InitOptions {
             install_subscriber: true,
             settings: Settings::from_env(),
         }
+    }
+}
+
+impl InitOptions {
+    /// Sets where calls go.
+    pub fn with_backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// Sets whether `init` installs [`layer()`] as the global subscriber when none is set.
+    pub fn with_install_subscriber(mut self, install: bool) -> Self {
+        self.install_subscriber = install;
+        self
+    }
+
+    /// Sets the settings (default: from the environment).
+    pub fn with_settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
     }
 }
 
@@ -183,10 +205,9 @@ pub fn init_with(project: &str, opts: InitOptions) -> Result<(WeaveClient, Weave
 }
 
 fn embedded(settings: &Settings) -> Result<Arc<dyn TraceServer>> {
-    Ok(Arc::new(SqliteServer::with_config(SqliteServerConfig {
-        path: settings.db_path(),
-        app_url: settings.local_app_url(),
-    })?))
+    Ok(Arc::new(SqliteServer::with_config(
+        SqliteServerConfig::from_settings(settings),
+    )?))
 }
 
 /// The remote backend, and the entity to use. With a W&B API behind the server

@@ -79,10 +79,10 @@
 //!     format!("user-{user_id}")
 //! }
 //!
-//! let (client, _guard) = weave::init_with("acme/app", weave::InitOptions {
-//!     install_subscriber: false,
-//!     ..Default::default()
-//! })?;
+//! let (client, _guard) = weave::init_with(
+//!     "acme/app",
+//!     weave::InitOptions::default().with_install_subscriber(false),
+//! )?;
 //! let subscriber = tracing_subscriber::registry().with(weave::layer());
 //! tracing::subscriber::with_default(subscriber, || lookup(7));
 //!

@@ -28,7 +28,7 @@ use weave_core::Context;
 ///     sum
 /// }
 ///
-/// # let (client, _guard) = weave::init_with("acme/spawn", weave::InitOptions { install_subscriber: false, ..Default::default() })?;
+/// # let (client, _guard) = weave::init_with("acme/spawn", weave::InitOptions::default().with_install_subscriber(false))?;
 /// let rt = tokio::runtime::Builder::new_multi_thread().build().unwrap();
 /// let ((sum, root), _) = rt.block_on(async {
 ///     (weave::capture_call_async(fan_out()).await, ())

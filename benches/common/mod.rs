@@ -23,11 +23,10 @@ pub fn init_store(
     let server = SqliteServer::open(path).unwrap();
     weave::init_with(
         project,
-        InitOptions {
-            backend: Backend::Server(Arc::new(server)),
-            install_subscriber: false,
-            settings,
-        },
+        InitOptions::default()
+            .with_backend(Backend::Server(Arc::new(server)))
+            .with_install_subscriber(false)
+            .with_settings(settings),
     )
     .unwrap()
 }

@@ -359,19 +359,13 @@ fn a_store_in_a_nested_missing_directory_is_created() {
 #[test]
 fn the_store_path_comes_from_settings() {
     // WEAVE_DB_PATH=:memory: means no file at all.
-    let memory = Settings {
-        db_path: Some(":memory:".into()),
-        local_app_url: None,
-        max_calls_queue_size: 10,
-        calls_page_size: 10,
-        ..Settings::default()
-    };
+    let memory = Settings::default()
+        .with_db_path(Some(":memory:".into()))
+        .with_local_app_url(None)
+        .with_max_calls_queue_size(10)
+        .with_calls_page_size(10);
     assert_eq!(memory.db_path(), None);
-    let server = SqliteServer::with_config(SqliteServerConfig {
-        path: memory.db_path(),
-        app_url: memory.local_app_url(),
-    })
-    .unwrap();
+    let server = SqliteServer::with_config(SqliteServerConfig::from_settings(&memory)).unwrap();
     assert_eq!(server.path(), None);
     let client = WeaveClient::with_settings("e", "p", Arc::new(server), false, &memory).unwrap();
     crate::common::record(&client, "op", json!({}), json!(1));
@@ -380,27 +374,19 @@ fn the_store_path_comes_from_settings() {
     // WEAVE_DB_PATH=<file>: exactly that file, created with its directory.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("x").join("my.db");
-    let settings = Settings {
-        db_path: Some(file.to_string_lossy().into_owned()),
-        local_app_url: Some("http://localhost:9999/".into()),
-        ..memory.clone()
-    };
+    let settings = memory
+        .clone()
+        .with_db_path(Some(file.to_string_lossy().into_owned()))
+        .with_local_app_url(Some("http://localhost:9999/".into()));
     assert_eq!(settings.db_path(), Some(file.clone()));
     assert_eq!(settings.local_app_url(), "http://localhost:9999");
-    let server = SqliteServer::with_config(SqliteServerConfig {
-        path: settings.db_path(),
-        app_url: settings.local_app_url(),
-    })
-    .unwrap();
+    let server = SqliteServer::with_config(SqliteServerConfig::from_settings(&settings)).unwrap();
     assert_eq!(server.path(), Some(file.as_path()));
     assert_eq!(server.app_url(), "http://localhost:9999");
     assert!(file.is_file());
 
     // Unset: a per-user data directory (or ./.weave), always ending in weave/weave.sqlite.
-    let default = Settings {
-        db_path: None,
-        ..memory
-    };
+    let default = memory.with_db_path(None);
     let p = default.db_path().expect("a file, not memory");
     assert_eq!(p.file_name().unwrap(), "weave.sqlite");
     let folder = p.parent().unwrap().file_name().unwrap();

@@ -101,10 +101,7 @@ fn flush_timeout_reports_completion() {
 fn a_full_queue_drops_and_counts_instead_of_blocking() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("busy.sqlite");
-    let settings = weave::config::Settings {
-        max_calls_queue_size: 4,
-        ..weave::config::Settings::from_env()
-    };
+    let settings = weave::config::Settings::from_env().with_max_calls_queue_size(4);
     let client = WeaveClient::with_settings(
         "e",
         "p",

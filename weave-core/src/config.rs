@@ -21,9 +21,18 @@ use std::path::PathBuf;
 /// the same `/{entity}/{project}/r/call/{id}` paths as the W&B app).
 pub const DEFAULT_LOCAL_APP_URL: &str = "http://127.0.0.1:6346";
 
-/// Settings from the environment. Build with [`Settings::from_env`]; every field can also be
-/// set directly.
+/// Settings from the environment. Build with [`Settings::from_env`] (or
+/// [`Settings::default`], which ignores the environment) and change fields with the `with_`
+/// methods; `#[non_exhaustive]`, so that settings can be added without breaking callers.
+///
+/// ```
+/// use weave_core::config::Settings;
+///
+/// let settings = Settings::default().with_max_calls_queue_size(10).with_disabled(true);
+/// assert_eq!(settings.max_calls_queue_size, 10);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Settings {
     /// `WEAVE_DB_PATH`.
     pub db_path: Option<String>,
@@ -90,6 +99,42 @@ impl Settings {
             disabled: env("WEAVE_DISABLED").is_some_and(|v| truthy(&v)),
             print_call_link: env("WEAVE_PRINT_CALL_LINK").map(|v| truthy(&v)),
         }
+    }
+
+    /// Sets [`Settings::db_path`] (`":memory:"` for an in-memory store).
+    pub fn with_db_path(mut self, path: Option<String>) -> Self {
+        self.db_path = path;
+        self
+    }
+
+    /// Sets [`Settings::local_app_url`].
+    pub fn with_local_app_url(mut self, url: Option<String>) -> Self {
+        self.local_app_url = url;
+        self
+    }
+
+    /// Sets [`Settings::max_calls_queue_size`].
+    pub fn with_max_calls_queue_size(mut self, n: usize) -> Self {
+        self.max_calls_queue_size = n;
+        self
+    }
+
+    /// Sets [`Settings::calls_page_size`].
+    pub fn with_calls_page_size(mut self, n: u64) -> Self {
+        self.calls_page_size = n;
+        self
+    }
+
+    /// Sets [`Settings::disabled`].
+    pub fn with_disabled(mut self, disabled: bool) -> Self {
+        self.disabled = disabled;
+        self
+    }
+
+    /// Sets [`Settings::print_call_link`].
+    pub fn with_print_call_link(mut self, print: Option<bool>) -> Self {
+        self.print_call_link = print;
+        self
     }
 
     /// The embedded store's file: `WEAVE_DB_PATH` (`None` for `:memory:`), else

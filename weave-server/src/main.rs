@@ -145,10 +145,7 @@ fn serve(args: ServeArgs) -> ExitCode {
 }
 
 fn open_store(path: Option<PathBuf>, args: &ServeArgs) -> weave_core::Result<SqliteServer> {
-    let mut config = SqliteServerConfig {
-        path,
-        ..Default::default()
-    };
+    let mut config = SqliteServerConfig::default().with_path(path);
     // Links in what the store answers point at this server.
     if args.port != 0 {
         if let Ok(ip) = weave_server::serve::resolve_host(&args.host) {

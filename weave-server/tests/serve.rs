@@ -192,10 +192,11 @@ fn the_link_a_call_prints_is_answered() {
     let db = dir.path().join("weave.sqlite");
     let s = Served::start(&db, &[]);
     // A traced program on the same file, printing links to where the server listens.
-    let store = SqliteServer::with_config(SqliteServerConfig {
-        path: Some(db.clone()),
-        app_url: s.url.clone(),
-    })
+    let store = SqliteServer::with_config(
+        SqliteServerConfig::default()
+            .with_path(Some(db.clone()))
+            .with_app_url(s.url.clone()),
+    )
     .unwrap();
     let client = WeaveClient::new("acme", "my proj", Arc::new(store), true).unwrap();
     let call = client

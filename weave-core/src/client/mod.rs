@@ -202,6 +202,7 @@ impl std::fmt::Debug for DisplayName {
 /// assert!(child.display_name().unwrap().starts_with("llm #"));
 /// ```
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct CallOptions {
     /// The parent; default: the current call when `use_stack`, else none.
     pub parent: Option<Call>,

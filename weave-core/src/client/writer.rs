@@ -12,7 +12,7 @@
 //! - The thread takes up to [`MAX_BATCH`] queued items at a time and writes them in one go:
 //!   the embedded store takes the records directly, in one transaction (a start and end in
 //!   the same batch become one row); a remote server gets one `/call/upsert_batch` request,
-//!   split so that no request exceeds the backend's [`TraceServer::max_request_bytes`].
+//!   split so that no request exceeds the backend's [`Capabilities::max_request_bytes`](crate::server::Capabilities).
 //! - Requests to a remote server are sent by sender threads, so that the writer builds the
 //!   next request while one is in flight: one sender (requests in the order the calls came)
 //!   unless the backend says it merges a call's start and end in any order

@@ -130,10 +130,11 @@ pub struct AgentRun {
 pub fn agent_run(db: &Path, app_url: &str) -> AgentRun {
     use serde_json::json;
     use weave_core::{CallOptions, Exception, SqliteServer, SqliteServerConfig, StackFrame};
-    let store = SqliteServer::with_config(SqliteServerConfig {
-        path: Some(db.to_path_buf()),
-        app_url: app_url.to_string(),
-    })
+    let store = SqliteServer::with_config(
+        SqliteServerConfig::default()
+            .with_path(Some(db.to_path_buf()))
+            .with_app_url(app_url),
+    )
     .unwrap();
     let client =
         weave_core::WeaveClient::new("acme", "agents", std::sync::Arc::new(store), false).unwrap();

@@ -49,8 +49,11 @@ pub use crate::config::DEFAULT_LOCAL_APP_URL;
 /// How many rows a stream fetches per internal query.
 const STREAM_CHUNK: u64 = 1000;
 
-/// Configuration of a [`SqliteServer`].
+/// Configuration of a [`SqliteServer`]: [`SqliteServerConfig::default`] (the environment's),
+/// [`SqliteServerConfig::from_settings`], then the `with_` methods. `#[non_exhaustive]`, so
+/// that options can be added without breaking callers.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SqliteServerConfig {
     /// The database file; `None` for an in-memory store.
     pub path: Option<PathBuf>,
@@ -58,14 +61,32 @@ pub struct SqliteServerConfig {
     pub app_url: String,
 }
 
-impl Default for SqliteServerConfig {
-    /// The file at [`SqliteServer::default_path`].
-    fn default() -> Self {
-        let settings = Settings::from_env();
+impl SqliteServerConfig {
+    /// The store `settings` describe: its file ([`Settings::db_path`]) and link base.
+    pub fn from_settings(settings: &Settings) -> Self {
         SqliteServerConfig {
             path: settings.db_path(),
             app_url: settings.local_app_url(),
         }
+    }
+
+    /// Sets the database file (`None`: in memory).
+    pub fn with_path(mut self, path: Option<PathBuf>) -> Self {
+        self.path = path;
+        self
+    }
+
+    /// Sets the base URL of call links.
+    pub fn with_app_url(mut self, url: impl Into<String>) -> Self {
+        self.app_url = url.into();
+        self
+    }
+}
+
+impl Default for SqliteServerConfig {
+    /// The file at [`SqliteServer::default_path`].
+    fn default() -> Self {
+        SqliteServerConfig::from_settings(&Settings::from_env())
     }
 }
 
