@@ -691,3 +691,14 @@ mod tests {
         );
     }
 }
+
+/// A value as JSON, nesting capped at [`crate::limits::MAX_DEPTH`]; a value whose `Serialize`
+/// fails is recorded as a readable placeholder.
+pub(crate) fn to_json<T: Serialize + ?Sized>(value: &T) -> Value {
+    to_value_capped(value).unwrap_or_else(|e| {
+        Value::String(format!(
+            "<unserializable {}: {e}>",
+            std::any::type_name::<T>()
+        ))
+    })
+}
