@@ -569,6 +569,17 @@ impl Serializer for KeyIsRedacted {
     }
 }
 
+/// A value as JSON, nesting capped at [`crate::limits::MAX_DEPTH`]; a value whose `Serialize`
+/// fails is recorded as a readable placeholder.
+pub(crate) fn to_json<T: Serialize + ?Sized>(value: &T) -> Value {
+    to_value_capped(value).unwrap_or_else(|e| {
+        Value::String(format!(
+            "<unserializable {}: {e}>",
+            std::any::type_name::<T>()
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -690,15 +701,4 @@ mod tests {
             "non-string keys still fail as in serde_json"
         );
     }
-}
-
-/// A value as JSON, nesting capped at [`crate::limits::MAX_DEPTH`]; a value whose `Serialize`
-/// fails is recorded as a readable placeholder.
-pub(crate) fn to_json<T: Serialize + ?Sized>(value: &T) -> Value {
-    to_value_capped(value).unwrap_or_else(|e| {
-        Value::String(format!(
-            "<unserializable {}: {e}>",
-            std::any::type_name::<T>()
-        ))
-    })
 }

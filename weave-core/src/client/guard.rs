@@ -18,4 +18,3 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         "Box<dyn Any>".to_string()
     }
 }
-

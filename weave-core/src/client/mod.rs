@@ -12,9 +12,9 @@ pub(crate) mod costs;
 pub(crate) mod exception;
 pub(crate) mod feedback;
 pub(crate) mod global;
-pub(crate) mod objects;
 mod guard;
 mod lifecycle;
+pub(crate) mod objects;
 mod op;
 mod op_code;
 mod options;
@@ -36,10 +36,10 @@ use crate::server::sqlite::MAX_FILTER_LIST;
 use crate::server::TraceServer;
 use crate::time::Timestamp;
 
-pub use self::op::{DisplayName, Op};
-pub use self::options::CallOptions;
 pub(crate) use self::capture::to_json;
 pub(crate) use self::guard::{guarded, panic_message};
+pub use self::op::{DisplayName, Op};
+pub use self::options::CallOptions;
 pub use crate::redact::{REDACTED_VALUE, REDACT_KEYS};
 /// Display names longer than this are truncated (to 1021 characters and `"..."`).
 pub const MAX_DISPLAY_NAME_CHARS: usize = 1024;

@@ -135,4 +135,3 @@ impl std::fmt::Debug for DisplayName {
         }
     }
 }
-
