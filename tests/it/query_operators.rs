@@ -133,6 +133,8 @@ macro_rules! convert_q {
     )*};
 }
 
+// The names are the builder's, so a row reads as the builder's query.
+#[allow(clippy::wrong_self_convention)]
 impl Q {
     binary_q!(eq "$eq", gt "$gt", gte "$gte", lt "$lt", lte "$lte");
     convert_q!(as_double "double", as_int "int", as_string "string", as_bool "bool", exists "exists");
@@ -897,7 +899,8 @@ fn and_or_not_combined() {
     let model = |m: &str| get("inputs.model").eq(m);
     let cool = || get("inputs.temperature").lt(0.5);
     let high_score = || get("output.score").gt(0.85);
-    let (m, c) = (|m: &str| model(m).1, || cool().1);
+    // The JSON of `model(m)` and `cool()`, for the rows that spell the whole query out.
+    let (model_j, cool_j) = (|m: &str| model(m).1, || cool().1);
     fx.run([
         case(model("gpt-4o").and(cool()), &["a"]),
         case(model("claude").or(high_score()), &["a", "c", "d"]),
@@ -905,22 +908,22 @@ fn and_or_not_combined() {
         case(model("claude").or(high_score()).and(get("summary.weave.status").eq("error").not()), &["a", "c"]),
         // Chained `and`s flatten into one $and of three.
         case(both(model("claude").0.and(cool().0).and(field("op_name").eq(d_op)),
-                  json!({"$and": [m("claude"), c(), {"$eq": [gf("op_name"), li(d_op)]}]})),
+                  json!({"$and": [model_j("claude"), cool_j(), {"$eq": [gf("op_name"), li(d_op)]}]})),
              &["c"]),
         // Chained `or`s flatten too.
         case(both(model("x").0.or(model("y").0).or(model("claude").0),
-                  json!({"$or": [m("x"), m("y"), m("claude")]})),
+                  json!({"$or": [model_j("x"), model_j("y"), model_j("claude")]})),
              &["c", "d"]),
         // A one-element $and / $or is that element.
-        case(json!({"$and": [m("claude")]}), &["c", "d"]),
-        case(json!({"$or": [m("gpt-4o")]}), &["a", "b"]),
+        case(json!({"$and": [model_j("claude")]}), &["c", "d"]),
+        case(json!({"$or": [model_j("gpt-4o")]}), &["a", "b"]),
         // Double negation.
         case(model("claude").not().not(), &["c", "d"]),
         // An operation as an operand: (temperature > 0.5) == false.
         case(get("inputs.temperature").gt(0.5).eq(false), &["a", "c"]),
         // Literal booleans as operands.
-        case(json!({"$and": [li(true), m("gpt-4o")]}), &["a", "b"]),
-        case(json!({"$or": [li(false), m("gpt-4o")]}), &["a", "b"]),
+        case(json!({"$and": [li(true), model_j("gpt-4o")]}), &["a", "b"]),
+        case(json!({"$or": [li(false), model_j("gpt-4o")]}), &["a", "b"]),
         // Two fields compared with each other.
         case(get("inputs.model").eq(get("inputs.model")), &["a", "b", "c", "d"]),
     ]);
