@@ -994,6 +994,7 @@ fn dotted_paths_into_inputs_output_attributes_summary() {
         case(eq("inputs.we\"ird", json!("q")), &["first"]).reference(&[]),
         case(eq("inputs.sp ace", json!(1)), &["first"]),
         // Whole lists and dicts compare with literal lists and dicts.
+        // Reference server: see `Want::StructuredLiteral`.
         case(eq("inputs.tags", json!(["x", "y"])), &["first"]).reference_fails(Want::StructuredLiteral),
         case(eq("inputs.cfg", json!({"a": 2})), &["second"]).reference_fails(Want::StructuredLiteral),
         // Attributes, including the SDK's own block.
@@ -1024,6 +1025,7 @@ fn literal_forms() {
     let (l, d) = (|| field("inputs.l").eq(json!([1, 2])), || field("inputs.d").eq(json!({"k": "v", "n": [1]})));
     fx.run([
         // Nested $literal wrappers unwrap.
+        // Reference server: see `Want::StructuredLiteral`.
         case(both(l(), json!({"$eq": [gf("inputs.l"), {"$literal": [{"$literal": 1}, 2]}]})), &["match"])
             .reference_fails(Want::StructuredLiteral),
         case(both(d(), json!({"$eq": [gf("inputs.d"), {"$literal": {"k": {"$literal": "v"}, "n": [{"$literal": 1}]}}]})),
@@ -1170,6 +1172,7 @@ fn malformed_queries_fail_to_parse_naming_the_part() {
 #[test]
 fn invalid_fields_and_values_fail_when_queried() {
     let fx = Fx::record([done("a", "op", json!({"x": 1}), ())]);
+    // Reference server: it validates neither fields nor values (see the function's doc).
     fx.run([
         invalid(get("nope").eq(1), &["\"nope\"", "unknown field"]).reference_fails(Want::Http500),
         // A typo of a JSON column.
