@@ -158,7 +158,7 @@ impl WeaveClient {
         check_name("entity", &entity)?;
         check_name("project", &project)?;
         // Every request the client makes runs as weave-internal work (never traced).
-        let server: Arc<dyn TraceServer> = Arc::new(crate::server::internal::Internal(server));
+        let server: Arc<dyn TraceServer> = Arc::new(crate::server::untraced::Untraced(server));
         if ensure_project_exists {
             server.ensure_project_exists(&entity, &project)?;
         }

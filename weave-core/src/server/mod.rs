@@ -9,7 +9,7 @@
 //! reads, from the caller's thread. A backend that speaks HTTP owns its own runtime.
 
 pub mod http;
-pub(crate) mod internal;
+pub(crate) mod untraced;
 pub mod sqlite;
 
 pub use http::{HttpServer, HttpServerConfig};

@@ -1,4 +1,4 @@
-//! [`Internal`]: the backend as the client uses it — every request runs as weave-internal
+//! [`Untraced`]: the backend as the client uses it — every request runs as weave-internal
 //! work ([`crate::internal`]), so that a backend which emits `tracing` spans or events (an
 //! instrumented HTTP client, a user's own logging backend) is never traced as the user's
 //! calls, whichever thread it runs on.
@@ -12,7 +12,7 @@ use crate::schema::*;
 
 /// A backend whose every method runs inside [`crate::internal`]; streams too, item by item.
 #[derive(Debug)]
-pub(crate) struct Internal(pub(crate) Arc<dyn TraceServer>);
+pub(crate) struct Untraced(pub(crate) Arc<dyn TraceServer>);
 
 macro_rules! delegate {
     ($($name:ident($req:ty) -> $res:ty;)*) => {$(
@@ -22,7 +22,7 @@ macro_rules! delegate {
     )*};
 }
 
-impl TraceServer for Internal {
+impl TraceServer for Untraced {
     fn server_info(&self) -> Result<ServerInfoRes> {
         internal(|| self.0.server_info())
     }
@@ -33,7 +33,7 @@ impl TraceServer for Internal {
 
     fn calls_query_stream(&self, req: CallsQueryReq) -> Result<CallsStream> {
         let inner = internal(|| self.0.calls_query_stream(req))?;
-        Ok(Box::new(InternalIter(inner)))
+        Ok(Box::new(UntracedIter(inner)))
     }
 
     fn projects(&self) -> Result<ProjectsRes> {
@@ -91,9 +91,9 @@ impl TraceServer for Internal {
     }
 }
 
-struct InternalIter(CallsStream);
+struct UntracedIter(CallsStream);
 
-impl Iterator for InternalIter {
+impl Iterator for UntracedIter {
     type Item = Result<CallSchema>;
     fn next(&mut self) -> Option<Self::Item> {
         internal(|| self.0.next())
