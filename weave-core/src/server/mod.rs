@@ -8,11 +8,17 @@
 //! Methods are synchronous: the client calls them from its background writer thread or, for
 //! reads, from the caller's thread. A backend that speaks HTTP owns its own runtime.
 
-pub mod http;
 pub(crate) mod internal;
+pub mod remote;
 pub mod sqlite;
 
-pub use http::{HttpServer, HttpServerConfig};
+/// The remote backend's former module path: [`remote`], re-exported.
+#[doc(hidden)]
+pub mod http {
+    pub use super::remote::*;
+}
+
+pub use remote::{HttpServer, HttpServerConfig};
 pub use sqlite::{SqliteServer, SqliteServerConfig};
 
 use crate::error::Result;
