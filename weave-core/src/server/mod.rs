@@ -12,14 +12,24 @@ pub(crate) mod internal;
 pub mod remote;
 pub mod sqlite;
 
-/// The remote backend's former module path: [`remote`], re-exported.
+/// The remote backend's former module path: [`remote`], re-exported with the old names.
 #[doc(hidden)]
 pub mod http {
     pub use super::remote::*;
+    #[allow(deprecated)]
+    pub use super::{HttpServer, HttpServerConfig};
 }
 
-pub use remote::{HttpServer, HttpServerConfig};
+pub use remote::{RemoteServer, RemoteServerConfig};
 pub use sqlite::{SqliteServer, SqliteServerConfig};
+
+/// The remote backend's former name: [`RemoteServer`].
+#[deprecated(since = "0.1.1", note = "renamed `RemoteServer`")]
+pub type HttpServer = RemoteServer;
+
+/// The remote backend's configuration's former name: [`RemoteServerConfig`].
+#[deprecated(since = "0.1.1", note = "renamed `RemoteServerConfig`")]
+pub type HttpServerConfig = RemoteServerConfig;
 
 use crate::error::Result;
 use crate::schema::*;

@@ -1,5 +1,5 @@
-//! Configuration: where the remote server is and how to reach it ([`HttpServerConfig`]), read
-//! from the environment as the Python SDK reads it ([`HttpServerConfig::from_env`]), and the
+//! Configuration: where the remote server is and how to reach it ([`RemoteServerConfig`]), read
+//! from the environment as the Python SDK reads it ([`RemoteServerConfig::from_env`]), and the
 //! URL helpers that derive the UI's base (and the `~/.netrc` machine) from a server's or W&B's
 //! URL.
 
@@ -16,7 +16,7 @@ pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where and how to reach a trace server.
 #[derive(Clone, PartialEq, Eq)]
-pub struct HttpServerConfig {
+pub struct RemoteServerConfig {
     /// The base URL; route paths are appended to it (`{base}/call/start`).
     pub base_url: String,
     /// The W&B API key, sent as HTTP Basic `api:<key>`.
@@ -26,7 +26,7 @@ pub struct HttpServerConfig {
     /// Per-request timeout.
     pub timeout: Duration,
     /// The W&B API (`{wandb_api_url}/graphql`) that owns entities and projects: set by
-    /// [`HttpServerConfig::from_env`] when an API key is known (`WANDB_BASE_URL`, else
+    /// [`RemoteServerConfig::from_env`] when an API key is known (`WANDB_BASE_URL`, else
     /// `https://api.wandb.ai`), so that `weave::init` can resolve a bare project's entity
     /// and create the project, as the Python SDK does. `None`: no W&B behind the server.
     pub wandb_api_url: Option<String>,
@@ -37,9 +37,9 @@ pub struct HttpServerConfig {
     pub concurrent_call_batches: Option<usize>,
 }
 
-impl std::fmt::Debug for HttpServerConfig {
+impl std::fmt::Debug for RemoteServerConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpServerConfig")
+        f.debug_struct("RemoteServerConfig")
             .field("base_url", &self.base_url)
             .field("api_key", &self.api_key.as_ref().map(|_| "<set>"))
             .field("app_url", &self.app_url)
@@ -57,11 +57,11 @@ pub(super) fn env(name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-impl HttpServerConfig {
+impl RemoteServerConfig {
     /// A server at `base_url`, without credentials.
     pub fn new(base_url: impl Into<String>) -> Self {
         let base_url = base_url.into().trim_end_matches('/').to_string();
-        HttpServerConfig {
+        RemoteServerConfig {
             app_url: app_url_for(&base_url),
             base_url,
             api_key: None,
@@ -97,7 +97,7 @@ impl HttpServerConfig {
                 format!("{wandb_base}/traces")
             }
         });
-        let mut cfg = HttpServerConfig::new(base_url);
+        let mut cfg = RemoteServerConfig::new(base_url);
         cfg.api_key = key_env.or_else(|| netrc_password(host_of(&wandb_base)));
         cfg.wandb_api_url = cfg.api_key.as_ref().map(|_| wandb_base.clone());
         cfg.app_url = env("WANDB_APP_URL")

@@ -5,15 +5,15 @@
 use serde_json::Value;
 
 use super::transport::send_once;
-use super::HttpServer;
+use super::RemoteServer;
 use crate::error::{Result, WeaveError};
 
-impl HttpServer {
+impl RemoteServer {
     /// Runs a W&B GraphQL request (`{wandb_api_url}/graphql`) and returns its `data`.
     fn graphql(&self, query: &str, variables: Value) -> Result<Value> {
         let Some(api) = &self.inner.config.wandb_api_url else {
             return Err(WeaveError::invalid_input(
-                "no W&B API is configured (HttpServerConfig::wandb_api_url; set WANDB_API_KEY)",
+                "no W&B API is configured (RemoteServerConfig::wandb_api_url; set WANDB_API_KEY)",
             ));
         };
         let mut rb = self

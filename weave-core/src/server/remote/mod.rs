@@ -1,4 +1,4 @@
-//! [`HttpServer`]: a client of a Weave trace server over HTTP (PROTOCOL.md) — W&B's, a
+//! [`RemoteServer`]: a client of a Weave trace server over HTTP (PROTOCOL.md) — W&B's, a
 //! self-managed one, `weave serve`, or anything speaking the protocol.
 //!
 //! The trait is synchronous; requests run on a small tokio runtime the SDK owns (its threads
@@ -13,13 +13,13 @@
 //!
 //! One role per file:
 //!
-//! - this file: the [`HttpServer`] type, its state and the runtime it owns;
-//! - `config.rs`: [`HttpServerConfig`], read from the environment as the Python SDK reads it,
+//! - this file: the [`RemoteServer`] type, its state and the runtime it owns;
+//! - `config.rs`: [`RemoteServerConfig`], read from the environment as the Python SDK reads it,
 //!   and the URL helpers (trace server and UI bases);
 //! - `netrc.rs`: the API key from `~/.netrc`;
 //! - `transport.rs`: sending — running a request on the SDK's runtime, waiting for it, and
 //!   retrying the idempotent routes with backoff;
-//! - `errors.rs`: what a failed request means as a [`WeaveError`](crate::WeaveError) (status,
+//! - `errors.rs`: what a failed request means as a [`WeaveError`] (status,
 //!   server's reason, `Retry-After`, transport failures);
 //! - `graphql.rs`: the W&B API behind the server (default entity, creating the project);
 //! - `stream.rs`: `/calls/stream_query`, read line by line into a bounded channel;
@@ -40,7 +40,7 @@ mod stream;
 mod transport;
 
 pub use config::{
-    HttpServerConfig, DEFAULT_HTTP_TIMEOUT, WANDB_PUBLIC_API_URL, WANDB_TRACE_SERVER_URL,
+    RemoteServerConfig, DEFAULT_HTTP_TIMEOUT, WANDB_PUBLIC_API_URL, WANDB_TRACE_SERVER_URL,
 };
 pub use transport::MAX_REQUEST_BYTES;
 
@@ -50,20 +50,20 @@ pub use transport::MAX_REQUEST_BYTES;
 ///
 /// ```no_run
 /// use std::sync::Arc;
-/// use weave_core::server::http::{HttpServer, HttpServerConfig};
+/// use weave_core::server::{RemoteServer, RemoteServerConfig};
 /// use weave_core::WeaveClient;
 ///
-/// let server = HttpServer::new(HttpServerConfig::new("http://127.0.0.1:6345"))?;
+/// let server = RemoteServer::new(RemoteServerConfig::new("http://127.0.0.1:6345"))?;
 /// let client = WeaveClient::new("acme", "agents", Arc::new(server), true)?;
 /// # Ok::<(), weave_core::WeaveError>(())
 /// ```
 #[derive(Clone)]
-pub struct HttpServer {
+pub struct RemoteServer {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    config: HttpServerConfig,
+    config: RemoteServerConfig,
     auth: Option<String>,
     http: reqwest::Client,
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
@@ -84,17 +84,17 @@ impl Drop for Inner {
     }
 }
 
-impl std::fmt::Debug for HttpServer {
+impl std::fmt::Debug for RemoteServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpServer")
+        f.debug_struct("RemoteServer")
             .field("config", &self.inner.config)
             .finish_non_exhaustive()
     }
 }
 
-impl HttpServer {
+impl RemoteServer {
     /// A client for the server `config` names. Starts the SDK's I/O runtime (two threads).
-    pub fn new(config: HttpServerConfig) -> Result<Self> {
+    pub fn new(config: RemoteServerConfig) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("weave-http")
@@ -113,7 +113,7 @@ impl HttpServer {
                 base64::engine::general_purpose::STANDARD.encode(format!("api:{k}"))
             )
         });
-        Ok(HttpServer {
+        Ok(RemoteServer {
             inner: Arc::new(Inner {
                 handle: runtime.handle().clone(),
                 runtime: Mutex::new(Some(runtime)),
@@ -124,13 +124,13 @@ impl HttpServer {
         })
     }
 
-    /// The server [`HttpServerConfig::from_env`] configures, if any.
+    /// The server [`RemoteServerConfig::from_env`] configures, if any.
     pub fn from_env() -> Option<Result<Self>> {
-        HttpServerConfig::from_env().map(Self::new)
+        RemoteServerConfig::from_env().map(Self::new)
     }
 
     /// The configuration.
-    pub fn config(&self) -> &HttpServerConfig {
+    pub fn config(&self) -> &RemoteServerConfig {
         &self.inner.config
     }
 }

@@ -1,4 +1,4 @@
-//! The route table: [`TraceServer`] for [`HttpServer`], one protocol route per method. Most
+//! The route table: [`TraceServer`] for [`RemoteServer`], one protocol route per method. Most
 //! routes are one JSON `POST` each (`json_routes!`); the rest — `GET`s, the writer's
 //! batches sent as they are, the multipart file upload, the streamed query — say how they
 //! differ.
@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use super::transport::MAX_REQUEST_BYTES;
-use super::HttpServer;
+use super::RemoteServer;
 use crate::error::{Result, WeaveError};
 use crate::schema::*;
 use crate::server::{CallsStream, Capabilities, TraceServer};
@@ -20,7 +20,7 @@ macro_rules! json_routes {
     )*};
 }
 
-impl TraceServer for HttpServer {
+impl TraceServer for RemoteServer {
     json_routes! {
         call_start(CallStartReq) -> CallStartRes = "/call/start";
         call_end(CallEndReq) -> CallEndRes = "/call/end";

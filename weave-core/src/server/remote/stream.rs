@@ -4,7 +4,7 @@
 
 use super::errors::{retry_after, status_error, transport_error};
 use super::transport::wait;
-use super::HttpServer;
+use super::RemoteServer;
 use crate::error::{Result, WeaveError};
 use crate::schema::*;
 use crate::server::CallsStream;
@@ -35,7 +35,7 @@ fn parse_line(path: &str, line: &[u8]) -> Option<Result<CallSchema>> {
     )
 }
 
-impl HttpServer {
+impl RemoteServer {
     /// `POST /calls/stream_query`, its calls as they arrive.
     pub(super) fn stream_query(&self, req: CallsQueryReq) -> Result<CallsStream> {
         let path = "/calls/stream_query";

@@ -1,5 +1,5 @@
 //! Transport: how a request reaches the server and its answer comes back. Requests run on the
-//! runtime the [`HttpServer`] owns, and the calling thread waits for the answer with [`wait`],
+//! runtime the [`RemoteServer`] owns, and the calling thread waits for the answer with [`wait`],
 //! which needs no runtime. Reads and content-addressed creates ([`IDEMPOTENT_ROUTES`]) are
 //! retried with backoff, as the Python client retries; writes of calls are not (the
 //! background writer retries them, knowing how to avoid writing twice).
@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::errors::{retry_after, status_error, transport_error};
-use super::HttpServer;
+use super::RemoteServer;
 use crate::error::{Result, WeaveError};
 
 /// The largest request body sent: the Weave server refuses more than 32 MiB.
@@ -43,7 +43,7 @@ pub(super) fn wait<F: Future>(fut: F) -> F::Output {
     }
 }
 
-impl HttpServer {
+impl RemoteServer {
     pub(super) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.inner.config.base_url)
     }
