@@ -60,7 +60,7 @@ mod common;
 use weave::config::Settings;
 use weave::query::field;
 use weave::schema::{CallReadReq, CallsQueryReq, CallsQueryStatsReq};
-use weave::server::{HttpServer, HttpServerConfig};
+use weave::server::{RemoteServer, RemoteServerConfig};
 use weave::{CallsFilter, CallsQuery, SortBy, SqliteServer, TraceServer, WeaveClient};
 use weave_server::{BackgroundServer, ServeOptions};
 
@@ -505,7 +505,7 @@ fn queries(c: &mut Criterion) {
         ServeOptions::default().with_port(0),
     )
     .unwrap();
-    let http = HttpServer::new(HttpServerConfig::new(served.url())).unwrap();
+    let http = RemoteServer::new(RemoteServerConfig::new(served.url())).unwrap();
     let project_id = format!("{ENTITY}/{PROJECT}");
     let calls_page = |query: Option<weave::Query>, filter: Option<CallsFilter>| {
         let (http, project_id) = (&http, project_id.clone());

@@ -2,7 +2,7 @@
 //! `serve`).
 //!
 //! - `upload/weave_serve`: 200,000 calls (100,000 traces of a root and a child) made by the Rust
-//!   SDK from 2 threads into its remote backend (`HttpServer`: batches of `/call/upsert_batch`)
+//!   SDK from 2 threads into its remote backend (`RemoteServer`: batches of `/call/upsert_batch`)
 //!   to `weave serve` over a fresh SQLite file; the clock stops when the client has flushed
 //!   them all (every batch answered, so every call is committed). Target: >= 100,000 calls/s.
 //! - `upload/reference`: the same client and calls into the reference server (the weave
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, Criterion, SamplingMode, Throughput};
 use serde_json::json;
 use weave::config::Settings;
-use weave::server::{HttpServer, HttpServerConfig};
+use weave::server::{RemoteServer, RemoteServerConfig};
 use weave::{CallOptions, CallsQuery, SqliteServer, TraceServer, WeaveClient};
 use weave_server::{BackgroundServer, ServeOptions};
 
@@ -44,7 +44,7 @@ fn sizes() -> (u64, u64, u64) {
 
 /// A client of the remote backend at `url`, with room in its queue for `calls`.
 fn client(url: &str, project: &str, calls: u64) -> WeaveClient {
-    let backend = HttpServer::new(HttpServerConfig::new(url)).unwrap();
+    let backend = RemoteServer::new(RemoteServerConfig::new(url)).unwrap();
     let settings = Settings::default().with_max_calls_queue_size(calls as usize * 2 + 1000);
     WeaveClient::with_settings("bench", project, Arc::new(backend), false, &settings).unwrap()
 }

@@ -188,7 +188,7 @@ fn main() -> weave::Result<()> {
         );
     }
     match (
-        weave::server::HttpServerConfig::from_env(),
+        weave::server::RemoteServerConfig::from_env(),
         weave::SqliteServer::default_path(),
     ) {
         (Some(remote), _) => println!("\nSent to the trace server {}", remote.base_url),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::Layer;
 use weave_core::config::Settings;
-use weave_core::server::{HttpServer, HttpServerConfig};
+use weave_core::server::{RemoteServer, RemoteServerConfig};
 use weave_core::{
     global_client, set_global_client, Result, SqliteServer, SqliteServerConfig, TraceServer,
     WeaveClient, WeaveError,
@@ -24,7 +24,7 @@ pub const DEFAULT_ENTITY: &str = "local";
 #[non_exhaustive]
 pub enum Backend {
     /// The environment decides, as the Python SDK does: a remote trace server when
-    /// `WF_TRACE_SERVER_URL` or `WANDB_API_KEY` is set ([`HttpServerConfig::from_env`]), else
+    /// `WF_TRACE_SERVER_URL` or `WANDB_API_KEY` is set ([`RemoteServerConfig::from_env`]), else
     /// the embedded store.
     #[default]
     Auto,
@@ -32,7 +32,7 @@ pub enum Backend {
     /// data directory).
     Embedded,
     /// A remote trace server.
-    Remote(HttpServerConfig),
+    Remote(RemoteServerConfig),
     /// This backend.
     Server(Arc<dyn TraceServer>),
 }
@@ -181,7 +181,7 @@ pub fn init_with(project: &str, opts: InitOptions) -> Result<(WeaveClient, Weave
         Backend::Server(s) => (s, entity),
         Backend::Embedded => (embedded(&settings)?, entity),
         Backend::Remote(config) => remote(config, explicit_entity, &project, &mut settings)?,
-        Backend::Auto => match HttpServerConfig::from_env() {
+        Backend::Auto => match RemoteServerConfig::from_env() {
             Some(config) => remote(config, explicit_entity, &project, &mut settings)?,
             None => (embedded(&settings)?, entity),
         },
@@ -211,12 +211,12 @@ fn embedded(settings: &Settings) -> Result<Arc<dyn TraceServer>> {
 }
 
 /// The remote backend, and the entity to use. With a W&B API behind the server
-/// ([`HttpServerConfig::wandb_api_url`], i.e. an API key), as the Python SDK does: a bare
+/// ([`RemoteServerConfig::wandb_api_url`], i.e. an API key), as the Python SDK does: a bare
 /// project goes under the key's default entity, and the project is created if it does not
 /// exist. Not knowing the entity is an error; failing to create the project is reported
 /// and tracing goes on (the server then refuses or accepts the calls, and the writer says so).
 fn remote(
-    config: HttpServerConfig,
+    config: RemoteServerConfig,
     entity: Option<String>,
     project: &str,
     settings: &mut Settings,
@@ -224,7 +224,7 @@ fn remote(
     // As in Python, a remote client prints each root call's link unless told not to.
     settings.print_call_link.get_or_insert(true);
     let wandb = config.wandb_api_url.is_some();
-    let http = HttpServer::new(config)?;
+    let http = RemoteServer::new(config)?;
     let entity = match entity {
         Some(e) => e,
         None if wandb => http.wandb_default_entity()?,

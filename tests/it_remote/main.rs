@@ -1,6 +1,6 @@
 //! The end-to-end suite of `tests/it`, against the reference Weave trace server: every test
 //! gets a fresh reference server of its own (the fixture in tests/support/store.rs), reached
-//! through the remote backend (`HttpServer`), so both backends are held to the same observable
+//! through the remote backend (`RemoteServer`), so both backends are held to the same observable
 //! behaviour. Where the reference server really differs from the embedded store, the test
 //! says so and checks each backend's own answer (search for `is_reference`).
 //!

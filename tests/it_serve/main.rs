@@ -1,6 +1,6 @@
 //! The end-to-end suite of `tests/it`, a third time: against `weave serve` (this repository's
 //! Weave trace server, `weave-server`) over a fresh SQLite file, started by each test on a
-//! free loopback port and reached through the remote backend (`HttpServer`). The same tests
+//! free loopback port and reached through the remote backend (`RemoteServer`). The same tests
 //! that hold the embedded store and the reference server to Weave's semantics hold the server
 //! to them: where the answer depends on the client going over HTTP (queued feedback, the
 //! client's clock), the tests branch on `over_http`; where the reference server differs from

@@ -169,10 +169,10 @@ fn rename_delete_and_not_found_over_http() {
 /// batches one at a time, in order.
 #[test]
 fn batches_go_to_the_reference_server_one_at_a_time() {
-    use weave::server::{HttpServer, HttpServerConfig};
+    use weave::server::{RemoteServer, RemoteServerConfig};
     use weave::TraceServer;
     let server = crate::common::RefServer::shared();
-    let backend = HttpServer::new(HttpServerConfig::new(&server.url)).unwrap();
+    let backend = RemoteServer::new(RemoteServerConfig::new(&server.url)).unwrap();
     assert_eq!(
         backend.server_info().unwrap().call_batches_in_any_order,
         None

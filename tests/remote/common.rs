@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use weave::server::{HttpServer, HttpServerConfig};
+use weave::server::{RemoteServer, RemoteServerConfig};
 use weave::{Call, CallsQuery, WeaveClient};
 
 #[path = "../support/child.rs"]
@@ -17,7 +17,7 @@ pub use ref_server::RefServer;
 /// A client for a fresh project on the binary's reference server.
 pub fn remote_client() -> WeaveClient {
     let server = RefServer::shared();
-    let http = HttpServer::new(HttpServerConfig::new(&server.url)).expect("http server");
+    let http = RemoteServer::new(RemoteServerConfig::new(&server.url)).expect("http server");
     let project = format!("p-{}", &weave::generate_id()[24..]);
     WeaveClient::new("remote-tests", project, Arc::new(http), true).expect("client")
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use weave::server::{HttpServer, HttpServerConfig};
+use weave::server::{RemoteServer, RemoteServerConfig};
 use weave::{CallOptions, CallsQuery, WeaveClient};
 
 use crate::common::fault_proxy::{Fault, FaultProxy};
@@ -21,19 +21,19 @@ fn through_proxy(timeout: Duration) -> (FaultProxy, WeaveClient, WeaveClient) {
     let server = RefServer::shared();
     let proxy = FaultProxy::start(&server.url);
     let project = format!("p-{}", &weave::generate_id()[24..]);
-    let mut cfg = HttpServerConfig::new(&proxy.url);
+    let mut cfg = RemoteServerConfig::new(&proxy.url);
     cfg.timeout = timeout;
     let writer = WeaveClient::new(
         "faults",
         project.clone(),
-        Arc::new(HttpServer::new(cfg).unwrap()),
+        Arc::new(RemoteServer::new(cfg).unwrap()),
         false,
     )
     .unwrap();
     let reader = WeaveClient::new(
         "faults",
         project,
-        Arc::new(HttpServer::new(HttpServerConfig::new(&server.url)).unwrap()),
+        Arc::new(RemoteServer::new(RemoteServerConfig::new(&server.url)).unwrap()),
         false,
     )
     .unwrap();
@@ -168,12 +168,12 @@ fn a_30_second_outage_mid_run_loses_nothing() {
 fn the_server_killed_and_restarted_mid_run_loses_nothing() {
     let server = RefServer::fresh();
     let client = |project: &str| {
-        let mut cfg = HttpServerConfig::new(&server.url);
+        let mut cfg = RemoteServerConfig::new(&server.url);
         cfg.timeout = Duration::from_secs(5);
         WeaveClient::new(
             "faults",
             project,
-            Arc::new(HttpServer::new(cfg).unwrap()),
+            Arc::new(RemoteServer::new(cfg).unwrap()),
             false,
         )
         .unwrap()

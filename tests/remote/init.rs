@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use weave::server::{HttpServer, HttpServerConfig};
+use weave::server::{RemoteServer, RemoteServerConfig};
 use weave::{CallsQuery, WeaveClient};
 
 use crate::common::child::{child_done, run_child};
@@ -61,7 +61,7 @@ fn a_bare_project_goes_under_the_w_and_b_default_entity() {
     );
     // The default entity from the viewer, then the project looked up (it "exists").
     assert_eq!(proxy.count("/graphql"), 2);
-    let http = HttpServer::new(HttpServerConfig::new(&server.url)).unwrap();
+    let http = RemoteServer::new(RemoteServerConfig::new(&server.url)).unwrap();
     let client = WeaveClient::new("ref-entity", "bare-project", Arc::new(http), false).unwrap();
     let names: Vec<String> = client
         .get_calls(CallsQuery::new())
@@ -83,7 +83,7 @@ fn init_goes_remote_when_wf_trace_server_url_is_set() {
             ("WEAVE_DB_PATH", ":memory:"),
         ],
     );
-    let http = HttpServer::new(HttpServerConfig::new(&server.url)).unwrap();
+    let http = RemoteServer::new(RemoteServerConfig::new(&server.url)).unwrap();
     let client = WeaveClient::new("remote-init", project, Arc::new(http), false).unwrap();
     let calls: Vec<_> = client
         .get_calls(CallsQuery::new())

@@ -1,4 +1,4 @@
-//! The remote backend (`HttpServer`) against the reference Weave trace server: the same
+//! The remote backend (`RemoteServer`) against the reference Weave trace server: the same
 //! client API, end to end over HTTP.
 
 mod calls;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::json;
 use tracing::Level;
 use tracing_subscriber::layer::SubscriberExt;
-use weave::server::{HttpServer, HttpServerConfig};
+use weave::server::{RemoteServer, RemoteServerConfig};
 use weave::{CallsQuery, WeaveClient};
 
 use crate::common::{remote_client, RefServer};
@@ -52,7 +52,7 @@ fn calling_from_inside_a_current_thread_tokio_runtime_works() {
 #[test]
 fn the_http_clients_own_work_is_never_traced() {
     let server = RefServer::shared();
-    let http = HttpServer::new(HttpServerConfig::new(&server.url)).unwrap();
+    let http = RemoteServer::new(RemoteServerConfig::new(&server.url)).unwrap();
     let project = format!("p-{}", &weave::generate_id()[24..]);
     let client = WeaveClient::new("remote-tests", project, Arc::new(http), true).unwrap();
     // The most permissive setup: every level, roots recorded with this client — anything the

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use weave::server::{HttpServer, HttpServerConfig};
+use weave::server::{RemoteServer, RemoteServerConfig};
 use weave::{CallOptions, CallsQuery, WeaveClient};
 
 use crate::common::child::{child_done, run_child};
@@ -93,12 +93,12 @@ const MAX_GROWTH: isize = 16 << 20;
 #[ignore = "run in a child process by iterating_100k_calls_holds_few_of_them"]
 fn child_iterate_100k() {
     let server = RefServer::fresh();
-    let mut cfg = HttpServerConfig::new(&server.url);
+    let mut cfg = RemoteServerConfig::new(&server.url);
     cfg.timeout = Duration::from_secs(120);
     let client = WeaveClient::new(
         "stream",
         "big",
-        Arc::new(HttpServer::new(cfg).unwrap()),
+        Arc::new(RemoteServer::new(cfg).unwrap()),
         false,
     )
     .unwrap();

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use weave::server::{HttpServer, HttpServerConfig};
+use weave::server::{RemoteServer, RemoteServerConfig};
 use weave::{Call, CallsQuery, SqliteServer, TraceServer, WeaveClient};
 
 #[path = "ref_server.rs"]
@@ -66,7 +66,7 @@ impl TestStore {
     pub fn remote(entity: &str, project: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let rs = RefServer::fresh();
-        let http = HttpServer::new(HttpServerConfig::new(&rs.url)).expect("http server");
+        let http = RemoteServer::new(RemoteServerConfig::new(&rs.url)).expect("http server");
         Self::on(Arc::new(http), entity, project, dir, Some(rs), None)
     }
 
@@ -79,7 +79,7 @@ impl TestStore {
             weave_server::ServeOptions::default().with_port(0),
         )
         .expect("start weave serve");
-        let http = HttpServer::new(HttpServerConfig::new(served.url())).expect("http server");
+        let http = RemoteServer::new(RemoteServerConfig::new(served.url())).expect("http server");
         Self::on(Arc::new(http), entity, project, dir, None, Some(served))
     }
 

@@ -10,7 +10,7 @@
 //! | `WEAVE_CALLS_PAGE_SIZE` | page size of [`crate::CallsIter`] | `1000` |
 //! | `WEAVE_DISABLED` | `true` turns tracing off: ops run as plain functions, spans are ignored | `false` |
 //! | `WEAVE_PRINT_CALL_LINK` | print each root call's link on stderr when it starts | `false` for the embedded store, `true` for a remote server (via `weave::init`) |
-//! | `WF_TRACE_SERVER_URL` | the remote trace server (makes `weave::init` go remote) | see [`crate::server::HttpServerConfig::from_env`] |
+//! | `WF_TRACE_SERVER_URL` | the remote trace server (makes `weave::init` go remote) | see [`crate::server::RemoteServerConfig::from_env`] |
 //! | `WANDB_API_KEY` | the W&B API key (makes `weave::init` go remote); else `~/.netrc` | none |
 //! | `WANDB_BASE_URL` / `WANDB_APP_URL` | W&B API and UI bases for a dedicated install | `https://api.wandb.ai` |
 //! | `WEAVE_HTTP_TIMEOUT` | seconds per HTTP request | `30` |

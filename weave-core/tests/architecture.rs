@@ -33,7 +33,7 @@ const LAYERS: &[&[&str]] = &[
 ];
 
 /// Inside `server`: the backends do not know each other.
-const SEPARATE_BACKENDS: &[(&str, &str)] = &[("server/sqlite", "server/http")];
+const SEPARATE_BACKENDS: &[(&str, &str)] = &[("server/sqlite", "server/remote")];
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")

@@ -8,7 +8,7 @@
 //! synchronous), and writes the answer back; what the protocol has that the trait does not
 //! (`/table/update`, `/v2/…/calls/complete`, `/threads/stream_query`, …) is composed from the
 //! trait's methods in [`compose`]. So the same routes can front another backend: a
-//! [`weave_core::server::HttpServer`], or a user's own [`TraceServer`].
+//! [`weave_core::server::RemoteServer`], or a user's own [`TraceServer`].
 //!
 //! | module | role |
 //! |---|---|

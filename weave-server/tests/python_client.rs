@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 use support::Served;
-use weave_core::server::{HttpServer, HttpServerConfig};
+use weave_core::server::{RemoteServer, RemoteServerConfig};
 use weave_core::{CallsQuery, SqliteServer, Timestamp, TraceServer, WeaveClient};
 
 fn scenario() -> PathBuf {
@@ -66,9 +66,9 @@ fn the_python_client_logs_to_weave_serve_and_both_clients_read_it_all_back() {
     // Two pipelines of four calls each are left after one was deleted with its children.
     assert_eq!(py_calls.len(), 8, "{py_calls:#?}");
 
-    let mut config = HttpServerConfig::new(&served.url);
+    let mut config = RemoteServerConfig::new(&served.url);
     config.api_key = Some("local-key".into());
-    let backend: Arc<dyn TraceServer> = Arc::new(HttpServer::new(config).unwrap());
+    let backend: Arc<dyn TraceServer> = Arc::new(RemoteServer::new(config).unwrap());
     let client = WeaveClient::new("py-entity", "py-project", backend, false).unwrap();
     let rust_calls: Vec<weave_core::Call> = client
         .get_calls(CallsQuery::new())

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use base64::Engine;
 use serde_json::{json, Value};
 use support::{http, weave_bin, Served};
-use weave_core::server::{HttpServer, HttpServerConfig};
+use weave_core::server::{RemoteServer, RemoteServerConfig};
 use weave_core::{CallOptions, SqliteServer, SqliteServerConfig, TraceServer, WeaveClient};
 
 fn basic(key: &str) -> String {
@@ -133,9 +133,9 @@ fn with_a_key_every_route_but_health_needs_basic_api_key() {
     );
     // The Rust remote backend sends the key as Basic api:<key>.
     let keyed = |key: &str| {
-        let mut config = HttpServerConfig::new(&s.url);
+        let mut config = RemoteServerConfig::new(&s.url);
         config.api_key = Some(key.into());
-        HttpServer::new(config).unwrap()
+        RemoteServer::new(config).unwrap()
     };
     assert!(keyed("s3cret").server_info().is_ok());
     assert!(keyed("nope").server_info().is_err());
@@ -234,7 +234,7 @@ fn sigterm_stops_it_cleanly_and_nothing_acknowledged_is_lost() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("weave.sqlite");
     let s = Served::start(&db, &[]);
-    let backend = HttpServer::new(HttpServerConfig::new(&s.url)).unwrap();
+    let backend = RemoteServer::new(RemoteServerConfig::new(&s.url)).unwrap();
     let client = WeaveClient::new("e", "p", Arc::new(backend), true).unwrap();
     for i in 0..2_000 {
         let c = client
@@ -288,7 +288,7 @@ fn a_program_and_weave_serve_write_one_store_and_nothing_is_lost() {
         let url = s.url.clone();
         std::thread::spawn(move || {
             write(
-                Arc::new(HttpServer::new(HttpServerConfig::new(&url)).unwrap()),
+                Arc::new(RemoteServer::new(RemoteServerConfig::new(&url)).unwrap()),
                 "http",
             )
         })
@@ -300,7 +300,7 @@ fn a_program_and_weave_serve_write_one_store_and_nothing_is_lost() {
     over_http.join().expect("the HTTP writer");
     in_process.join().expect("the in-process writer");
     // Read back through the server and through the file: both see both writers' calls.
-    let via_server = HttpServer::new(HttpServerConfig::new(&s.url)).unwrap();
+    let via_server = RemoteServer::new(RemoteServerConfig::new(&s.url)).unwrap();
     let via_file = SqliteServer::open(&db).unwrap();
     for backend in [&via_server as &dyn TraceServer, &via_file] {
         for project in ["e/http", "e/local"] {
@@ -330,7 +330,7 @@ fn a_program_and_weave_serve_write_one_store_and_nothing_is_lost() {
 fn two_batches_in_flight_lose_nothing_and_merge_every_call() {
     let dir = tempfile::tempdir().unwrap();
     let s = Served::start(&dir.path().join("weave.sqlite"), &[]);
-    let backend = HttpServer::new(HttpServerConfig::new(&s.url)).unwrap();
+    let backend = RemoteServer::new(RemoteServerConfig::new(&s.url)).unwrap();
     assert_eq!(
         backend.server_info().unwrap().call_batches_in_any_order,
         Some(true)
@@ -382,7 +382,7 @@ fn two_batches_in_flight_lose_nothing_and_merge_every_call() {
 fn threads_are_listed_with_their_turns() {
     let dir = tempfile::tempdir().unwrap();
     let s = Served::start(&dir.path().join("weave.sqlite"), &[]);
-    let backend = HttpServer::new(HttpServerConfig::new(&s.url)).unwrap();
+    let backend = RemoteServer::new(RemoteServerConfig::new(&s.url)).unwrap();
     let client = WeaveClient::new("e", "p", Arc::new(backend), true).unwrap();
     let t0 = weave_core::Timestamp::from_nanos(1_700_000_000_000_000_000);
     let ms = |n: i64| weave_core::Timestamp::from_nanos(t0.as_nanos() + n * 1_000_000);

@@ -8,12 +8,28 @@
 //! Methods are synchronous: the client calls them from its background writer thread or, for
 //! reads, from the caller's thread. A backend that speaks HTTP owns its own runtime.
 
-pub mod http;
+pub mod remote;
 pub(crate) mod untraced;
 pub mod sqlite;
 
-pub use http::{HttpServer, HttpServerConfig};
+/// The remote backend's former module path: [`remote`], re-exported with the old names.
+#[doc(hidden)]
+pub mod http {
+    pub use super::remote::*;
+    #[allow(deprecated)]
+    pub use super::{HttpServer, HttpServerConfig};
+}
+
+pub use remote::{RemoteServer, RemoteServerConfig};
 pub use sqlite::{SqliteServer, SqliteServerConfig};
+
+/// The remote backend's former name: [`RemoteServer`].
+#[deprecated(since = "0.1.1", note = "renamed `RemoteServer`")]
+pub type HttpServer = RemoteServer;
+
+/// The remote backend's configuration's former name: [`RemoteServerConfig`].
+#[deprecated(since = "0.1.1", note = "renamed `RemoteServerConfig`")]
+pub type HttpServerConfig = RemoteServerConfig;
 
 use crate::error::Result;
 use crate::schema::*;

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use weave_core::schema::{CallsFilter, CallsQueryReq};
-use weave_core::server::{HttpServer, HttpServerConfig};
+use weave_core::server::{RemoteServer, RemoteServerConfig};
 use weave_core::{SqliteServer, TraceServer, WeaveError};
 
 pub use calls::{calls, export, tail, CallsArgs, ExportArgs, ExportFormat, TailArgs};
@@ -87,16 +87,16 @@ impl Source {
     /// The backend this source names.
     pub fn open(&self) -> Result<Arc<dyn TraceServer>, CliError> {
         if let (Some(url), None) = (&self.server, &self.db) {
-            let mut config = match HttpServerConfig::from_env() {
+            let mut config = match RemoteServerConfig::from_env() {
                 Some(c) if c.base_url == url.trim_end_matches('/') => c,
-                _ => HttpServerConfig::new(url),
+                _ => RemoteServerConfig::new(url),
             };
             if config.api_key.is_none() {
                 config.api_key = std::env::var("WANDB_API_KEY")
                     .ok()
                     .filter(|k| !k.is_empty());
             }
-            return Ok(Arc::new(HttpServer::new(config)?));
+            return Ok(Arc::new(RemoteServer::new(config)?));
         }
         let path = match &self.db {
             Some(p) => p.clone(),
