@@ -157,7 +157,7 @@ fn an_unknown_call_id_is_a_typed_not_found() {
             // `filter.call_ids` into its SQL as `'{x}'` literals, so an id with a quote is an
             // SQL syntax error, answered 500. The statement fails to parse: nothing is run.
             assert!(
-                matches!(&err, WeaveError::Backend(m) if m == "/call/read: HTTP 500: Internal server error"),
+                matches!(&err, WeaveError::Backend { message: m, .. } if m == "/call/read: HTTP 500: Internal server error"),
                 "{bad:?}: {err:?}"
             );
         } else {

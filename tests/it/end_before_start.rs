@@ -147,7 +147,7 @@ fn end_lost(id: &str, trace_id: &str, parent_id: Option<&str>) -> Value {
 /// The reference server's answer to SQL its SQLite rejects: HTTP 500 on `route`.
 fn assert_ref_server_500<T: std::fmt::Debug>(res: Result<T, weave::WeaveError>, route: &str) {
     match res {
-        Err(weave::WeaveError::Backend(m)) => {
+        Err(weave::WeaveError::Backend { message: m, .. }) => {
             assert_eq!(m, format!("{route}: HTTP 500: Internal server error"))
         }
         other => panic!("expected HTTP 500 from {route}, got {other:?}"),

@@ -627,7 +627,7 @@ fn a_list_of_more_than_1000_values_is_an_invalid_query() {
             // 1 FROM json_each(..) ..)` per ref; 1000 of them exceed SQLite's expression depth
             // ("Expression tree is too large (maximum depth 1000)"): HTTP 500.
             match fx.s.client.get_calls(set(name, ok)).next() {
-                Some(Err(WeaveError::Backend(m))) => assert_eq!(
+                Some(Err(WeaveError::Backend { message: m, .. })) => assert_eq!(
                     m, "/calls/stream_query: HTTP 500: Internal server error",
                     "{name} with 1000 values"
                 ),

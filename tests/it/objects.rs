@@ -266,7 +266,7 @@ fn refs_with_extra_edges_resolve_parts_and_nested_refs() {
         // plain `val[arg]`: it does not follow a nested ref (indexing the ref string is a
         // TypeError), and a missing key (KeyError) or index (IndexError) is a 500, not a 404.
         let is_500 = |e: &WeaveError, reason: &str| {
-            matches!(e, WeaveError::Backend(m)
+            matches!(e, WeaveError::Backend { message: m, .. }
                 if m == &format!("/refs/read_batch: HTTP 500: {reason}"))
         };
         let nested = nested.unwrap_err();

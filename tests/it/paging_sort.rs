@@ -697,7 +697,7 @@ fn size_counts_without_fetching() {
 /// The reference server's answer to SQL its SQLite cannot run: HTTP 500 on `route`.
 fn assert_ref_server_500<T: std::fmt::Debug>(res: Result<T, WeaveError>, route: &str) {
     match res {
-        Err(WeaveError::Backend(m)) => assert_eq!(
+        Err(WeaveError::Backend { message: m, .. }) => assert_eq!(
             m,
             format!("{route}: HTTP 500: Internal server error"),
             "{m}"

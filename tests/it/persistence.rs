@@ -242,7 +242,7 @@ fn set_user_version(path: &Path, v: i64) {
 }
 
 fn assert_refused_as_newer(err: WeaveError, version: i64) {
-    assert!(matches!(err, WeaveError::Backend(_)), "{err:?}");
+    assert!(matches!(err, WeaveError::Backend { .. }), "{err:?}");
     let msg = err.to_string();
     assert!(msg.contains(&version.to_string()), "{msg}");
     assert!(msg.contains("newer"), "{msg}");
@@ -313,7 +313,7 @@ fn a_file_that_is_not_a_store_gives_an_error_not_a_panic() {
     let text = "these are not the calls you are looking for\n".repeat(100);
     std::fs::write(&path, &text).unwrap();
     let err = SqliteServer::open(&path).expect_err("not a database");
-    assert!(matches!(err, WeaveError::Backend(_)), "{err:?}");
+    assert!(matches!(err, WeaveError::Backend { .. }), "{err:?}");
     assert!(
         err.to_string().contains("notes.txt"),
         "the error names the file: {err}"
@@ -322,7 +322,7 @@ fn a_file_that_is_not_a_store_gives_an_error_not_a_panic() {
 
     // A directory where the file should be.
     let err = SqliteServer::open(dir.path()).expect_err("a directory");
-    assert!(matches!(err, WeaveError::Backend(_)), "{err:?}");
+    assert!(matches!(err, WeaveError::Backend { .. }), "{err:?}");
 }
 
 #[test]

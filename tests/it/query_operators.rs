@@ -422,7 +422,7 @@ impl Fx {
             Want::StructuredLiteral | Want::UnknownCast => {
                 let e = self.failure(q)?;
                 let ok = match (&e, want) {
-                    (WeaveError::Backend(m), Want::StructuredLiteral) => {
+                    (WeaveError::Backend { message: m, .. }, Want::StructuredLiteral) => {
                         m.contains("HTTP 500") && m.contains("Internal server error")
                     }
                     (WeaveError::InvalidQuery(m), Want::UnknownCast) => {
@@ -433,11 +433,10 @@ impl Fx {
                 ok.then_some(()).ok_or(format!("want {want:?}, got {e:?}"))
             }
             Want::Http500 => match (self.failure(q.clone())?, self.s.client.get_calls(q).size()) {
-                (WeaveError::Backend(a), Err(WeaveError::Backend(b)))
-                    if a.contains("HTTP 500") && b.contains("HTTP 500") =>
-                {
-                    Ok(())
-                }
+                (
+                    WeaveError::Backend { message: a, .. },
+                    Err(WeaveError::Backend { message: b, .. }),
+                ) if a.contains("HTTP 500") && b.contains("HTTP 500") => Ok(()),
                 (e, size) => Err(format!(
                     "want HTTP 500 from both, got {e:?} and size() {size:?}"
                 )),
@@ -1194,7 +1193,7 @@ fn invalid_fields_and_values_fail_when_queried() {
     // Errors come from compiling the query, so an empty project reports them too.
     let empty = TestStore::with_project("test-entity", "empty");
     match empty.client.get_calls(field("nope").eq(1)).next() {
-        Some(Err(WeaveError::Backend(m))) if fx.s.is_reference() => assert!(m.contains("HTTP 500"), "{m}"),
+        Some(Err(WeaveError::Backend { message: m, .. })) if fx.s.is_reference() => assert!(m.contains("HTTP 500"), "{m}"),
         Some(Err(WeaveError::InvalidQuery(m))) if !fx.s.is_reference() => assert!(m.contains("\"nope\"")),
         other => panic!("expected the error of the unknown field, got {other:?}"),
     }

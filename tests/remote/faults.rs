@@ -124,6 +124,15 @@ fn a_server_down_at_start_and_back_later_loses_nothing() {
     // Nothing can be written while it is down: a short flush gives up, nothing is dropped.
     assert!(!writer.flush_timeout(Duration::from_secs(2)));
     assert_eq!(writer.dropped(), 0);
+    // A read meanwhile says the server is unavailable, and keeps the HTTP client's error as
+    // its cause.
+    let err = writer.server().server_info().unwrap_err();
+    assert!(
+        matches!(err, weave::WeaveError::Unavailable { .. }),
+        "{err:?}"
+    );
+    let cause = std::error::Error::source(&err).expect("the transport error is kept");
+    assert!(!cause.to_string().is_empty());
     proxy.up();
     assert!(writer.flush_timeout(Duration::from_secs(60)));
     assert_eq!(stored(&reader), (0..40).collect::<Vec<_>>());

@@ -56,7 +56,7 @@ pub use client::{
     CallOptions, DisplayName, Op, WeaveClient, EVENTS_DROPPED_KEY, EVENTS_KEY,
     MAX_DISPLAY_NAME_CHARS, REDACTED_VALUE, REDACT_KEYS,
 };
-pub use error::{Result, WeaveError};
+pub use error::{ErrorSource, Result, WeaveError};
 pub use ids::{generate_id, is_valid_call_id, is_valid_trace_id};
 pub use own_work::{internal, is_internal_thread, mark_internal_thread};
 pub use query::Query;

@@ -87,7 +87,7 @@ impl From<WeaveError> for ApiError {
             WeaveError::NotFound { .. } => StatusCode::NOT_FOUND,
             WeaveError::InvalidQuery(_)
             | WeaveError::InvalidInput(_)
-            | WeaveError::Serialization(_) => StatusCode::BAD_REQUEST,
+            | WeaveError::Serialization { .. } => StatusCode::BAD_REQUEST,
             WeaveError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             WeaveError::Unavailable { .. } | WeaveError::Shutdown => {
                 StatusCode::SERVICE_UNAVAILABLE

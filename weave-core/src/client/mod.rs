@@ -251,12 +251,9 @@ impl WeaveClient {
         if self.inner.writer.enqueue_feedback(req) {
             Ok(())
         } else {
-            Err(WeaveError::Unavailable {
-                message: "feedback not queued: the write queue is full or the client is shut down"
-                    .into(),
-                retry_after: None,
-                maybe_applied: false,
-            })
+            Err(WeaveError::unavailable(
+                "feedback not queued: the write queue is full or the client is shut down",
+            ))
         }
     }
 

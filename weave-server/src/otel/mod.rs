@@ -362,6 +362,6 @@ fn is_clients_mistake(e: &weave_core::WeaveError) -> bool {
     use weave_core::WeaveError as E;
     matches!(
         e,
-        E::InvalidInput(_) | E::InvalidQuery(_) | E::Serialization(_) | E::TooLarge(_)
+        E::InvalidInput(_) | E::InvalidQuery(_) | E::Serialization { .. } | E::TooLarge(_)
     )
 }

@@ -514,7 +514,7 @@ pub(super) fn write_chunk<T: Batched>(
                 );
                 return;
             }
-            WeaveError::Backend(_) if retry_failure(&mut failures, counters) => {}
+            WeaveError::Backend { .. } if retry_failure(&mut failures, counters) => {}
             _ if chunk.len() > 1 => {
                 // Isolate the bad items: one by one, dropping only those that fail.
                 for item in chunk {

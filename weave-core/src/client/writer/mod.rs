@@ -466,7 +466,7 @@ fn save_op(server: &dyn TraceServer, op: OpSave, counters: &Counters) {
                     return;
                 }
             }
-            Err(WeaveError::Backend(_)) if retry_failure(&mut failures, counters) => {}
+            Err(WeaveError::Backend { .. }) if retry_failure(&mut failures, counters) => {}
             Err(e) => {
                 counters.drop_items(1, &format!("the store rejected an op version: {e}"));
                 return;

@@ -34,12 +34,13 @@ pub(super) fn status_error(
             retry_after,
             // A gateway timeout may come after the server did the work.
             maybe_applied: status == 504,
+            source: None,
         },
         // What this server does not implement is not worth retrying.
         501 => WeaveError::InvalidInput(format!("{path}: HTTP 501: {reason}")),
         // The server answered and failed: retried a few times, not forever (a request it
         // cannot process would otherwise block every write behind it).
-        500..=599 => WeaveError::Backend(format!("{path}: HTTP {status}: {reason}")),
+        500..=599 => WeaveError::backend(format!("{path}: HTTP {status}: {reason}")),
         400 | 422 if QUERY_ROUTES.contains(&path) => {
             WeaveError::InvalidQuery(format!("{path}: HTTP {status}: {reason}"))
         }
@@ -118,6 +119,7 @@ pub(super) fn transport_error(path: &str, e: reqwest::Error) -> WeaveError {
         retry_after: None,
         // A refused connection sent nothing; anything later may have reached the server.
         maybe_applied: !e.is_connect(),
+        source: Some(Box::new(e)),
     }
 }
 
@@ -146,7 +148,7 @@ mod tests {
         ));
         assert!(matches!(
             status_error("/call/upsert_batch", 500, None, b""),
-            WeaveError::Backend(_)
+            WeaveError::Backend { .. }
         ));
         assert!(matches!(
             status_error("/call/upsert_batch", 429, Some(Duration::from_secs(2)), b""),

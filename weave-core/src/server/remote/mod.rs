@@ -101,12 +101,16 @@ impl RemoteServer {
             .enable_all()
             .on_thread_start(crate::own_work::mark_internal_thread)
             .build()
-            .map_err(|e| WeaveError::Backend(format!("could not start the HTTP runtime: {e}")))?;
+            .map_err(|e| {
+                WeaveError::backend_caused_by(format!("could not start the HTTP runtime: {e}"), e)
+            })?;
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .user_agent(concat!("weave-rs/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| WeaveError::Backend(format!("could not build the HTTP client: {e}")))?;
+            .map_err(|e| {
+                WeaveError::backend_caused_by(format!("could not build the HTTP client: {e}"), e)
+            })?;
         let auth = config.api_key.as_ref().map(|k| {
             format!(
                 "Basic {}",

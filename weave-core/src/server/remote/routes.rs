@@ -66,9 +66,10 @@ impl TraceServer for RemoteServer {
             .body(body.to_vec());
         Some(self.send_bytes(path, rb).and_then(|bytes| {
             serde_json::from_slice::<CallCreateBatchRes>(&bytes).map_err(|e| {
-                WeaveError::Backend(format!(
-                    "{path}: the server's answer is not what the protocol says: {e}"
-                ))
+                WeaveError::backend_caused_by(
+                    format!("{path}: the server's answer is not what the protocol says: {e}"),
+                    e,
+                )
             })
         }))
     }

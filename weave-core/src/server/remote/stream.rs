@@ -29,10 +29,9 @@ fn parse_line(path: &str, line: &[u8]) -> Option<Result<CallSchema>> {
     if line.is_empty() {
         return None;
     }
-    Some(
-        serde_json::from_slice(line)
-            .map_err(|e| WeaveError::Backend(format!("{path}: a streamed call is not valid: {e}"))),
-    )
+    Some(serde_json::from_slice(line).map_err(|e| {
+        WeaveError::backend_caused_by(format!("{path}: a streamed call is not valid: {e}"), e)
+    }))
 }
 
 impl RemoteServer {

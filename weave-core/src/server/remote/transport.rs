@@ -117,9 +117,10 @@ impl RemoteServer {
         let rb = self.json_request(path, req)?;
         let bytes = self.send_bytes(path, rb)?;
         serde_json::from_slice(&bytes).map_err(|e| {
-            WeaveError::Backend(format!(
-                "{path}: the server's answer is not what the protocol says: {e}"
-            ))
+            WeaveError::backend_caused_by(
+                format!("{path}: the server's answer is not what the protocol says: {e}"),
+                e,
+            )
         })
     }
 }
@@ -147,7 +148,10 @@ const IDEMPOTENT_ROUTES: &[&str] = &[
 const READ_ATTEMPTS: u32 = 3;
 
 fn retryable(e: &WeaveError) -> bool {
-    matches!(e, WeaveError::Unavailable { .. } | WeaveError::Backend(_))
+    matches!(
+        e,
+        WeaveError::Unavailable { .. } | WeaveError::Backend { .. }
+    )
 }
 
 fn read_backoff(attempt: u32, e: &WeaveError) -> Duration {

@@ -98,7 +98,9 @@ impl Checkpointer {
                 let shared = shared.clone();
                 move || run(conn, &shared)
             })
-            .map_err(|e| WeaveError::backend(format!("cannot start the checkpoint thread: {e}")))?;
+            .map_err(|e| {
+                WeaveError::backend_caused_by(format!("cannot start the checkpoint thread: {e}"), e)
+            })?;
         let hook_ctx = Arc::into_raw(shared.clone());
         // SAFETY: `writer` is a live connection; `hook_ctx` stays valid until `uninstall`
         // removes the hook and releases it.

@@ -142,10 +142,13 @@ impl SqliteServer {
             Some(path) => {
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir).map_err(|e| {
-                        WeaveError::backend(format!(
-                            "cannot create the directory of the store {}: {e}",
-                            dir.display()
-                        ))
+                        WeaveError::backend_caused_by(
+                            format!(
+                                "cannot create the directory of the store {}: {e}",
+                                dir.display()
+                            ),
+                            e,
+                        )
                     })?;
                 }
                 Connection::open_with_flags(
@@ -155,14 +158,18 @@ impl SqliteServer {
                         | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )
                 .map_err(|e| {
-                    WeaveError::backend(format!("cannot open the store {}: {e}", path.display()))
+                    WeaveError::backend_caused_by(
+                        format!("cannot open the store {}: {e}", path.display()),
+                        e,
+                    )
                 })?
             }
         };
         let name_file = |e: WeaveError| match (&config.path, e) {
-            (Some(path), WeaveError::Backend(msg)) => {
-                WeaveError::Backend(format!("store {}: {msg}", path.display()))
-            }
+            (Some(path), WeaveError::Backend { message, source }) => WeaveError::Backend {
+                message: format!("store {}: {message}", path.display()),
+                source,
+            },
             (_, e) => e,
         };
         Self::prepare(&mut conn, config.path.is_some()).map_err(name_file)?;

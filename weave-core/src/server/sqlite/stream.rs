@@ -502,7 +502,10 @@ impl SqliteServer {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| {
-            WeaveError::backend(format!("cannot open the store {}: {e}", path.display()))
+            WeaveError::backend_caused_by(
+                format!("cannot open the store {}: {e}", path.display()),
+                e,
+            )
         })?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         functions::register(&conn)?;
