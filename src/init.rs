@@ -47,7 +47,8 @@ pub struct InitOptions {
     /// Whether to install [`layer()`] as the global `tracing` subscriber when no global
     /// subscriber is set yet (default true). With your own subscriber, add [`layer()`] to it.
     pub install_subscriber: bool,
-    /// Settings; default: from the environment.
+    /// Settings; default: from the environment. [`Backend::Auto`] picks the remote server
+    /// from them, and a bare project name takes their `entity` (`WANDB_ENTITY`).
     pub settings: Settings,
 }
 
@@ -149,12 +150,7 @@ pub fn init(project: &str) -> Result<(WeaveClient, WeaveGuard)> {
 pub fn init_with(project: &str, opts: InitOptions) -> Result<(WeaveClient, WeaveGuard)> {
     let (explicit_entity, project) = match project.split_once('/') {
         Some((e, p)) => (Some(e.to_string()), p.to_string()),
-        None => (
-            std::env::var("WANDB_ENTITY")
-                .ok()
-                .filter(|e| !e.trim().is_empty()),
-            project.to_string(),
-        ),
+        None => (opts.settings.entity.clone(), project.to_string()),
     };
     if project.contains('/') {
         return Err(WeaveError::InvalidInput(format!(
@@ -181,7 +177,7 @@ pub fn init_with(project: &str, opts: InitOptions) -> Result<(WeaveClient, Weave
         Backend::Server(s) => (s, entity),
         Backend::Embedded => (embedded(&settings)?, entity),
         Backend::Remote(config) => remote(config, explicit_entity, &project, &mut settings)?,
-        Backend::Auto => match RemoteServerConfig::from_env() {
+        Backend::Auto => match RemoteServerConfig::from_settings(&settings) {
             Some(config) => remote(config, explicit_entity, &project, &mut settings)?,
             None => (embedded(&settings)?, entity),
         },

@@ -14,8 +14,20 @@
 //! | `WANDB_API_KEY` | the W&B API key (makes `weave::init` go remote); else `~/.netrc` | none |
 //! | `WANDB_BASE_URL` / `WANDB_APP_URL` | W&B API and UI bases for a dedicated install | `https://api.wandb.ai` |
 //! | `WEAVE_HTTP_TIMEOUT` | seconds per HTTP request | `30` |
+//! | `WANDB_ENTITY` | the entity of a bare project name given to `weave::init` | the API key's default entity |
+//! | `NO_COLOR` | set and not empty: the `weave` CLI prints without colour | unset |
+//! | `HOME` / `USERPROFILE` | where `~/.netrc` (`_netrc`) is looked for | none |
+//! | `XDG_DATA_HOME` / `LOCALAPPDATA` | where the embedded store's default file goes | see [`Settings::db_path`] |
+//!
+//! `weave serve --api-key` also takes `WEAVE_SERVER_API_KEY`, declared with the command's
+//! arguments (clap reads it).
+//!
+//! No other module of the SDK reads the environment: each takes what it needs from
+//! [`Settings`] (or, for the remote backend, from
+//! [`RemoteServerConfig::from_settings`](crate::server::RemoteServerConfig::from_settings)).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// The local UI base URL used for call links of the embedded store (a local viewer serves
 /// the same `/{entity}/{project}/r/call/{id}` paths as the W&B app).
@@ -31,7 +43,7 @@ pub const DEFAULT_LOCAL_APP_URL: &str = "http://127.0.0.1:6346";
 /// let settings = Settings::default().with_max_calls_queue_size(10).with_disabled(true);
 /// assert_eq!(settings.max_calls_queue_size, 10);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Settings {
     /// `WEAVE_DB_PATH`.
@@ -46,6 +58,44 @@ pub struct Settings {
     pub disabled: bool,
     /// `WEAVE_PRINT_CALL_LINK`, when set.
     pub print_call_link: Option<bool>,
+    /// `WF_TRACE_SERVER_URL`: the remote trace server.
+    pub trace_server_url: Option<String>,
+    /// `WANDB_API_KEY` (never printed by `Debug`).
+    pub api_key: Option<String>,
+    /// `WANDB_BASE_URL`: the W&B API of a dedicated install.
+    pub wandb_base_url: Option<String>,
+    /// `WANDB_APP_URL`: the W&B UI of a dedicated install.
+    pub wandb_app_url: Option<String>,
+    /// `WEAVE_HTTP_TIMEOUT`: the per-request timeout of the remote backend (finite, positive).
+    pub http_timeout: Option<Duration>,
+    /// `WANDB_ENTITY`: the entity of a bare project name.
+    pub entity: Option<String>,
+    /// `HOME`, else `USERPROFILE`: where `.netrc` is looked for.
+    pub home: Option<PathBuf>,
+    /// `NO_COLOR` set and not empty (<https://no-color.org>): the `weave` CLI prints plain
+    /// text.
+    pub no_color: bool,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("db_path", &self.db_path)
+            .field("local_app_url", &self.local_app_url)
+            .field("max_calls_queue_size", &self.max_calls_queue_size)
+            .field("calls_page_size", &self.calls_page_size)
+            .field("disabled", &self.disabled)
+            .field("print_call_link", &self.print_call_link)
+            .field("trace_server_url", &self.trace_server_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<set>"))
+            .field("wandb_base_url", &self.wandb_base_url)
+            .field("wandb_app_url", &self.wandb_app_url)
+            .field("http_timeout", &self.http_timeout)
+            .field("entity", &self.entity)
+            .field("home", &self.home)
+            .field("no_color", &self.no_color)
+            .finish()
+    }
 }
 
 /// Default bound of the background write queue.
@@ -55,6 +105,11 @@ pub const DEFAULT_PAGE_SIZE: u64 = 1000;
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// A variable's value without surrounding blanks (`None` when unset or blank).
+fn env_trimmed(name: &str) -> Option<String> {
+    env(name).map(|v| v.trim().to_string())
 }
 
 /// Python's reading of boolean variables: `true`, `1`, `yes` and `on` (any case) are true.
@@ -75,6 +130,14 @@ impl Default for Settings {
             calls_page_size: DEFAULT_PAGE_SIZE,
             disabled: false,
             print_call_link: None,
+            trace_server_url: None,
+            api_key: None,
+            wandb_base_url: None,
+            wandb_app_url: None,
+            http_timeout: None,
+            entity: None,
+            home: None,
+            no_color: false,
         }
     }
 }
@@ -98,6 +161,19 @@ impl Settings {
                 .unwrap_or(DEFAULT_PAGE_SIZE),
             disabled: env("WEAVE_DISABLED").is_some_and(|v| truthy(&v)),
             print_call_link: env("WEAVE_PRINT_CALL_LINK").map(|v| truthy(&v)),
+            trace_server_url: env_trimmed("WF_TRACE_SERVER_URL"),
+            api_key: env_trimmed("WANDB_API_KEY"),
+            wandb_base_url: env_trimmed("WANDB_BASE_URL"),
+            wandb_app_url: env_trimmed("WANDB_APP_URL"),
+            http_timeout: env_trimmed("WEAVE_HTTP_TIMEOUT")
+                .and_then(|t| t.parse::<f64>().ok())
+                .filter(|t| t.is_finite() && *t > 0.0)
+                .map(Duration::from_secs_f64),
+            entity: env_trimmed("WANDB_ENTITY"),
+            home: env_trimmed("HOME")
+                .or_else(|| env_trimmed("USERPROFILE"))
+                .map(PathBuf::from),
+            no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
         }
     }
 

@@ -162,7 +162,11 @@ mod tests {
     fn causes_are_kept_as_sources_and_said_in_the_message() {
         let e: WeaveError = serde_json::from_str::<u8>("x").unwrap_err().into();
         assert!(matches!(e, WeaveError::Serialization { .. }));
-        assert!(e.to_string().starts_with("serialization error: expected value"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("serialization error: expected value"),
+            "{e}"
+        );
         let cause = e.source().expect("the JSON error is kept");
         assert!(cause.downcast_ref::<serde_json::Error>().is_some());
 

@@ -253,3 +253,37 @@ fn the_parser_sees_paths() {
     assert_eq!(map.get("Call").map(String::as_str), Some("client"));
     assert_eq!(map.get("Z").map(String::as_str), Some("server"));
 }
+
+#[test]
+fn the_environment_is_read_in_config_only() {
+    // Every crate of the workspace: the SDK's settings come from weave-core's config.rs.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    for dir in [
+        "weave-core/src",
+        "weave-tracing/src",
+        "weave-server/src",
+        "src",
+    ] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    let config = src().join("config.rs");
+    let mut readers = Vec::new();
+    for file in files {
+        if file.canonicalize().ok() == config.canonicalize().ok() {
+            continue;
+        }
+        let code = code(&file);
+        if ["env::var(", "env::var_os(", "env::vars("]
+            .iter()
+            .any(|needle| code.contains(needle))
+        {
+            readers.push(file.display().to_string());
+        }
+    }
+    assert!(
+        readers.is_empty(),
+        "read the environment in weave-core/src/config.rs (Settings), not in:\n{}",
+        readers.join("\n")
+    );
+}

@@ -18,7 +18,7 @@ impl Style {
     /// Colours as the environment says.
     pub fn detect() -> Self {
         use std::io::IsTerminal;
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let no_color = weave_core::config::Settings::from_env().no_color;
         Style {
             color: !no_color && io::stdout().is_terminal(),
         }

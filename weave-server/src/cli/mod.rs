@@ -87,14 +87,13 @@ impl Source {
     /// The backend this source names.
     pub fn open(&self) -> Result<Arc<dyn TraceServer>, CliError> {
         if let (Some(url), None) = (&self.server, &self.db) {
-            let mut config = match RemoteServerConfig::from_env() {
+            let settings = weave_core::config::Settings::from_env();
+            let mut config = match RemoteServerConfig::from_settings(&settings) {
                 Some(c) if c.base_url == url.trim_end_matches('/') => c,
                 _ => RemoteServerConfig::new(url),
             };
             if config.api_key.is_none() {
-                config.api_key = std::env::var("WANDB_API_KEY")
-                    .ok()
-                    .filter(|k| !k.is_empty());
+                config.api_key = settings.api_key;
             }
             return Ok(Arc::new(RemoteServer::new(config)?));
         }

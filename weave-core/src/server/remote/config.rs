@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use super::netrc::netrc_password;
+use crate::config::Settings;
 
 /// The public W&B trace server.
 pub const WANDB_TRACE_SERVER_URL: &str = "https://trace.wandb.ai";
@@ -50,13 +51,6 @@ impl std::fmt::Debug for RemoteServerConfig {
     }
 }
 
-pub(super) fn env(name: &str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-}
-
 impl RemoteServerConfig {
     /// A server at `base_url`, without credentials.
     pub fn new(base_url: impl Into<String>) -> Self {
@@ -81,12 +75,20 @@ impl RemoteServerConfig {
     /// - UI links: `WANDB_APP_URL`, else derived from `WANDB_BASE_URL` (`api.` → app host).
     /// - Timeout: `WEAVE_HTTP_TIMEOUT` seconds (default 30).
     pub fn from_env() -> Option<Self> {
-        let explicit = env("WF_TRACE_SERVER_URL");
-        let key_env = env("WANDB_API_KEY");
+        Self::from_settings(&Settings::from_env())
+    }
+
+    /// The remote server `settings` configure: [`RemoteServerConfig::from_env`] over settings
+    /// read once (or built by hand, as tests do).
+    pub fn from_settings(settings: &Settings) -> Option<Self> {
+        let explicit = settings.trace_server_url.clone();
+        let key_env = settings.api_key.clone();
         if explicit.is_none() && key_env.is_none() {
             return None;
         }
-        let wandb_base = env("WANDB_BASE_URL")
+        let wandb_base = settings
+            .wandb_base_url
+            .clone()
             .unwrap_or_else(|| WANDB_PUBLIC_API_URL.to_string())
             .trim_end_matches('/')
             .to_string();
@@ -98,21 +100,26 @@ impl RemoteServerConfig {
             }
         });
         let mut cfg = RemoteServerConfig::new(base_url);
-        cfg.api_key = key_env.or_else(|| netrc_password(host_of(&wandb_base)));
+        cfg.api_key = key_env.or_else(|| {
+            settings
+                .home
+                .as_deref()
+                .and_then(|home| netrc_password(home, host_of(&wandb_base)))
+        });
         cfg.wandb_api_url = cfg.api_key.as_ref().map(|_| wandb_base.clone());
-        cfg.app_url = env("WANDB_APP_URL")
+        cfg.app_url = settings
+            .wandb_app_url
+            .as_deref()
             .map(|u| u.trim_end_matches('/').to_string())
             .unwrap_or_else(|| {
-                if env("WF_TRACE_SERVER_URL").is_some() && env("WANDB_BASE_URL").is_none() {
+                if settings.trace_server_url.is_some() && settings.wandb_base_url.is_none() {
                     app_url_for(&cfg.base_url)
                 } else {
                     app_url_for(&wandb_base)
                 }
             });
-        if let Some(t) = env("WEAVE_HTTP_TIMEOUT").and_then(|t| t.parse::<f64>().ok()) {
-            if t.is_finite() && t > 0.0 {
-                cfg.timeout = Duration::from_secs_f64(t);
-            }
+        if let Some(t) = settings.http_timeout {
+            cfg.timeout = t;
         }
         Some(cfg)
     }

@@ -1,14 +1,13 @@
 //! The API key from `~/.netrc` (or `~/_netrc`): the password of the W&B API's host, where
 //! `wandb login` stores it, used when `WANDB_API_KEY` is not set.
 
-use super::config::env;
+use std::path::Path;
 
-/// The password of `machine` in `~/.netrc` (or `~/_netrc`).
-pub(super) fn netrc_password(machine: &str) -> Option<String> {
-    let home = env("HOME").or_else(|| env("USERPROFILE"))?;
+/// The password of `machine` in `<home>/.netrc` (or `<home>/_netrc`).
+pub(super) fn netrc_password(home: &Path, machine: &str) -> Option<String> {
     let text = [".netrc", "_netrc"]
         .iter()
-        .find_map(|f| std::fs::read_to_string(std::path::Path::new(&home).join(f)).ok())?;
+        .find_map(|f| std::fs::read_to_string(home.join(f)).ok())?;
     parse_netrc(&text, machine)
 }
 
