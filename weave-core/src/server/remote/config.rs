@@ -15,8 +15,21 @@ pub const WANDB_PUBLIC_API_URL: &str = "https://api.wandb.ai";
 /// The per-request timeout unless `WEAVE_HTTP_TIMEOUT` (seconds) says otherwise.
 pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Where and how to reach a trace server.
+/// Where and how to reach a trace server: [`RemoteServerConfig::new`] or
+/// [`RemoteServerConfig::from_env`], then the `with_` methods; `#[non_exhaustive]`, so that
+/// options can be added without breaking callers.
+///
+/// ```
+/// use std::time::Duration;
+/// use weave_core::server::RemoteServerConfig;
+///
+/// let config = RemoteServerConfig::new("http://127.0.0.1:6346/")
+///     .with_api_key("secret")
+///     .with_timeout(Duration::from_secs(5));
+/// assert_eq!(config.base_url, "http://127.0.0.1:6346");
+/// ```
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RemoteServerConfig {
     /// The base URL; route paths are appended to it (`{base}/call/start`).
     pub base_url: String,
@@ -63,6 +76,36 @@ impl RemoteServerConfig {
             wandb_api_url: None,
             concurrent_call_batches: None,
         }
+    }
+
+    /// Sets the API key, sent as HTTP Basic `api:<key>`.
+    pub fn with_api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(key.into());
+        self
+    }
+
+    /// Sets the base of UI links.
+    pub fn with_app_url(mut self, url: impl Into<String>) -> Self {
+        self.app_url = url.into().trim_end_matches('/').to_string();
+        self
+    }
+
+    /// Sets the per-request timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets the W&B API that owns entities and projects (see the field).
+    pub fn with_wandb_api_url(mut self, url: Option<String>) -> Self {
+        self.wandb_api_url = url;
+        self
+    }
+
+    /// Sets how many `/call/upsert_batch` requests may be in flight (see the field).
+    pub fn with_concurrent_call_batches(mut self, n: Option<usize>) -> Self {
+        self.concurrent_call_batches = n;
+        self
     }
 
     /// The remote server the environment configures, as the Python SDK reads it, or `None`
