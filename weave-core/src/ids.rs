@@ -2,29 +2,17 @@
 //!
 //! Ids are made on the caller's thread for every traced call, so they are made without a
 //! system call: the 74 random bits of each UUIDv7 come from a per-thread generator
-//! (wyrand) seeded once from the operating system's randomness (through `RandomState`,
-//! whose keys are drawn from the OS). Ids need to be unique, not secret; the Python client
-//! likewise uses a non-cryptographic generator after seeding.
+//! ([`crate::rand::Wyrand`]) seeded once from the operating system's randomness. Ids need to
+//! be unique, not secret; the Python client likewise uses a non-cryptographic generator after
+//! seeding.
 
 use std::cell::Cell;
+
+use crate::rand::Wyrand;
 
 thread_local! {
     /// This thread's generator and the millisecond and counter of its last id.
     static ID_STATE: Cell<IdState> = Cell::new(IdState::seeded());
-}
-
-fn seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    // Distinct per thread even when RandomState's per-thread keys coincide.
-    h.write_usize(&h as *const _ as usize);
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.finish()
 }
 
 /// Bits of the UUIDv7 counter (RFC 9562 §6.2, method 1): 12 after the version, 30 after the
@@ -36,7 +24,7 @@ const COUNTER_SEED_MASK: u64 = (1 << (COUNTER_BITS - 1)) - 1;
 /// A thread's id generator: wyrand, and the last id's millisecond and counter.
 #[derive(Clone, Copy)]
 struct IdState {
-    rng: u64,
+    rng: Wyrand,
     last_ms: u64,
     counter: u64,
 }
@@ -44,18 +32,15 @@ struct IdState {
 impl IdState {
     fn seeded() -> Self {
         IdState {
-            rng: seed(),
+            rng: Wyrand::seeded(),
             last_ms: 0,
             counter: 0,
         }
     }
 
-    /// wyrand: one 64-bit draw.
     #[inline]
     fn next_u64(&mut self) -> u64 {
-        self.rng = self.rng.wrapping_add(0xa076_1d64_78bd_642f);
-        let t = u128::from(self.rng) * u128::from(self.rng ^ 0xe703_7ed1_a0b4_28db);
-        ((t >> 64) as u64) ^ (t as u64)
+        self.rng.next_u64()
     }
 
     /// The next UUIDv7 at `now_ms`, as a 128-bit number: 48 bits of milliseconds, version

@@ -29,9 +29,11 @@ mod ids;
 pub mod limits;
 mod own_work;
 pub mod query;
+mod rand;
 mod record;
 mod redact;
 pub mod refs;
+mod report;
 #[doc(hidden)]
 pub mod rt;
 pub mod schema;

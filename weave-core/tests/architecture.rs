@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     // Leaves: no knowledge of calls, clients or backends.
     &["error"],
-    &["time", "limits", "digest", "own_work"],
+    &["time", "limits", "digest", "own_work", "rand", "report"],
     &["ids", "refs", "query", "config"],
     // The protocol's wire types.
     &["schema"],

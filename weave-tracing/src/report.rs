@@ -4,9 +4,8 @@
 /// Reports `e` on stderr the first time a span cannot be traced; later errors are not reported.
 #[cold]
 pub(crate) fn report_once(e: &weave_core::WeaveError) {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    static REPORTED: AtomicBool = AtomicBool::new(false);
-    if !REPORTED.swap(true, Ordering::Relaxed) {
-        eprintln!("weave: a span could not be traced ({e}); further such errors are not reported.");
-    }
+    static REPORT: weave_core::rt::ReportOnce = weave_core::rt::ReportOnce::new();
+    REPORT.report(format_args!(
+        "weave: a span could not be traced ({e}); further such errors are not reported."
+    ));
 }

@@ -19,12 +19,10 @@
 //! cancelled.
 
 use std::any::Any;
-use std::cell::Cell;
 use std::fmt::{Debug, Display};
 use std::future::Future;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context as TaskContext, Poll};
 
@@ -37,6 +35,7 @@ use crate::record::Inputs;
 use crate::switch;
 use crate::{Call, CallOptions, Exception, JsonMap, Op, WeaveClient};
 
+pub use crate::report::ReportOnce;
 pub use serde_json;
 pub use tracing;
 

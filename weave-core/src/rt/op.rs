@@ -256,10 +256,10 @@ pub fn run_sync<R>(
 
 #[cold]
 pub(super) fn report_once(e: &crate::WeaveError) {
-    static REPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if !REPORTED.swap(true, Ordering::Relaxed) {
-        eprintln!("weave: an op could not be traced ({e}); it ran untraced. Further such errors are not reported.");
-    }
+    static REPORT: crate::report::ReportOnce = crate::report::ReportOnce::new();
+    REPORT.report(format_args!(
+        "weave: an op could not be traced ({e}); it ran untraced. Further such errors are not reported."
+    ));
 }
 
 pub(super) struct Live {

@@ -70,10 +70,7 @@ pub(super) fn backoff(attempt: u32, retry_after: Option<Duration>) -> Duration {
 }
 
 pub(super) fn jitter_unit() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(Instant::now().elapsed().as_nanos());
-    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+    crate::rand::unit().unwrap_or(0.5)
 }
 
 /// Writes a batch, splitting it to stay under the backend's request size; each item counts
