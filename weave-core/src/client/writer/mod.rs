@@ -200,7 +200,8 @@ impl Queue {
 struct Counters {
     done: AtomicU64,
     dropped: AtomicU64,
-    reported: AtomicBool,
+    /// The first drop of this client is reported on stderr.
+    reported: crate::report::ReportOnce,
     /// Set when the writer shuts down: retries stop at this instant.
     deadline: Mutex<Option<Instant>>,
     /// How many requests were retried (for tests and diagnostics).
@@ -220,11 +221,9 @@ impl Counters {
 
     fn drop_items(&self, n: u64, why: &str) {
         self.dropped.fetch_add(n, Ordering::Relaxed);
-        if !self.reported.swap(true, Ordering::Relaxed) {
-            eprintln!(
-                "weave: dropped call data ({why}); further drops are counted, not reported (see WeaveClient::dropped)"
-            );
-        }
+        self.reported.report(format_args!(
+            "weave: dropped call data ({why}); further drops are counted, not reported (see WeaveClient::dropped)"
+        ));
     }
 }
 
