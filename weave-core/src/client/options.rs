@@ -10,7 +10,7 @@ use super::op::DisplayName;
 use crate::schema::JsonMap;
 use crate::time::Timestamp;
 
-/// The optional parameters of [`WeaveClient::create_call_with`]: Python's `parent`,
+/// The optional parameters of [`WeaveClient::create_call_with`](crate::WeaveClient::create_call_with): Python's `parent`,
 /// `attributes`, `display_name` and `use_stack` (default true), plus thread/turn ids and a
 /// start time.
 ///

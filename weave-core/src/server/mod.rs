@@ -2,8 +2,10 @@
 //!
 //! [`TraceServer`] mirrors the Weave trace server protocol request for request
 //! (`POST /call/start` is [`TraceServer::call_start`], and so on), so that every backend —
-//! the embedded [`SqliteServer`] here, the remote HTTP server later, or a user's own — is
-//! interchangeable and [`crate::WeaveClient`] never knows which one it talks to.
+//! the embedded [`SqliteServer`], a [`RemoteServer`] over HTTP, or a user's own — is
+//! interchangeable and [`crate::WeaveClient`] never knows which one it talks to. What a
+//! backend can do beyond the routes it says in [`TraceServer::capabilities`]; the client
+//! asks, it never downcasts. `sqlite` and `remote` do not know each other.
 //!
 //! Methods are synchronous: the client calls them from its background writer thread or, for
 //! reads, from the caller's thread. A backend that speaks HTTP owns its own runtime.

@@ -487,7 +487,7 @@ impl SqliteServer {
 }
 
 /// The client's own paths: its writer's records written as they are (`writes.rs`), and its
-/// queries read as [`StoredCall`]s, their JSON columns parsed only when read.
+/// queries read as `StoredCall`s, their JSON columns parsed only when read.
 impl RecordStore for SqliteServer {
     fn write_records(&self, batch: &[RecordWrite<'_>]) -> Result<()> {
         let writes: Vec<CallWrite<'_>> = batch
