@@ -9,8 +9,8 @@
 //! reads, from the caller's thread. A backend that speaks HTTP owns its own runtime.
 
 pub mod remote;
-pub(crate) mod untraced;
 pub mod sqlite;
+pub(crate) mod untraced;
 
 /// The remote backend's former module path: [`remote`], re-exported with the old names.
 #[doc(hidden)]
