@@ -1,12 +1,11 @@
-//! Shared fixtures.
+//! The fixtures of this suite: the testkit's store (of the backend the test runs on) and a
+//! few helpers of the end-to-end tests.
 #![allow(dead_code)]
 
 use serde_json::Value;
 use weave::{Call, CallsQuery, WeaveClient};
 
-#[path = "../support/store.rs"]
-mod store;
-pub use store::{calls, Suite, TestStore};
+pub use weave_testkit::{calls, TestStore};
 
 /// The ids of the calls matching `q`, in order.
 pub fn ids(client: &WeaveClient, q: impl Into<CallsQuery>) -> Vec<String> {

@@ -10,6 +10,7 @@ use weave::schema::{
     JsonMap, StartedCallSchemaForInsert,
 };
 use weave::{generate_id, Timestamp, TraceServer, TraceStatus};
+use weave_testkit::backends;
 
 use crate::common::TestStore;
 
@@ -154,7 +155,7 @@ fn assert_ref_server_500<T: std::fmt::Debug>(res: Result<T, weave::WeaveError>, 
     }
 }
 
-#[test]
+#[backends]
 fn end_then_start_as_separate_requests_gives_the_complete_call() {
     let store = TestStore::new();
     let (id, trace_id) = (generate_id(), generate_id());
@@ -201,7 +202,7 @@ fn end_then_start_as_separate_requests_gives_the_complete_call() {
     }
 }
 
-#[test]
+#[backends]
 fn end_before_start_inside_one_upsert_batch() {
     let store = TestStore::new();
     let (root, child, trace_id) = (generate_id(), generate_id(), generate_id());
@@ -267,7 +268,7 @@ fn end_before_start_inside_one_upsert_batch() {
     assert_eq!(children, vec![child]);
 }
 
-#[test]
+#[backends]
 fn a_call_with_only_an_end_is_invisible_to_reads_queries_and_stats() {
     let store = TestStore::new();
     let (parent, trace_id) = (generate_id(), generate_id());
@@ -330,7 +331,7 @@ fn a_call_with_only_an_end_is_invisible_to_reads_queries_and_stats() {
     assert_eq!(parent_call.children().size().unwrap(), 1);
 }
 
-#[test]
+#[backends]
 fn a_call_with_only_a_start_reads_as_running_without_latency() {
     let store = TestStore::new();
     let (id, trace_id) = (generate_id(), generate_id());
@@ -361,7 +362,7 @@ fn a_call_with_only_a_start_reads_as_running_without_latency() {
     assert_eq!(count(&*store.server, None), 1);
 }
 
-#[test]
+#[backends]
 fn a_repeated_start_is_idempotent() {
     let store = TestStore::new();
     let (id, trace_id) = (generate_id(), generate_id());
@@ -417,7 +418,7 @@ fn a_repeated_start_is_idempotent() {
     );
 }
 
-#[test]
+#[backends]
 fn a_start_without_ids_gets_fresh_uuidv7_ids_from_the_server() {
     let store = TestStore::new();
     let mut s = start("unused", "unused", None);
