@@ -10,6 +10,7 @@
 //!   [`venv`] (the tests' pinned Python environments, installed on first use).
 //! - [`child`]: re-running the test binary for one test with variables set.
 //! - [`fault_proxy`]: a fault-injecting HTTP proxy.
+//! - [`Rng`]: a small seeded generator, so that a failing random input can be made again.
 //!
 //! Which backend [`TestStore::new`] uses: inside [`run_on`] (every test `#[backends]`
 //! generates runs its function in it), that call's suite; outside it, in a plain `#[test]`,
@@ -24,10 +25,12 @@ use std::path::PathBuf;
 pub mod child;
 pub mod fault_proxy;
 pub mod ref_server;
+mod rng;
 mod store;
 pub mod venv;
 
 pub use ref_server::RefServer;
+pub use rng::Rng;
 pub use store::{calls, children, Rooted, Suite, TestStore};
 
 /// Runs the function on each backend: on `fn name() { … }` it keeps the function (without
