@@ -8,11 +8,7 @@ use weave::schema::{CostCreateInput, CostPurgeReq, CostQueryReq};
 use weave::{CallsQuery, CostsQuery, Query, Timestamp, WeaveError};
 use weave_testkit::backends;
 
-use crate::common::TestStore;
-
-fn ts(s: &str) -> Timestamp {
-    s.parse().unwrap()
-}
+use crate::common::{ts, TestStore};
 
 /// A finished LLM call reporting `usage` for `model`, started at `started_at`.
 fn llm_call(s: &TestStore, model: &str, usage: Value, started_at: Option<Timestamp>) -> String {

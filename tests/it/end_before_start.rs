@@ -7,28 +7,17 @@ use serde_json::{json, Value};
 use weave::schema::{
     CallBatchItem, CallBatchItemRes, CallCreateBatchReq, CallEndReq, CallReadReq, CallSchema,
     CallStartReq, CallsFilter, CallsQueryReq, CallsQueryStatsReq, EndedCallSchemaForInsert,
-    JsonMap, StartedCallSchemaForInsert,
+    StartedCallSchemaForInsert,
 };
-use weave::{generate_id, Timestamp, TraceServer, TraceStatus};
+use weave::{generate_id, TraceServer, TraceStatus};
 use weave_testkit::backends;
 
-use crate::common::TestStore;
+use crate::common::{map, ts, TestStore};
 
 /// The project of [`TestStore::new`], so its client can read what the raw server wrote.
 const PROJECT: &str = "test-entity/test-project";
 const STARTED: &str = "2025-01-02T03:04:05.000000Z";
 const ENDED: &str = "2025-01-02T03:04:06.250000Z";
-
-fn ts(s: &str) -> Timestamp {
-    s.parse().expect("timestamp")
-}
-
-fn map(v: Value) -> JsonMap {
-    match v {
-        Value::Object(m) => m,
-        other => panic!("not an object: {other}"),
-    }
-}
 
 fn start(id: &str, trace_id: &str, parent_id: Option<&str>) -> StartedCallSchemaForInsert {
     StartedCallSchemaForInsert {
