@@ -6,10 +6,10 @@
 //!   to `weave serve` over a fresh SQLite file; the clock stops when the client has flushed
 //!   them all (every batch answered, so every call is committed). Target: >= 100,000 calls/s.
 //! - `upload/reference`: the same client and calls into the reference server (the weave
-//!   package's own `SqliteTraceServer` behind the project's shim, `tests/support/python`),
-//!   in the same run. It serves one request at a time in Python (about a hundred calls a
-//!   second here), so it gets 2,000 calls: its throughput per call is what is compared, and a
-//!   run of 200,000 would take half an hour.
+//!   package's own `SqliteTraceServer` behind the project's shim, `tests/support/python`,
+//!   started by weave-testkit's `RefServer`), in the same run. It serves one request at a
+//!   time in Python (about a hundred calls a second here), so it gets 2,000 calls: its
+//!   throughput per call is what is compared, and a run of 200,000 would take half an hour.
 //! - `stream/weave_serve`: 100,000 stored calls read back through `/calls/stream_query` by
 //!   the remote backend's streaming iterator (calls/s).
 //!
@@ -27,10 +27,6 @@ use weave::{CallOptions, CallsQuery, SqliteServer, TraceServer, WeaveClient};
 use weave_server::{BackgroundServer, ServeOptions};
 
 mod common;
-
-#[path = "../tests/support/ref_server.rs"]
-#[allow(dead_code)]
-mod ref_server;
 
 const THREADS: u64 = 2;
 
@@ -122,7 +118,7 @@ fn bench(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                let server = ref_server::RefServer::fresh();
+                let server = weave_testkit::RefServer::fresh();
                 let client = client(&server.url, "upload", reference);
                 total += upload(&client, reference);
                 check(&client, reference);

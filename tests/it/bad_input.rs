@@ -16,6 +16,7 @@ use weave::{
     generate_id, CallOptions, CallsQuery, Timestamp, TraceStatus, WeaveClient, WeaveError,
     MAX_DISPLAY_NAME_CHARS, REDACTED_VALUE,
 };
+use weave_testkit::backends;
 
 use crate::common::{record, TestStore};
 
@@ -128,7 +129,7 @@ fn read_back(client: &WeaveClient, id: &str) -> weave::Call {
     client.get_call(id).expect("the call is stored")
 }
 
-#[test]
+#[backends]
 fn an_unknown_call_id_is_a_typed_not_found() {
     let store = TestStore::new();
     record(&store.client, "op", json!({}), json!(1));
@@ -170,7 +171,7 @@ fn an_unknown_call_id_is_a_typed_not_found() {
     assert_eq!(size(&store.client), 1, "the store is intact");
 }
 
-#[test]
+#[backends]
 fn malformed_ids_through_the_server_are_invalid_input_naming_the_field() {
     let store = TestStore::new();
     let s = &store.server;
@@ -241,7 +242,7 @@ fn malformed_ids_through_the_server_are_invalid_input_naming_the_field() {
     }
 }
 
-#[test]
+#[backends]
 fn malformed_project_ids_are_invalid_input_on_every_route() {
     let store = TestStore::new();
     let s = &store.server;
@@ -309,7 +310,7 @@ fn malformed_project_ids_are_invalid_input_on_every_route() {
     assert_eq!(size(&store.client), 0);
 }
 
-#[test]
+#[backends]
 fn one_bad_item_rejects_the_whole_batch_and_names_it() {
     let store = TestStore::new();
     let good = generate_id();
@@ -357,7 +358,7 @@ fn one_bad_item_rejects_the_whole_batch_and_names_it() {
     assert_eq!(size(&store.client), 0);
 }
 
-#[test]
+#[backends]
 fn inputs_that_are_not_a_json_object_are_invalid_input() {
     let store = TestStore::new();
     let c = &store.client;
@@ -406,7 +407,7 @@ impl Serialize for Unserializable {
     }
 }
 
-#[test]
+#[backends]
 fn a_failing_serialize_is_recorded_as_a_readable_placeholder() {
     let store = TestStore::new();
     let c = &store.client;
@@ -463,7 +464,7 @@ fn a_failing_serialize_is_recorded_as_a_readable_placeholder() {
     assert_eq!(c.dropped(), 0);
 }
 
-#[test]
+#[backends]
 fn nan_and_infinities_never_panic_and_are_stored_as_null() {
     // serde_json has no NaN or infinity: such floats become JSON null, in inputs and output.
     let store = TestStore::new();
@@ -511,7 +512,7 @@ fn nan_and_infinities_never_panic_and_are_stored_as_null() {
     assert_eq!(c.dropped(), 0);
 }
 
-#[test]
+#[backends]
 fn nul_characters_and_unusual_unicode_round_trip() {
     let store = TestStore::new();
     let c = &store.client;
@@ -554,7 +555,7 @@ fn nul_characters_and_unusual_unicode_round_trip() {
     );
 }
 
-#[test]
+#[backends]
 fn a_5_mib_input_is_stored_as_the_exceeds_limits_marker() {
     let store = TestStore::new();
     let c = &store.client;
@@ -610,7 +611,7 @@ fn a_5_mib_input_is_stored_as_the_exceeds_limits_marker() {
     assert!(back.is_finished());
 }
 
-#[test]
+#[backends]
 fn an_input_under_the_row_limit_is_kept_whole() {
     // 2 MiB is over the 1 MiB field limit but the row is under 3.5 MiB: kept, as the server does.
     let store = TestStore::new();
@@ -643,7 +644,7 @@ fn descend(v: &Value) -> (usize, &Value) {
     (n, cur)
 }
 
-#[test]
+#[backends]
 fn a_value_nested_500_levels_is_stored_with_the_depth_marker() {
     let store = TestStore::new();
     let c = &store.client;
@@ -682,7 +683,7 @@ fn drop_deep(v: Value) {
     }
 }
 
-#[test]
+#[backends]
 fn a_value_nested_thousands_of_levels_deep_is_capped_not_a_stack_overflow() {
     let store = TestStore::new();
     let c = &store.client;
@@ -697,7 +698,7 @@ fn a_value_nested_thousands_of_levels_deep_is_capped_not_a_stack_overflow() {
     assert_eq!(descend(&output), (MAX_DEPTH, &too_deep_marker()));
 }
 
-#[test]
+#[backends]
 fn op_names_over_128_characters_are_rejected() {
     let store = TestStore::new();
     let c = &store.client;
@@ -744,7 +745,7 @@ fn op_names_over_128_characters_are_rejected() {
     }
 }
 
-#[test]
+#[backends]
 fn display_names_over_1024_characters_are_truncated() {
     let store = TestStore::new();
     let c = &store.client;
@@ -777,7 +778,7 @@ fn display_names_over_1024_characters_are_truncated() {
     assert_eq!(read_back(c, call.id()).display_name(), Some(expected));
 }
 
-#[test]
+#[backends]
 fn the_attribute_key_weave_is_reserved() {
     let store = TestStore::new();
     let c = &store.client;
@@ -800,7 +801,7 @@ fn the_attribute_key_weave_is_reserved() {
     assert_eq!(back.attributes()["weave"]["source"], json!("rust-sdk"));
 }
 
-#[test]
+#[backends]
 fn finishing_a_call_twice_is_an_error_and_keeps_the_first_end() {
     let store = TestStore::new();
     let c = &store.client;
@@ -834,7 +835,7 @@ fn finishing_a_call_twice_is_an_error_and_keeps_the_first_end() {
     assert_eq!(read_back(c, failed.id()).status(), TraceStatus::Error);
 }
 
-#[test]
+#[backends]
 fn secret_input_keys_are_stored_as_redacted() {
     let store = TestStore::new();
     let c = &store.client;

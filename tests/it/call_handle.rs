@@ -2,10 +2,11 @@
 
 use serde_json::json;
 use weave::{CallOptions, CallsQuery};
+use weave_testkit::backends;
 
 use crate::common::TestStore;
 
-#[test]
+#[backends]
 fn ref_and_ui_url() {
     let s = TestStore::with_project("acme", "my proj-1");
     let call = s.client.create_call("op", json!({})).unwrap();
@@ -29,7 +30,7 @@ fn ref_and_ui_url() {
     assert!(matches!(parsed, weave::refs::Ref::Call(c) if c.id == call.id()));
 }
 
-#[test]
+#[backends]
 fn func_name_parses_op_refs() {
     let s = TestStore::new();
     let op = "weave:///test-entity/test-project/op/generate_answer:4kEqLxqJ0TDWDmBAHmAHmAHmAHmAHmAHmAHmAHmAHmA";
@@ -50,7 +51,7 @@ fn func_name_parses_op_refs() {
     assert!(err.to_string().contains("not an op ref"), "{err}");
 }
 
-#[test]
+#[backends]
 fn children_are_paginated_and_ordered() {
     let s = TestStore::new();
     let root = s.client.create_call("root", json!({})).unwrap();
@@ -75,7 +76,7 @@ fn children_are_paginated_and_ordered() {
     assert_eq!(first.children().count(), 0);
 }
 
-#[test]
+#[backends]
 fn delete_through_the_handle() {
     let s = TestStore::new();
     let root = s.client.create_call("root", json!({})).unwrap();
@@ -95,7 +96,7 @@ fn delete_through_the_handle() {
     assert!(s.client.get_call(child.id()).unwrap_err().is_not_found());
 }
 
-#[test]
+#[backends]
 fn a_call_serializes_as_the_protocol_call_schema() {
     let s = TestStore::new();
     let call = crate::common::record(&s.client, "op", json!({"a": 1}), json!({"b": 2}));

@@ -3,10 +3,11 @@
 
 use serde_json::json;
 use weave::{current_call, CallOptions, CallsFilter, CallsQuery, Exception, TraceStatus};
+use weave_testkit::backends;
 
 use crate::common::{calls, TestStore};
 
-#[test]
+#[backends]
 fn create_and_finish_round_trip() {
     let s = TestStore::new();
     let call = s
@@ -48,7 +49,7 @@ fn create_and_finish_round_trip() {
     );
 }
 
-#[test]
+#[backends]
 fn running_call_is_visible_as_running() {
     let s = TestStore::new();
     let call = s.client.create_call("slow", json!({})).unwrap();
@@ -78,7 +79,7 @@ impl std::error::Error for ToolError {
     }
 }
 
-#[test]
+#[backends]
 fn fail_call_records_the_python_exception_form() {
     let s = TestStore::new();
     let call = s
@@ -134,7 +135,7 @@ fn fail_call_records_the_python_exception_form() {
     assert_eq!(back3.output(), json!({"partial": true}));
 }
 
-#[test]
+#[backends]
 fn use_stack_makes_nested_calls_children() {
     let s = TestStore::new();
     let root = s.client.create_call("agent", json!({})).unwrap();
@@ -163,7 +164,7 @@ fn use_stack_makes_nested_calls_children() {
     assert_eq!(kids, ["llm", "tool"]);
 }
 
-#[test]
+#[backends]
 fn use_stack_false_and_explicit_parent() {
     let s = TestStore::new();
     let root = s.client.create_call("root", json!({})).unwrap();
@@ -217,7 +218,7 @@ fn use_stack_false_and_explicit_parent() {
     assert_ne!(lone.trace_id(), root.trace_id());
 }
 
-#[test]
+#[backends]
 fn the_stack_is_per_thread_and_can_be_handed_over() {
     let s = TestStore::new();
     let root = s.client.create_call("root", json!({})).unwrap();
@@ -250,7 +251,7 @@ fn the_stack_is_per_thread_and_can_be_handed_over() {
     );
 }
 
-#[test]
+#[backends]
 fn finishing_on_another_thread_never_leaves_a_stale_parent() {
     let s = TestStore::new();
     let call = s.client.create_call("pushed_here", json!({})).unwrap();
@@ -264,7 +265,7 @@ fn finishing_on_another_thread_never_leaves_a_stale_parent() {
     assert!(next.parent_id().is_none());
 }
 
-#[test]
+#[backends]
 fn attributes_are_merged_and_stored_once() {
     let s = TestStore::new();
     let call = s
@@ -287,7 +288,7 @@ fn attributes_are_merged_and_stored_once() {
     );
 }
 
-#[test]
+#[backends]
 fn inputs_accept_any_serialize_struct() {
     #[derive(serde::Serialize)]
     struct Prompt<'a> {
@@ -318,7 +319,7 @@ fn inputs_accept_any_serialize_struct() {
     );
 }
 
-#[test]
+#[backends]
 fn op_postprocessing_and_redaction() {
     let s = TestStore::new();
     let op = weave::Op::new("login")
@@ -346,7 +347,7 @@ fn op_postprocessing_and_redaction() {
     assert_eq!(back.output(), json!({"ok": true}));
 }
 
-#[test]
+#[backends]
 fn get_calls_and_alias_return_the_same() {
     let s = TestStore::new();
     for i in 0..3 {
@@ -365,7 +366,7 @@ fn get_calls_and_alias_return_the_same() {
     );
 }
 
-#[test]
+#[backends]
 fn thread_and_turn_ids() {
     let s = TestStore::new();
     let turn = s
@@ -392,7 +393,7 @@ fn thread_and_turn_ids() {
     assert_eq!(back.turn_id(), Some(turn.id()));
 }
 
-#[test]
+#[backends]
 fn clients_are_scoped_to_their_project() {
     let s = TestStore::new();
     let other = weave::WeaveClient::new("test-entity", "other", s.server.clone(), true).unwrap();
@@ -406,7 +407,7 @@ fn clients_are_scoped_to_their_project() {
     assert!(s.client.get_call(theirs.id()).unwrap_err().is_not_found());
 }
 
-#[test]
+#[backends]
 fn bad_entity_or_project_names_are_rejected() {
     let server = std::sync::Arc::new(weave::SqliteServer::in_memory().unwrap());
     for (e, p) in [

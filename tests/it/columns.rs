@@ -7,6 +7,7 @@
 use serde_json::json;
 use weave::query::field;
 use weave::{Call, CallOptions, CallsQuery, SortBy, TraceStatus, WeaveError};
+use weave_testkit::backends;
 
 use crate::common::{calls, TestStore};
 
@@ -82,7 +83,7 @@ fn assert_ids_present(got: &Call, full: &Call) {
     assert_eq!(got.started_at(), full.started_at());
 }
 
-#[test]
+#[backends]
 fn unselected_fields_come_back_empty_or_null() {
     let s = TestStore::new();
     let (root, child, _) = fixture(&s);
@@ -127,7 +128,7 @@ fn unselected_fields_come_back_empty_or_null() {
     assert_eq!(got.func_name(), "agent");
 }
 
-#[test]
+#[backends]
 fn the_id_columns_are_always_returned() {
     let s = TestStore::new();
     let (_, child, _) = fixture(&s);
@@ -145,7 +146,7 @@ fn the_id_columns_are_always_returned() {
     }
 }
 
-#[test]
+#[backends]
 fn selected_fields_come_back() {
     let s = TestStore::new();
     let (root, child, _) = fixture(&s);
@@ -202,7 +203,7 @@ fn selected_fields_come_back() {
     assert_eq!(got.to_schema(), full_child.to_schema());
 }
 
-#[test]
+#[backends]
 fn dotted_names_select_the_whole_first_segment() {
     let s = TestStore::new();
     let (root, child, _) = fixture(&s);
@@ -233,7 +234,7 @@ fn dotted_names_select_the_whole_first_segment() {
     );
 }
 
-#[test]
+#[backends]
 fn selecting_summary_pulls_in_what_summary_weave_needs() {
     let s = TestStore::new();
     let (root, child, running) = fixture(&s);
@@ -277,7 +278,7 @@ fn selecting_summary_pulls_in_what_summary_weave_needs() {
     assert_eq!(got.status(), TraceStatus::Running);
 }
 
-#[test]
+#[backends]
 fn filters_and_sorts_use_unselected_columns() {
     let s = TestStore::new();
     let (root, child, running) = fixture(&s);
@@ -308,7 +309,7 @@ fn filters_and_sorts_use_unselected_columns() {
     );
 }
 
-#[test]
+#[backends]
 fn unknown_columns_are_invalid_queries() {
     let s = TestStore::new();
     let (root, child, running) = fixture(&s);
@@ -335,7 +336,7 @@ fn unknown_columns_are_invalid_queries() {
     }
 }
 
-#[test]
+#[backends]
 fn an_empty_column_list_means_all_columns() {
     let s = TestStore::new();
     let call = crate::common::record(&s.client, "op", json!({"x": 1}), json!({"y": 2}));
@@ -353,7 +354,7 @@ fn an_empty_column_list_means_all_columns() {
 /// (`calls_query_stream`) returns for the same query, field by field, for every projection —
 /// including rows another writer left with text that is not JSON, an OpenTelemetry dump, and
 /// a summary with usage and user keys.
-#[test]
+#[backends]
 fn calls_read_by_the_client_equal_the_protocols_calls() {
     let s = TestStore::new();
     if s.is_reference() {

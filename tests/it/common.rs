@@ -1,12 +1,12 @@
-//! Shared fixtures.
+//! The fixtures of this suite: the testkit's store (of the backend the test runs on) and a
+//! few helpers of the end-to-end tests.
 #![allow(dead_code)]
 
 use serde_json::Value;
-use weave::{Call, CallsQuery, WeaveClient};
+use weave::schema::JsonMap;
+use weave::{Call, CallsQuery, Timestamp, WeaveClient};
 
-#[path = "../support/store.rs"]
-mod store;
-pub use store::{calls, Suite, TestStore};
+pub use weave_testkit::{calls, TestStore};
 
 /// The ids of the calls matching `q`, in order.
 pub fn ids(client: &WeaveClient, q: impl Into<CallsQuery>) -> Vec<String> {
@@ -23,6 +23,19 @@ pub fn record(client: &WeaveClient, op: &str, inputs: Value, output: Value) -> C
         .expect("create");
     client.finish_call(&call, output).expect("finish");
     call
+}
+
+/// The timestamp `s` (RFC 3339; panics when it is not one).
+pub fn ts(s: &str) -> Timestamp {
+    s.parse().expect("timestamp")
+}
+
+/// The object `v` (panics when it is not one).
+pub fn map(v: Value) -> JsonMap {
+    match v {
+        Value::Object(m) => m,
+        other => panic!("not an object: {other}"),
+    }
 }
 
 /// The fields of `CallSchema`, as PROTOCOL §2 names them.

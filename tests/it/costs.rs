@@ -6,12 +6,9 @@ use serde_json::{json, Value};
 use weave::query::field;
 use weave::schema::{CostCreateInput, CostPurgeReq, CostQueryReq};
 use weave::{CallsQuery, CostsQuery, Query, Timestamp, WeaveError};
+use weave_testkit::backends;
 
-use crate::common::TestStore;
-
-fn ts(s: &str) -> Timestamp {
-    s.parse().unwrap()
-}
+use crate::common::{ts, TestStore};
 
 /// A finished LLM call reporting `usage` for `model`, started at `started_at`.
 fn llm_call(s: &TestStore, model: &str, usage: Value, started_at: Option<Timestamp>) -> String {
@@ -31,7 +28,7 @@ fn costs_of(s: &TestStore, id: &str) -> Option<Value> {
     call.weave_summary().unwrap().get("costs").cloned()
 }
 
-#[test]
+#[backends]
 fn add_cost_returns_llm_and_cost_ids_and_query_finds_it() {
     let s = TestStore::new();
     let (llm, id) = s.client.add_cost("my-model", 0.001, 0.002).unwrap();
@@ -54,7 +51,7 @@ fn add_cost_returns_llm_and_cost_ids_and_query_finds_it() {
     );
 }
 
-#[test]
+#[backends]
 fn every_add_cost_parameter_is_stored() {
     let s = TestStore::new();
     let when = ts("2024-09-01T00:00:00Z");
@@ -75,7 +72,7 @@ fn every_add_cost_parameter_is_stored() {
     assert_eq!(c.provider_id.as_deref(), Some("azure"));
 }
 
-#[test]
+#[backends]
 fn query_costs_by_llm_ids_query_offset_and_limit() {
     let s = TestStore::new();
     for (m, p) in [("a", 1.0), ("b", 2.0), ("a", 3.0), ("c", 4.0)] {
@@ -131,7 +128,7 @@ fn query_costs_by_llm_ids_query_offset_and_limit() {
     assert_eq!(s.client.query_costs(CostsQuery::new()).unwrap().len(), 100);
 }
 
-#[test]
+#[backends]
 fn query_costs_fields_and_sorting_through_the_server() {
     let s = TestStore::new();
     s.client.add_cost("x", 2.0, 0.0).unwrap();
@@ -166,7 +163,7 @@ fn query_costs_fields_and_sorting_through_the_server() {
     assert!(err.to_string().contains("nope"), "{err}");
 }
 
-#[test]
+#[backends]
 fn purge_costs_by_id_only() {
     let s = TestStore::new();
     let (_, a) = s.client.add_cost("a", 1.0, 1.0).unwrap();
@@ -214,7 +211,7 @@ fn purge_costs_by_id_only() {
     assert!(s.client.query_costs(CostsQuery::new()).unwrap().is_empty());
 }
 
-#[test]
+#[backends]
 fn costs_are_per_project() {
     let s = TestStore::new();
     let other = weave::WeaveClient::new("test-entity", "other", s.server.clone(), false).unwrap();
@@ -228,7 +225,7 @@ fn costs_are_per_project() {
     );
 }
 
-#[test]
+#[backends]
 fn include_costs_computes_every_field() {
     let s = TestStore::new();
     let when = ts("2020-01-01T00:00:00Z");
@@ -291,7 +288,7 @@ fn include_costs_computes_every_field() {
         .is_none());
 }
 
-#[test]
+#[backends]
 fn a_call_without_a_priced_model_has_no_costs_key() {
     let s = TestStore::new();
     s.client.add_cost("priced", 1.0, 1.0).unwrap();
@@ -301,7 +298,7 @@ fn a_call_without_a_priced_model_has_no_costs_key() {
     assert_eq!(costs_of(&s, plain.id()), None);
 }
 
-#[test]
+#[backends]
 fn only_priced_models_get_an_entry_and_children_roll_up() {
     let s = TestStore::new();
     s.client.add_cost("a", 1.0, 2.0).unwrap();
@@ -324,7 +321,7 @@ fn only_priced_models_get_an_entry_and_children_roll_up() {
     assert_eq!(costs["a"]["completion_tokens_total_cost"], 4.0);
 }
 
-#[test]
+#[backends]
 fn the_price_is_chosen_as_the_server_does() {
     let s = TestStore::new();
     let start = ts("2024-06-01T00:00:00Z");
@@ -371,7 +368,7 @@ fn the_price_is_chosen_as_the_server_does() {
     assert_eq!(costs_of(&s, &early).unwrap()["m"]["prompt_token_cost"], 1.0);
 }
 
-#[test]
+#[backends]
 fn include_costs_on_get_calls_and_with_columns() {
     let s = TestStore::new();
     s.client.add_cost("m", 0.5, 0.25).unwrap();
@@ -398,7 +395,7 @@ fn include_costs_on_get_calls_and_with_columns() {
     assert_eq!(totals, [1.0, 2.0]);
 }
 
-#[test]
+#[backends]
 fn bad_prices_are_errors() {
     let s = TestStore::new();
     assert!(matches!(

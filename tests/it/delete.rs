@@ -6,6 +6,7 @@
 use serde_json::json;
 use weave::schema::{CallReadReq, CallsDeleteReq, CallsFilter, CallsQueryStatsReq};
 use weave::{generate_id, Call, CallOptions, CallsQuery, Timestamp, WeaveClient, WeaveError};
+use weave_testkit::backends;
 
 use crate::common::{ids, TestStore};
 
@@ -94,7 +95,7 @@ fn assert_not_found(client: &WeaveClient, id: &str) {
     }
 }
 
-#[test]
+#[backends]
 fn deleting_a_middle_node_removes_its_subtree_only() {
     let store = TestStore::new();
     let t = tree(&store.client);
@@ -191,7 +192,7 @@ fn deleting_a_middle_node_removes_its_subtree_only() {
     assert_eq!(store.client.get_calls(CallsQuery::new()).count(), 0);
 }
 
-#[test]
+#[backends]
 fn num_deleted_counts_each_call_once() {
     let store = TestStore::new();
     let t = tree(&store.client);
@@ -211,7 +212,7 @@ fn num_deleted_counts_each_call_once() {
     );
 }
 
-#[test]
+#[backends]
 fn call_delete_removes_the_call_and_marks_the_handle() {
     let store = TestStore::new();
     let t = tree(&store.client);
@@ -239,7 +240,7 @@ fn call_delete_removes_the_call_and_marks_the_handle() {
     assert_eq!(store.client.get_calls(CallsQuery::new()).size().unwrap(), 0);
 }
 
-#[test]
+#[backends]
 fn a_call_that_finishes_after_it_was_deleted_stays_deleted() {
     let store = TestStore::new();
     let opts = || CallOptions::new().use_stack(false);
@@ -266,7 +267,7 @@ fn a_call_that_finishes_after_it_was_deleted_stays_deleted() {
     );
 }
 
-#[test]
+#[backends]
 fn client_delete_calls_takes_more_than_1000_ids() {
     let store = TestStore::new();
     let calls: Vec<Call> = (0..1001)
@@ -320,7 +321,7 @@ fn client_delete_calls_takes_more_than_1000_ids() {
     assert_eq!(store.client.get_calls(CallsQuery::new()).size().unwrap(), 0);
 }
 
-#[test]
+#[backends]
 fn client_delete_calls_over_1000_live_calls_counts_them_all() {
     let store = TestStore::new();
     let all: Vec<String> = (0..1500)
@@ -334,7 +335,7 @@ fn client_delete_calls_over_1000_live_calls_counts_them_all() {
     assert_eq!(store.client.get_calls(CallsQuery::new()).size().unwrap(), 0);
 }
 
-#[test]
+#[backends]
 fn deleting_an_unknown_id_deletes_nothing() {
     let store = TestStore::new();
     let t = tree(&store.client);
@@ -353,7 +354,7 @@ fn deleting_an_unknown_id_deletes_nothing() {
     assert_eq!(store.client.get_calls(CallsQuery::new()).size().unwrap(), 6);
 }
 
-#[test]
+#[backends]
 fn delete_is_scoped_to_the_project() {
     let store = TestStore::new();
     let other =

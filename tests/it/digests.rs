@@ -7,6 +7,7 @@ use weave::digest::{
     bytes_digest, canonical_json, file_digest, object_digest, row_digest, table_digest,
 };
 use weave::refs::Ref;
+use weave_testkit::backends;
 
 fn vectors() -> Value {
     let path = concat!(
@@ -17,7 +18,7 @@ fn vectors() -> Value {
     serde_json::from_str(&text).expect("vectors are JSON")
 }
 
-#[test]
+#[backends]
 fn object_digests_match_python() {
     let v = vectors();
     let objects = v["objects"].as_array().unwrap();
@@ -47,7 +48,7 @@ fn object_digests_match_python() {
     );
 }
 
-#[test]
+#[backends]
 fn table_and_row_digests_match_python() {
     let v = vectors();
     for t in v["tables"].as_array().unwrap() {
@@ -64,7 +65,7 @@ fn table_and_row_digests_match_python() {
     }
 }
 
-#[test]
+#[backends]
 fn file_digests_match_python() {
     let v = vectors();
     for f in v["files"].as_array().unwrap() {
@@ -80,7 +81,7 @@ fn file_digests_match_python() {
     assert!(d.chars().all(|c| c.is_ascii_alphanumeric()));
 }
 
-#[test]
+#[backends]
 fn refs_parse_and_format_like_python() {
     let v = vectors();
     for r in v["refs"].as_array().unwrap() {
@@ -97,7 +98,7 @@ fn refs_parse_and_format_like_python() {
     }
 }
 
-#[test]
+#[backends]
 fn floats_round_trip_through_the_store_exactly() {
     let s = crate::common::TestStore::new();
     let xs = [

@@ -2,10 +2,11 @@
 
 use serde_json::json;
 use weave::{query::field, CallOptions, CallsQuery};
+use weave_testkit::backends;
 
 use crate::common::TestStore;
 
-#[test]
+#[backends]
 fn set_at_start_from_a_string_or_a_function() {
     let s = TestStore::new();
     let a = s
@@ -41,7 +42,7 @@ fn set_at_start_from_a_string_or_a_function() {
     );
 }
 
-#[test]
+#[backends]
 fn set_later_and_cleared() {
     let s = TestStore::new();
     let call = s.client.create_call("op", json!({})).unwrap();
@@ -75,7 +76,7 @@ fn set_later_and_cleared() {
     );
 }
 
-#[test]
+#[backends]
 fn renaming_a_call_just_created_is_not_lost_behind_the_queue() {
     let s = TestStore::new();
     let call = s.client.create_call("op", json!({})).unwrap();
@@ -91,7 +92,7 @@ fn renaming_a_call_just_created_is_not_lost_behind_the_queue() {
     );
 }
 
-#[test]
+#[backends]
 fn renaming_an_unknown_or_deleted_call_is_not_found() {
     let s = TestStore::new();
     let call = s.client.create_call("op", json!({})).unwrap();

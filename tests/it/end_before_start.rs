@@ -7,27 +7,17 @@ use serde_json::{json, Value};
 use weave::schema::{
     CallBatchItem, CallBatchItemRes, CallCreateBatchReq, CallEndReq, CallReadReq, CallSchema,
     CallStartReq, CallsFilter, CallsQueryReq, CallsQueryStatsReq, EndedCallSchemaForInsert,
-    JsonMap, StartedCallSchemaForInsert,
+    StartedCallSchemaForInsert,
 };
-use weave::{generate_id, Timestamp, TraceServer, TraceStatus};
+use weave::{generate_id, TraceServer, TraceStatus};
+use weave_testkit::backends;
 
-use crate::common::TestStore;
+use crate::common::{map, ts, TestStore};
 
 /// The project of [`TestStore::new`], so its client can read what the raw server wrote.
 const PROJECT: &str = "test-entity/test-project";
 const STARTED: &str = "2025-01-02T03:04:05.000000Z";
 const ENDED: &str = "2025-01-02T03:04:06.250000Z";
-
-fn ts(s: &str) -> Timestamp {
-    s.parse().expect("timestamp")
-}
-
-fn map(v: Value) -> JsonMap {
-    match v {
-        Value::Object(m) => m,
-        other => panic!("not an object: {other}"),
-    }
-}
 
 fn start(id: &str, trace_id: &str, parent_id: Option<&str>) -> StartedCallSchemaForInsert {
     StartedCallSchemaForInsert {
@@ -154,7 +144,7 @@ fn assert_ref_server_500<T: std::fmt::Debug>(res: Result<T, weave::WeaveError>, 
     }
 }
 
-#[test]
+#[backends]
 fn end_then_start_as_separate_requests_gives_the_complete_call() {
     let store = TestStore::new();
     let (id, trace_id) = (generate_id(), generate_id());
@@ -201,7 +191,7 @@ fn end_then_start_as_separate_requests_gives_the_complete_call() {
     }
 }
 
-#[test]
+#[backends]
 fn end_before_start_inside_one_upsert_batch() {
     let store = TestStore::new();
     let (root, child, trace_id) = (generate_id(), generate_id(), generate_id());
@@ -267,7 +257,7 @@ fn end_before_start_inside_one_upsert_batch() {
     assert_eq!(children, vec![child]);
 }
 
-#[test]
+#[backends]
 fn a_call_with_only_an_end_is_invisible_to_reads_queries_and_stats() {
     let store = TestStore::new();
     let (parent, trace_id) = (generate_id(), generate_id());
@@ -330,7 +320,7 @@ fn a_call_with_only_an_end_is_invisible_to_reads_queries_and_stats() {
     assert_eq!(parent_call.children().size().unwrap(), 1);
 }
 
-#[test]
+#[backends]
 fn a_call_with_only_a_start_reads_as_running_without_latency() {
     let store = TestStore::new();
     let (id, trace_id) = (generate_id(), generate_id());
@@ -361,7 +351,7 @@ fn a_call_with_only_a_start_reads_as_running_without_latency() {
     assert_eq!(count(&*store.server, None), 1);
 }
 
-#[test]
+#[backends]
 fn a_repeated_start_is_idempotent() {
     let store = TestStore::new();
     let (id, trace_id) = (generate_id(), generate_id());
@@ -417,7 +407,7 @@ fn a_repeated_start_is_idempotent() {
     );
 }
 
-#[test]
+#[backends]
 fn a_start_without_ids_gets_fresh_uuidv7_ids_from_the_server() {
     let store = TestStore::new();
     let mut s = start("unused", "unused", None);

@@ -14,6 +14,7 @@ use weave::{
     Call, CallsQuery, Feedback, FeedbackFilter, Query, SqliteServer, Timestamp, TraceServer,
     WeaveClient, WeaveError,
 };
+use weave_testkit::backends;
 
 use crate::common::{record, TestStore};
 
@@ -58,7 +59,7 @@ fn create_req(weave_ref: &str, feedback_type: &str, payload: Value) -> FeedbackC
     FeedbackCreateReq::new(PROJECT, weave_ref, feedback_type, obj(payload))
 }
 
-/// The user the reference server records for every write (tests/support/ref_server.rs).
+/// The user the reference server records for every write (weave-testkit/src/ref_server.rs).
 const REF_USER: &str = "ref-user-id";
 
 /// The reference server's feedback columns that the embedded store does not have.
@@ -94,7 +95,7 @@ fn assert_rule<T: std::fmt::Debug>(
 // ---------------------------------------------------------------------------------------------
 // Call::feedback
 
-#[test]
+#[backends]
 fn reactions_notes_and_custom_feedback_are_added_and_listed_oldest_first() {
     let s = TestStore::new();
     let call = a_call(&s);
@@ -168,7 +169,7 @@ fn reactions_notes_and_custom_feedback_are_added_and_listed_oldest_first() {
     assert_eq!(ids, [r.id, n.id, c.id]);
 }
 
-#[test]
+#[backends]
 fn reactions_get_the_servers_names_for_skin_tones() {
     let s = TestStore::new();
     let call = a_call(&s);
@@ -184,7 +185,7 @@ fn reactions_get_the_servers_names_for_skin_tones() {
     assert_eq!(flag.payload["alias"], ":France:");
 }
 
-#[test]
+#[backends]
 fn the_creator_is_recorded() {
     let s = TestStore::new();
     let call = a_call(&s);
@@ -202,7 +203,7 @@ struct Score {
     labels: Vec<&'static str>,
 }
 
-#[test]
+#[backends]
 fn custom_payloads_are_any_serialisable_object() {
     let s = TestStore::new();
     let call = a_call(&s);
@@ -227,7 +228,7 @@ fn custom_payloads_are_any_serialisable_object() {
 // ---------------------------------------------------------------------------------------------
 // Violations, checked by the client before anything is sent
 
-#[test]
+#[backends]
 fn client_side_violations_are_clear_errors_and_send_nothing() {
     let s = TestStore::new();
     let call = a_call(&s);
@@ -272,7 +273,7 @@ fn client_side_violations_are_clear_errors_and_send_nothing() {
 // ---------------------------------------------------------------------------------------------
 // Violations, checked by the backend
 
-#[test]
+#[backends]
 fn the_backend_enforces_the_feedback_rules() {
     let s = TestStore::new();
     let call = a_call(&s);
@@ -444,7 +445,7 @@ fn the_backend_enforces_the_feedback_rules() {
     }
 }
 
-#[test]
+#[backends]
 fn batches_are_all_or_nothing_and_keep_client_ids() {
     let s = TestStore::new();
     let call = a_call(&s);
@@ -497,7 +498,7 @@ fn batches_are_all_or_nothing_and_keep_client_ids() {
 // ---------------------------------------------------------------------------------------------
 // Purge and replace
 
-#[test]
+#[backends]
 fn purge_removes_only_the_named_feedback() {
     let s = TestStore::new();
     let call = a_call(&s);
@@ -519,7 +520,7 @@ fn purge_removes_only_the_named_feedback() {
     fb.purge(&a.id).unwrap();
 }
 
-#[test]
+#[backends]
 fn the_backend_purges_by_id_only() {
     let s = TestStore::new();
     let call = a_call(&s);
@@ -568,7 +569,7 @@ fn the_backend_purges_by_id_only() {
     assert!(all_rows(&s).is_empty());
 }
 
-#[test]
+#[backends]
 fn purge_is_scoped_to_the_project() {
     let s = TestStore::new();
     let call = a_call(&s);
@@ -578,7 +579,7 @@ fn purge_is_scoped_to_the_project() {
     assert_eq!(call.feedback().len().unwrap(), 1);
 }
 
-#[test]
+#[backends]
 fn replace_swaps_a_row_for_a_new_one() {
     let s = TestStore::new();
     let call = a_call(&s);
@@ -614,7 +615,7 @@ fn replace_swaps_a_row_for_a_new_one() {
 // ---------------------------------------------------------------------------------------------
 // get_feedback and /feedback/query
 
-#[test]
+#[backends]
 fn get_feedback_by_id_reaction_query_and_page() {
     let s = TestStore::new();
     let c1 = a_call(&s);
@@ -674,7 +675,7 @@ fn get_feedback_by_id_reaction_query_and_page() {
     );
 }
 
-#[test]
+#[backends]
 fn get_feedback_returns_100_by_default() {
     let s = TestStore::new();
     let call = a_call(&s);
@@ -710,7 +711,7 @@ fn get_feedback_returns_100_by_default() {
     assert_eq!(first.note(), Some("n0"));
 }
 
-#[test]
+#[backends]
 fn a_failing_query_yields_its_error() {
     let s = TestStore::new();
     let q = s.client.get_feedback(field("no_such_field").eq(1));
@@ -732,7 +733,7 @@ fn a_failing_query_yields_its_error() {
     assert!(q.len().is_err());
 }
 
-#[test]
+#[backends]
 fn feedback_query_selects_fields_sorts_and_filters() {
     let s = TestStore::new();
     let call = a_call(&s);
@@ -807,7 +808,7 @@ fn feedback_query_selects_fields_sorts_and_filters() {
     assert!(s.server.feedback_query(bad_sort).is_err());
 }
 
-#[test]
+#[backends]
 fn feedback_of_an_object_ref() {
     let s = TestStore::new();
     let r = "weave:///test-entity/test-project/object/dataset:abc";
@@ -824,7 +825,7 @@ fn feedback_of_an_object_ref() {
 // ---------------------------------------------------------------------------------------------
 // include_feedback
 
-#[test]
+#[backends]
 fn include_feedback_fills_summary_weave_feedback() {
     let s = TestStore::new();
     let with = a_call(&s);
@@ -940,7 +941,7 @@ fn include_feedback_fills_summary_weave_feedback() {
     assert_eq!(fb(&calls[0]).as_array().unwrap().len(), 2);
 }
 
-#[test]
+#[backends]
 fn include_feedback_only_counts_the_calls_own_ref() {
     let s = TestStore::new();
     let parent = s.client.create_call("parent", json!({})).unwrap();
@@ -964,7 +965,7 @@ fn include_feedback_only_counts_the_calls_own_ref() {
     assert_eq!(by_id(child.id()), 1);
 }
 
-#[test]
+#[backends]
 fn feedback_on_a_deleted_call_stays_reachable_through_its_ref() {
     let s = TestStore::new();
     let call = a_call(&s);
@@ -984,7 +985,7 @@ fn feedback_on_a_deleted_call_stays_reachable_through_its_ref() {
     assert_eq!(call.feedback().len().unwrap(), 1);
 }
 
-#[test]
+#[backends]
 fn feedback_is_written_after_the_call_is_stored() {
     let s = TestStore::new();
     let call = s.client.create_call("live", json!({})).unwrap();
@@ -1020,7 +1021,7 @@ fn parse<T: serde::de::DeserializeOwned>(what: &str, v: &Value) -> T {
         .unwrap_or_else(|e| panic!("{what} does not deserialise: {e}\n{v}"))
 }
 
-#[test]
+#[backends]
 fn sample_traffic_feedback_bodies_deserialise() {
     let traffic = sample_traffic();
     let mut seen = std::collections::BTreeMap::<String, usize>::new();
@@ -1086,7 +1087,7 @@ fn sample_traffic_feedback_bodies_deserialise() {
     }
 }
 
-#[test]
+#[backends]
 fn sample_traffic_feedback_replays_to_the_same_payloads() {
     let traffic = sample_traffic();
     let ex = traffic

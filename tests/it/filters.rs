@@ -5,6 +5,7 @@
 use serde_json::{json, Value};
 use weave::query::field;
 use weave::{Call, CallOptions, CallsFilter, CallsQuery, Timestamp, WeaveError};
+use weave_testkit::backends;
 
 use crate::common::TestStore;
 
@@ -83,7 +84,7 @@ fn strings(items: &[&str]) -> Option<Vec<String>> {
     Some(items.iter().map(|s| s.to_string()).collect())
 }
 
-#[test]
+#[backends]
 fn op_names_exact() {
     let mut fx = Fx::new();
     fx.done("llm", OP_LLM, json!({}), json!(null));
@@ -110,7 +111,7 @@ fn op_names_exact() {
     assert_eq!(fx.filter(f(&["my_fn"])), NONE);
 }
 
-#[test]
+#[backends]
 fn op_names_any_version() {
     let mut fx = Fx::new();
     fx.done("v1", OP_V1, json!({}), json!(null));
@@ -169,7 +170,7 @@ fn op_names_any_version() {
     );
 }
 
-#[test]
+#[backends]
 fn input_refs_and_output_refs() {
     let mut fx = Fx::new();
     fx.done("top", "op", json!({ "cfg": CFG_ABC }), json!(null));
@@ -238,7 +239,7 @@ fn input_refs_and_output_refs() {
     );
 }
 
-#[test]
+#[backends]
 fn input_and_output_refs_of_one_call() {
     let mut fx = Fx::new();
     fx.done(
@@ -294,7 +295,7 @@ fn tree(fx: &mut Fx) -> [Call; 6] {
     [root1, c1a, g1, c1b, root2, c2]
 }
 
-#[test]
+#[backends]
 fn parent_ids_trace_ids_call_ids() {
     let mut fx = Fx::new();
     let [root1, c1a, g1, c1b, root2, c2] = tree(&mut fx);
@@ -344,7 +345,7 @@ fn parent_ids_trace_ids_call_ids() {
     assert_eq!(fx.filter(calls(&[c1b.id(), c1b.id()])), ["c1b"]);
 }
 
-#[test]
+#[backends]
 fn trace_roots_only() {
     let mut fx = Fx::new();
     tree(&mut fx);
@@ -358,7 +359,7 @@ fn trace_roots_only() {
     assert_eq!(fx.filter(roots(None)).len(), 6);
 }
 
-#[test]
+#[backends]
 fn thread_ids_and_turn_ids() {
     let mut fx = Fx::new();
     let a = fx.start("a", "chat", json!({}), CallOptions::new().thread_id("t1"));
@@ -408,7 +409,7 @@ fn thread_ids_and_turn_ids() {
     assert_eq!(back.turn_id(), Some(a.id()));
 }
 
-#[test]
+#[backends]
 fn wb_user_ids_and_wb_run_ids_are_null_for_client_calls() {
     let mut fx = Fx::new();
     let a = fx.done("a", "op", json!({}), json!(null));
@@ -458,7 +459,7 @@ fn wb_user_ids_and_wb_run_ids_are_null_for_client_calls() {
     }
 }
 
-#[test]
+#[backends]
 fn several_fields_are_anded() {
     let mut fx = Fx::new();
     let root = fx.start(
@@ -542,7 +543,7 @@ fn several_fields_are_anded() {
     assert_eq!(fx.s.client.get_calls(q).size().unwrap(), 1);
 }
 
-#[test]
+#[backends]
 fn filter_from_protocol_json() {
     let mut fx = Fx::new();
     let root = fx.start("root", OP_V1, json!({}), CallOptions::new());
@@ -562,7 +563,7 @@ fn filter_from_protocol_json() {
     assert_eq!(fx.filter(f), ["child"]);
 }
 
-#[test]
+#[backends]
 fn a_list_of_more_than_1000_values_is_an_invalid_query() {
     let mut fx = Fx::new();
     let a = fx.done("a", "op", json!({}), json!(null));
@@ -641,7 +642,7 @@ fn a_list_of_more_than_1000_values_is_an_invalid_query() {
     }
 }
 
-#[test]
+#[backends]
 fn empty_lists_mean_not_set_as_on_the_weave_server() {
     let s = TestStore::new();
     let a = crate::common::record(&s.client, "a", json!({}), json!(1));

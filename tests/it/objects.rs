@@ -12,6 +12,7 @@ use weave::schema::{
     ObjectVersionFilter, RefsReadBatchReq, TableCreateReq, TableSchemaForInsert,
 };
 use weave::{CallsFilter, CallsQuery, WeaveError};
+use weave_testkit::backends;
 
 use crate::common::TestStore;
 
@@ -24,7 +25,7 @@ struct AgentConfig {
     tools: Vec<String>,
 }
 
-#[test]
+#[backends]
 fn save_and_get_any_serialize_value() {
     let s = TestStore::new();
     let cfg = AgentConfig {
@@ -54,7 +55,7 @@ fn save_and_get_any_serialize_value() {
     assert!(err.to_string().contains("agent-config"), "{err}");
 }
 
-#[test]
+#[backends]
 fn versions_latest_and_vn() {
     let s = TestStore::new();
     let a = s.client.save(&json!({"v": 1}), "cfg").unwrap();
@@ -94,7 +95,7 @@ fn versions_latest_and_vn() {
     assert_eq!(s.client.object_versions("cfg").unwrap().len(), 2);
 }
 
-#[test]
+#[backends]
 fn deleting_versions() {
     let s = TestStore::new();
     let a = s.client.save(&json!({"v": 1}), "cfg").unwrap();
@@ -148,7 +149,7 @@ fn deleting_versions() {
         .is_not_found());
 }
 
-#[test]
+#[backends]
 fn names_are_sanitized_like_python() {
     let s = TestStore::new();
     for (name, expected) in [
@@ -193,7 +194,7 @@ fn names_are_sanitized_like_python() {
     assert!(err.to_string().contains("bad name"), "{err}");
 }
 
-#[test]
+#[backends]
 fn expected_digest_is_checked() {
     let s = TestStore::new();
     let mk = |d: &str| ObjCreateReq {
@@ -223,7 +224,7 @@ fn expected_digest_is_checked() {
     }
 }
 
-#[test]
+#[backends]
 fn refs_with_extra_edges_resolve_parts_and_nested_refs() {
     let s = TestStore::new();
     let inner = s
@@ -293,7 +294,7 @@ fn refs_with_extra_edges_resolve_parts_and_nested_refs() {
     }
 }
 
-#[test]
+#[backends]
 fn malformed_and_missing_refs() {
     let s = TestStore::new();
     for (bad, why) in [
@@ -340,7 +341,7 @@ fn malformed_and_missing_refs() {
     }
 }
 
-#[test]
+#[backends]
 fn tables_store_rows_with_python_digests_and_page() {
     let s = TestStore::new();
     let rows: Vec<Value> = (0..10)
@@ -394,7 +395,7 @@ fn tables_store_rows_with_python_digests_and_page() {
     assert_eq!(other.table_rows(&t2).count(), 1);
 }
 
-#[test]
+#[backends]
 fn datasets_hold_a_table_and_rows_resolve_by_id() {
     let s = TestStore::new();
     let rows = vec![
@@ -428,7 +429,7 @@ fn datasets_hold_a_table_and_rows_resolve_by_id() {
         .is_not_found());
 }
 
-#[test]
+#[backends]
 fn objs_query_filters() {
     let s = TestStore::new();
     s.client.save(&json!({"v": 1}), "a").unwrap();
@@ -501,7 +502,7 @@ fn objs_query_filters() {
     );
 }
 
-#[test]
+#[backends]
 fn refs_in_call_inputs_and_outputs_are_indexed_and_expand() {
     let s = TestStore::new();
     let cfg = s
@@ -589,7 +590,7 @@ fn refs_in_call_inputs_and_outputs_are_indexed_and_expand() {
     }
 }
 
-#[test]
+#[backends]
 fn refs_parse_into_typed_values() {
     let r: ObjectRef = format!("weave:///{PROJECT}/op/predict:abc")
         .parse()
@@ -604,7 +605,7 @@ fn refs_parse_into_typed_values() {
         .is_err());
 }
 
-#[test]
+#[backends]
 fn files_are_content_addressed() {
     let s = TestStore::new();
     let content = b"import weave\n\n@weave.op\ndef f():\n    return 1\n".to_vec();
@@ -635,7 +636,7 @@ fn files_are_content_addressed() {
     assert!(err.is_not_found());
 }
 
-#[test]
+#[backends]
 fn a_call_ref_reads_the_call() {
     let s = TestStore::new();
     let call = crate::common::record(&s.client, "op", json!({"a": 1}), json!({"answer": 42}));

@@ -9,6 +9,7 @@ use weave::query::field;
 use weave::{
     Call, CallOptions, CallsFilter, CallsQuery, SortBy, Timestamp, WeaveClient, WeaveError,
 };
+use weave_testkit::backends;
 
 use crate::common::{ids, TestStore};
 
@@ -56,7 +57,7 @@ fn id_list(calls: &[&Call]) -> Vec<String> {
     calls.iter().map(|c| c.id().to_string()).collect()
 }
 
-#[test]
+#[backends]
 fn default_order_is_started_at_asc_then_id_asc() {
     let s = TestStore::new();
     // Created out of order, with ties.
@@ -80,7 +81,7 @@ fn default_order_is_started_at_asc_then_id_asc() {
     assert_eq!(want[6], calls[0].id());
 }
 
-#[test]
+#[backends]
 fn identical_start_times_tie_break_on_id() {
     let s = TestStore::new();
     let t = at_ms(0);
@@ -151,7 +152,7 @@ fn stored_with_id(s: &TestStore, id: &str, t: Timestamp) {
     s.server.call_end(end).unwrap();
 }
 
-#[test]
+#[backends]
 fn id_tiebreak_does_not_follow_insertion_order() {
     let s = TestStore::new();
     let id = |n: u8| format!("0194f000-0000-7000-8000-0000000000{n:02x}");
@@ -182,7 +183,7 @@ fn id_tiebreak_does_not_follow_insertion_order() {
     assert_eq!(paged, asc);
 }
 
-#[test]
+#[backends]
 fn started_at_as_last_of_several_keys_sets_the_tiebreak() {
     let s = TestStore::new();
     let t = at_ms(0);
@@ -211,7 +212,7 @@ fn started_at_as_last_of_several_keys_sets_the_tiebreak() {
     assert_eq!(got, [asc(&b), asc(&a)].concat());
 }
 
-#[test]
+#[backends]
 fn sort_by_top_level_columns() {
     let s = TestStore::new();
     let c = rec(&s.client, "charlie", json!({}), at_ms(0));
@@ -269,7 +270,7 @@ fn sort_by_top_level_columns() {
     );
 }
 
-#[test]
+#[backends]
 fn sort_by_json_paths() {
     let s = TestStore::new();
     let n10 = rec(&s.client, "op", json!({"n": 10, "s": "b"}), at_ms(0));
@@ -318,7 +319,7 @@ fn sort_by_json_paths() {
     assert_eq!(ids(&s.client, q), by(SortBy::desc("inputs.n")));
 }
 
-#[test]
+#[backends]
 fn sort_by_nested_paths_and_list_indexes() {
     let s = TestStore::new();
     let x = rec(
@@ -342,7 +343,7 @@ fn sort_by_nested_paths_and_list_indexes() {
     );
 }
 
-#[test]
+#[backends]
 fn sort_by_computed_fields() {
     let s = TestStore::new();
     let now = Timestamp::now().as_nanos();
@@ -370,7 +371,7 @@ fn sort_by_computed_fields() {
     }
 }
 
-#[test]
+#[backends]
 fn sort_by_status_and_trace_name() {
     let s = TestStore::new();
     let ok = rec(&s.client, "c_op", json!({}), at_ms(0));
@@ -434,7 +435,7 @@ fn sort_by_status_and_trace_name() {
     );
 }
 
-#[test]
+#[backends]
 fn multiple_sort_keys() {
     let s = TestStore::new();
     let a1 = rec(&s.client, "a", json!({"n": 1}), at_ms(0));
@@ -468,7 +469,7 @@ fn multiple_sort_keys() {
     );
 }
 
-#[test]
+#[backends]
 fn empty_sort_by_is_unordered_but_returns_everything() {
     let s = TestStore::new();
     let calls: Vec<Call> = (0..25)
@@ -492,7 +493,7 @@ fn empty_sort_by_is_unordered_but_returns_everything() {
     assert_eq!(s.client.get_calls(q).size().unwrap(), 25);
 }
 
-#[test]
+#[backends]
 fn limit_and_offset() {
     let s = TestStore::new();
     let calls: Vec<Call> = (0..10)
@@ -530,7 +531,7 @@ fn limit_and_offset() {
     );
 }
 
-#[test]
+#[backends]
 fn paging_2500_calls_in_pages_of_1000() {
     let s = TestStore::new();
     // Groups of three calls share a start time, so order across page boundaries relies on
@@ -575,7 +576,7 @@ fn paging_2500_calls_in_pages_of_1000() {
     assert_eq!(s.client.get_calls(CallsQuery::new()).size().unwrap(), 2500);
 }
 
-#[test]
+#[backends]
 fn paging_with_an_odd_page_size() {
     let s = TestStore::new();
     let calls: Vec<Call> = (0..50)
@@ -617,7 +618,7 @@ fn paging_with_an_odd_page_size() {
     assert_eq!(paged(by_op.query(field("op_name").eq(x_ref)), 7), xs);
 }
 
-#[test]
+#[backends]
 fn size_counts_without_fetching() {
     let s = TestStore::new();
     let root = start(&s.client, "agent", json!({}), at_ms(0));
@@ -706,7 +707,7 @@ fn assert_ref_server_500<T: std::fmt::Debug>(res: Result<T, WeaveError>, route: 
     }
 }
 
-#[test]
+#[backends]
 fn invalid_sort_keys_are_errors() {
     let s = TestStore::new();
     let only = rec(&s.client, "op", json!({}), at_ms(0));

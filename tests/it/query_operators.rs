@@ -22,6 +22,7 @@
 use serde_json::{json, Value};
 use weave::query::{field, lit, Expr};
 use weave::{Call, CallOptions, CallsQuery, Query, Timestamp, WeaveError};
+use weave_testkit::backends;
 
 use crate::common::TestStore;
 
@@ -393,7 +394,7 @@ impl Fx {
             .map(|(i, c)| (format!("case {i}: {}", c.form.json()), self.check(c)))
             .filter_map(|(label, r)| r.err().map(|why| format!("{label}\n    {why}")))
             .collect();
-        let (n, suite) = (failed.len(), crate::SUITE);
+        let (n, suite) = (failed.len(), weave_testkit::suite());
         assert!(
             n == 0,
             "{n} of {N} cases failed on the {suite:?} store:\n{}",
@@ -449,7 +450,7 @@ impl Fx {
 // Top-level columns
 
 #[rustfmt::skip]
-#[test]
+#[backends]
 fn eq_on_top_level_columns() {
     let fx = Fx::record([
         Rec { display_name: Some("My agent"), ..done("root", "agent", json!({}), "done") },
@@ -478,7 +479,7 @@ fn eq_on_top_level_columns() {
 }
 
 #[rustfmt::skip]
-#[test]
+#[backends]
 fn exception_and_ended_at_columns() {
     let fx = Fx::record([
         done("ok", "tool", json!({}), "fine"),
@@ -497,7 +498,7 @@ fn exception_and_ended_at_columns() {
 // Computed summary.weave fields
 
 #[rustfmt::skip]
-#[test]
+#[backends]
 fn computed_status() {
     let fx = Fx::record([
         done("ok", "tool", json!({}), 1),
@@ -526,7 +527,7 @@ fn computed_status() {
 }
 
 #[rustfmt::skip]
-#[test]
+#[backends]
 fn computed_trace_name() {
     let v1 = "weave:///test-entity/test-project/op/my_fn:abc123";
     let fx = Fx::record([
@@ -553,7 +554,7 @@ fn computed_trace_name() {
 }
 
 #[rustfmt::skip]
-#[test]
+#[backends]
 fn computed_latency_ms() {
     // "running" never finishes. "fast" is clear of the bounds queried below: the reference
     // server's latency is only about millisecond-precise (see the next test), so a call
@@ -598,7 +599,7 @@ fn timed_call(s: &TestStore, started: Timestamp, ended: Timestamp) -> String {
     id
 }
 
-#[test]
+#[backends]
 fn latency_ms_filter_matches_the_latency_read_back_including_negative() {
     let s = TestStore::new();
     let base = at(0).as_nanos();
@@ -644,7 +645,7 @@ fn latency_ms_filter_matches_the_latency_read_back_including_negative() {
     }
 }
 
-#[test]
+#[backends]
 fn a_typed_field_decides_over_a_string_literal() {
     let s = TestStore::new();
     // Two calls with exact latencies of 50 ms and 900 ms.
@@ -674,7 +675,7 @@ fn a_typed_field_decides_over_a_string_literal() {
 // Comparisons and typing
 
 #[rustfmt::skip]
-#[test]
+#[backends]
 fn ordering_comparisons_on_numbers() {
     let fx = Fx::record(each("n", &[("one", json!(1)), ("five", json!(5)), ("ten", json!(10)),
                                     ("ten_half", json!(10.5))], true));
@@ -708,7 +709,7 @@ fn texts_and_a_number(missing: bool) -> Vec<Rec> {
 }
 
 #[rustfmt::skip]
-#[test]
+#[backends]
 fn the_literal_type_picks_numeric_or_text_comparison() {
     let fx = Fx::record(texts_and_a_number(true));
     let s = || get("inputs.s");
@@ -725,7 +726,7 @@ fn the_literal_type_picks_numeric_or_text_comparison() {
 }
 
 #[rustfmt::skip]
-#[test]
+#[backends]
 fn an_explicit_convert_fixes_the_comparison_domain() {
     let fx = Fx::record(texts_and_a_number(false));
     let s = || get("inputs.s");
@@ -741,7 +742,7 @@ fn an_explicit_convert_fixes_the_comparison_domain() {
 }
 
 #[rustfmt::skip]
-#[test]
+#[backends]
 fn text_that_is_not_a_number_never_equals_zero() {
     let fx = Fx::record(each("v", &[("abc", json!("abc")), ("empty", json!("")), ("str0", json!("0")),
                                     ("num0", json!(0)), ("real0", json!(0.0)), ("null", json!(null)),
@@ -762,7 +763,7 @@ fn text_that_is_not_a_number_never_equals_zero() {
 }
 
 #[rustfmt::skip]
-#[test]
+#[backends]
 fn bool_literals() {
     let fx = Fx::record(each("flag", &[("t", json!(true)), ("f", json!(false)), ("str_t", json!("true")),
                                        ("str_f", json!("false"))], true));
@@ -778,7 +779,7 @@ fn bool_literals() {
 }
 
 #[rustfmt::skip]
-#[test]
+#[backends]
 fn null_semantics() {
     let fx = Fx::record(each("opt", &[("null", json!(null)), ("x", json!("x")), ("zero", json!(0)),
                                       ("empty", json!("")), ("false", json!(false)), ("list", json!([]))], true));
@@ -813,7 +814,7 @@ fn null_semantics() {
 // $in and $contains
 
 #[rustfmt::skip]
-#[test]
+#[backends]
 fn in_operator() {
     let fx = Fx::record(each("model", &[("gpt", json!("gpt-4o")), ("claude", json!("claude-3")),
                                         ("mini", json!("gpt-4o-mini")), ("num7", json!(7)), ("str7", json!("7")),
@@ -844,7 +845,7 @@ fn in_operator() {
 }
 
 #[rustfmt::skip]
-#[test]
+#[backends]
 fn contains_operator() {
     let texts = [("hello", json!("Hello World")), ("lower", json!("hello there")), ("upper", json!("HELLO")),
                  ("pct", json!("say 50% off")), ("snake", json!("snake_case")), ("num", json!(12345)),
@@ -886,7 +887,7 @@ fn contains_operator() {
 // Boolean combinators
 
 #[rustfmt::skip]
-#[test]
+#[backends]
 fn and_or_not_combined() {
     let fx = Fx::record([
         done("a", "llm", json!({"model": "gpt-4o", "temperature": 0.2}), json!({"score": 0.9})),
@@ -929,7 +930,7 @@ fn and_or_not_combined() {
 }
 
 #[rustfmt::skip]
-#[test]
+#[backends]
 fn field_compared_with_field() {
     let fx = Fx::record([
         done("right", "eval", json!({"expected": "Paris"}), json!({"answer": "Paris"})),
@@ -948,7 +949,7 @@ fn field_compared_with_field() {
 // $getField paths
 
 #[rustfmt::skip]
-#[test]
+#[backends]
 fn dotted_paths_into_inputs_output_attributes_summary() {
     let fx = Fx::record([
         // `first` stays running: it has no output and no summary.
@@ -1015,7 +1016,7 @@ fn dotted_paths_into_inputs_output_attributes_summary() {
 // $literal
 
 #[rustfmt::skip]
-#[test]
+#[backends]
 fn literal_forms() {
     let fx = Fx::record([
         done("match", "op", json!({"l": [1, 2], "d": {"k": "v", "n": [1]}, "f": 0.5, "s": "hi"}), ()),
@@ -1045,7 +1046,7 @@ fn literal_forms() {
 // $convert
 
 #[rustfmt::skip]
-#[test]
+#[backends]
 fn convert_operators() {
     let fx = Fx::record([
         done("a", "op", json!({"x": "3.5", "i": 3.7, "n": 42, "b": "true", "z": 0, "opt": "here"}), ()),
@@ -1083,7 +1084,7 @@ fn convert_operators() {
 // Timestamps
 
 #[rustfmt::skip]
-#[test]
+#[backends]
 fn timestamps_compare_with_rfc3339_strings() {
     // a at 00:00, b at 00:01, c at 00:02 (2025-01-01, UTC); c is still running.
     let fx = Fx::record([
@@ -1123,7 +1124,7 @@ fn timestamps_compare_with_rfc3339_strings() {
 // Invalid queries
 
 #[rustfmt::skip]
-#[test]
+#[backends]
 fn malformed_queries_fail_to_parse_naming_the_part() {
     let e = |v: Value| json!({ "$expr": v });
     let cases: [(Value, &[&str]); 14] = [
@@ -1168,7 +1169,7 @@ fn malformed_queries_fail_to_parse_naming_the_part() {
 /// 500 (see `Want::Http500`); every other bad field or value compiles and matches nothing (a
 /// bad JSON path reads null, "yesterday" and "not a date" compare as text, `true` as 1).
 #[rustfmt::skip]
-#[test]
+#[backends]
 fn invalid_fields_and_values_fail_when_queried() {
     let fx = Fx::record([done("a", "op", json!({"x": 1}), ())]);
     // Reference server: it validates neither fields nor values (see the function's doc).
@@ -1202,7 +1203,7 @@ fn invalid_fields_and_values_fail_when_queried() {
 }
 
 #[rustfmt::skip]
-#[test]
+#[backends]
 fn numeric_text_in_exponent_form_converts() {
     let fx = Fx::record(each("n", &[("big", json!("1e3")), ("inf", json!("inf")), ("hex", json!("0x10"))], false));
     fx.run([

@@ -2,10 +2,11 @@
 
 use serde_json::json;
 use weave::{CallOptions, TraceStatus};
+use weave_testkit::backends;
 
 use crate::common::TestStore;
 
-#[test]
+#[backends]
 fn usage_comes_from_an_output_with_usage_and_model() {
     let s = TestStore::new();
     let llm = s
@@ -44,7 +45,7 @@ fn usage_comes_from_an_output_with_usage_and_model() {
     }
 }
 
-#[test]
+#[backends]
 fn children_summaries_are_deep_summed_with_status_counts_of_the_subtree() {
     let s = TestStore::new();
     let agent = s.client.create_call("agent", json!({})).unwrap();
@@ -88,7 +89,7 @@ fn children_summaries_are_deep_summed_with_status_counts_of_the_subtree() {
     assert_eq!(tool_back.status(), TraceStatus::Error);
 }
 
-#[test]
+#[backends]
 fn a_call_with_children_ignores_its_own_output_usage_as_python_does() {
     let s = TestStore::new();
     let parent = s.client.create_call("wrapper", json!({})).unwrap();
@@ -106,7 +107,7 @@ fn a_call_with_children_ignores_its_own_output_usage_as_python_does() {
     assert_eq!(usage.keys().collect::<Vec<_>>(), ["a"]);
 }
 
-#[test]
+#[backends]
 fn unfinished_children_count_as_children_but_add_nothing() {
     let s = TestStore::new();
     let parent = s.client.create_call("parent", json!({})).unwrap();
@@ -129,7 +130,7 @@ fn unfinished_children_count_as_children_but_add_nothing() {
     assert_eq!(summary["status_counts"], json!({"success": 1, "error": 0}));
 }
 
-#[test]
+#[backends]
 fn user_summary_values_are_merged_under_the_computed_ones() {
     let s = TestStore::new();
     let call = s.client.create_call("scored", json!({})).unwrap();
@@ -142,7 +143,7 @@ fn user_summary_values_are_merged_under_the_computed_ones() {
     assert_eq!(summary["status_counts"], json!({"success": 1, "error": 0}));
 }
 
-#[test]
+#[backends]
 fn many_children_roll_up_exactly() {
     let s = TestStore::new();
     let root = s.client.create_call("batch", json!({})).unwrap();

@@ -16,18 +16,7 @@ use weave::schema::{
 };
 use weave::{generate_id, Query, SortBy, Timestamp};
 
-use crate::common::CALL_SCHEMA_FIELDS;
-
-fn ts(s: &str) -> Timestamp {
-    s.parse().expect("timestamp")
-}
-
-fn map(v: Value) -> JsonMap {
-    match v {
-        Value::Object(m) => m,
-        other => panic!("not an object: {other}"),
-    }
-}
+use crate::common::{map, ts, CALL_SCHEMA_FIELDS};
 
 fn to_json<T: Serialize>(v: &T) -> Value {
     serde_json::to_value(v).expect("serialize")

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use serde_json::json;
 use weave::{CallsFilter, CallsQuery, SqliteServer, WeaveClient};
+use weave_testkit::backends;
 
 use crate::common::TestStore;
 
-#[test]
+#[backends]
 fn many_threads_build_their_own_trees() {
     let s = TestStore::new();
     let handles: Vec<_> = (0..8)
@@ -51,7 +52,7 @@ fn many_threads_build_their_own_trees() {
     }
 }
 
-#[test]
+#[backends]
 fn dropping_the_client_flushes_everything() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("w.sqlite");
@@ -86,7 +87,7 @@ fn dropping_the_client_flushes_everything() {
     );
 }
 
-#[test]
+#[backends]
 fn flush_timeout_reports_completion() {
     let s = TestStore::new();
     for _ in 0..100 {
@@ -97,7 +98,7 @@ fn flush_timeout_reports_completion() {
     assert_eq!(s.client.dropped(), 0);
 }
 
-#[test]
+#[backends]
 fn a_full_queue_drops_and_counts_instead_of_blocking() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("busy.sqlite");

@@ -10,9 +10,7 @@ use tracing::Level;
 use tracing_subscriber::layer::SubscriberExt;
 use weave::{Call, CallsFilter, CallsQuery, WeaveClient, WeaveLayer};
 
-#[path = "../support/store.rs"]
-mod store;
-pub use store::{calls, Suite, TestStore};
+pub use weave_testkit::{calls, TestStore};
 
 // ---------------------------------------------------------------------------------------
 // Process-global state
@@ -197,6 +195,4 @@ impl Tree {
 // ---------------------------------------------------------------------------------------
 // Child processes
 
-#[path = "../support/child.rs"]
-mod child;
-pub use child::{child_done, run_child};
+pub use weave_testkit::child::{child_done, run_child};

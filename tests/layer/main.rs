@@ -1,7 +1,7 @@
 //! WeaveLayer, the call stack across spans/ops/tasks, and weave::init.
-
-/// The shared fixtures use the embedded store (see tests/support/store.rs).
-const SUITE: common::Suite = common::Suite::Embedded;
+//!
+//! Plain `#[test]`s on the embedded store: outside `#[backends]`, weave-testkit's
+//! `TestStore::new()` is a fresh SQLite file.
 
 mod common;
 

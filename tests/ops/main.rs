@@ -1,7 +1,7 @@
 //! #[weave::op] behaviour, one module per behaviour.
-
-/// The shared fixtures use the embedded store (see tests/support/store.rs).
-const SUITE: common::Suite = common::Suite::Embedded;
+//!
+//! Plain `#[test]`s on the embedded store: outside `#[backends]`, weave-testkit's
+//! `TestStore::new()` is a fresh SQLite file.
 
 mod common;
 

@@ -10,6 +10,7 @@ mod support;
 
 use serde_json::{json, Value};
 use support::{http, Served};
+use weave_testkit::Rng;
 
 /// A valid body for each JSON route, on the project `fz/p`.
 fn valid_bodies() -> Vec<(&'static str, Value)> {
@@ -157,21 +158,6 @@ fn valid_bodies() -> Vec<(&'static str, Value)> {
             json!({"query": "query { viewer { username } }", "variables": {"name": "x"}}),
         ),
     ]
-}
-
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
 }
 
 const BAD_STRINGS: &[&str] = &[

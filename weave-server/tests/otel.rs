@@ -19,6 +19,7 @@ use prost::Message;
 use serde_json::{json, Value};
 use weave_core::SqliteServer;
 use weave_server::{BackgroundServer, ServeOptions};
+use weave_testkit::Rng;
 
 const TRACE: &str = "5b8efff798038103d269b633813fc60c";
 const ROOT: &str = "eee19b7ec3c1b173";
@@ -620,22 +621,6 @@ fn client_mistakes_are_400s_with_a_reason() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().unwrap(), json!({}));
     assert!(f.calls("e/p").is_empty());
-}
-
-/// A small seeded generator (xorshift), so that a failing body can be made again.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
 }
 
 /// `valid` with a few bytes changed, cut, or repeated.

@@ -7,10 +7,6 @@
 
 mod support;
 
-#[allow(dead_code)]
-#[path = "../../tests/support/venv.rs"]
-mod venv;
-
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
@@ -20,6 +16,7 @@ use serde_json::{json, Value};
 use support::Served;
 use weave_core::server::{RemoteServer, RemoteServerConfig};
 use weave_core::{CallsQuery, SqliteServer, Timestamp, TraceServer, WeaveClient};
+use weave_testkit::venv;
 
 fn scenario() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/client_scenario.py")

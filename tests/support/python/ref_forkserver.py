@@ -5,7 +5,7 @@ process pays it once, then forks one server per request. Each child is the unmod
 ``ref_server.main`` on its own port and its own database, exactly as
 ``python ref_server.py --port PORT --db DB`` (or ``start_ref_server.sh``) would run it.
 
-Usage (tests/support/ref_server.rs): ``PYTHON ref_forkserver.py PATH/TO/ref_server.py``
+Usage (weave-testkit/src/ref_server.rs): ``PYTHON ref_forkserver.py PATH/TO/ref_server.py``
 with the python of the ``ref-server`` venv.
 
 Protocol, one line per request on stdin: ``PORT DB LOG``; the answer on stdout is the

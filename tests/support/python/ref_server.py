@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """weave-rs's reference Weave trace server: the weave package's own server code over HTTP.
 
-The remote backend's tests (tests/it_remote, tests/remote) need a real Weave trace server to
+The remote backend's tests (tests/it, tests/remote) need a real Weave trace server to
 talk to. W&B's production HTTP service is not published, but the weave package (up to
 0.52.42) ships what sits behind it:
 

@@ -1,6 +1,6 @@
 //! The reference Weave trace server (`tests/support/python/ref_server.py`: the weave
 //! package's own server code behind a thin HTTP layer, run in the pinned `ref-server` venv,
-//! which [`venv::python`] installs on first use) as a test fixture, on a free loopback port
+//! which [`crate::venv::python`] installs on first use) as a test fixture, on a free loopback port
 //! with a fresh database:
 //! [`RefServer::fresh`] gives the caller one of its own, stopped when dropped;
 //! [`RefServer::shared`] one per test binary. Every server is forked from a process that has
@@ -15,13 +15,15 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-#[path = "venv.rs"]
-pub mod venv;
+use crate::venv;
 
 /// A running reference server.
 pub struct RefServer {
+    /// Its base URL, `http://127.0.0.1:PORT`.
     pub url: String,
+    /// Its loopback port.
     pub port: u16,
+    /// Its SQLite database (its log beside it, `.log`).
     pub db: PathBuf,
     /// The server's pid in the fork server; `None` once killed.
     pid: Mutex<Option<u32>>,

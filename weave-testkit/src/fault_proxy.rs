@@ -28,7 +28,9 @@ pub enum Fault {
 /// The request as the plan sees it.
 #[derive(Debug, Clone)]
 pub struct Seen {
+    /// The request's path, without its query.
     pub path: String,
+    /// The length of its body (chunked bodies: of their data).
     pub body_len: usize,
     /// How many requests to this path came before this one.
     pub nth: usize,
@@ -47,6 +49,7 @@ struct State {
 
 /// A running proxy (stops with the test process).
 pub struct FaultProxy {
+    /// Its base URL, `http://127.0.0.1:PORT`.
     pub url: String,
     state: Arc<State>,
 }

@@ -1,4 +1,4 @@
-//! The pinned Python environments of the tests (included with `#[path]`): [`python`] gives
+//! The pinned Python environments of the tests: [`python`] gives
 //! the interpreter of `tests/support/python/NAME/`, installed on first use by
 //! `tests/support/python/venv.py` into `$WEAVE_RS_TEST_CACHE` (default
 //! `${XDG_CACHE_HOME:-~/.cache}/weave-rs-tests`). The bootstrap interpreter is
@@ -26,14 +26,7 @@ pub fn python(name: &str) -> PathBuf {
 
 /// The directory of `venv.py` and the environments' requirement files.
 pub fn python_dir() -> PathBuf {
-    // The workspace root's tests/support/python, whether this file is compiled into a test of
-    // the root package or of a member crate one level below it (weave-server).
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let here = manifest.join("tests/support/python");
-    if here.is_dir() {
-        return here;
-    }
-    manifest.join("../tests/support/python")
+    crate::workspace_root().join("tests/support/python")
 }
 
 fn install(name: &str) -> PathBuf {

@@ -50,6 +50,7 @@ pub fn run_child(test: &str, envs: &[(&str, &str)]) -> Output {
 /// filter matched and the test got to its end.
 pub const CHILD_DONE: &str = "CHILD-TEST-DONE";
 
+/// Prints [`CHILD_DONE`] and the test's name: the child test `test`'s last act.
 pub fn child_done(test: &str) {
     use std::io::Write;
     println!("{CHILD_DONE} {test}");
