@@ -10,6 +10,9 @@
 //! it already says why, in one line, because a plain `{e}` is what logs, the CLI and the
 //! server's error bodies show. A reporter that also walks the chain (anyhow's `{:#}`) prints
 //! the cause's text twice; we accept that rather than an `{e}` that never says why.
+//!
+//! `From<rusqlite::Error>` and `From<serde_json::Error>` stay: they are what `?` uses inside
+//! the store and the client. Handling a `WeaveError` never needs either crate's types.
 
 use std::fmt;
 
