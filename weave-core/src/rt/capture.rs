@@ -2,7 +2,12 @@
 //! compiled, values written as JSON text on the caller's thread, and the autoref
 //! specialisation that picks `Serialize`, else `Debug`, else a placeholder.
 
-use super::*;
+use std::fmt::{Debug, Display};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::Exception;
 
 // ---------------------------------------------------------------------------------------
 // Capturing values without bounds: Serialize, else Debug, else a placeholder.

@@ -1,7 +1,8 @@
 //! The tracing layer's contract with the call stack: what `weave-tracing` calls when it
 //! enters and exits a span that has a call.
 
-use super::*;
+use crate::client::context::{self, Frame, SavedFrames};
+use crate::Call;
 
 /// For the tracing layer entering a span: makes `call` (or, with `None`, a sampled-out
 /// trace) current, with the frames `saved` when the span was last exited above it.

@@ -18,22 +18,12 @@
 //! [`OpCall::run_async`], which pushes the call and enters the span around every poll; dropping the future before it completes fails the call as
 //! cancelled.
 
-use std::any::Any;
-use std::fmt::{Debug, Display};
-use std::future::Future;
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
-use std::task::{Context as TaskContext, Poll};
-
-use serde::Serialize;
-use serde_json::Value;
+use std::fmt::Debug;
 
 pub use crate::client::context::SavedFrames;
-use crate::client::context::{self, Current, Frame, FrameGuard, SegmentGuard};
-use crate::record::Inputs;
+use crate::client::context::{self, Current};
 use crate::switch;
-use crate::{Call, CallOptions, Exception, JsonMap, Op, WeaveClient};
+use crate::{Call, WeaveClient};
 
 pub use crate::report::ReportOnce;
 pub use serde_json;
@@ -47,7 +37,6 @@ mod sampling;
 pub use self::capture::*;
 pub use self::layer::*;
 pub use self::op::*;
-use self::sampling::*;
 
 // ---------------------------------------------------------------------------------------
 // On / off (the switch itself is `crate::switch`, which the client sets too)

@@ -1,7 +1,21 @@
 //! Op sites and op calls: what the code `#[weave::op]` generates calls, for sync and async
 //! functions.
 
-use super::*;
+use std::any::Any;
+use std::future::Future;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context as TaskContext, Poll};
+
+use serde_json::Value;
+
+use super::capture::ArgsWriter;
+use super::sampling::random_unit;
+use super::{placement, Placement};
+use crate::client::context::{self, Frame, FrameGuard, SavedFrames, SegmentGuard};
+use crate::record::Inputs;
+use crate::{Call, CallOptions, Exception, JsonMap, Op, WeaveClient};
 
 // ---------------------------------------------------------------------------------------
 // Op sites and calls

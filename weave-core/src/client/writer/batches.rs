@@ -2,7 +2,19 @@
 //! while the backend is unavailable, halving on 413, the oversized call shrunk once, a batch
 //! rejected as invalid written item by item so only the bad items are dropped.
 
-use super::*;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::senders::Senders;
+use super::wire::RemoteCall;
+use super::{write_now, Counters, FIRST_BACKOFF, MAX_BACKOFF, RETRY_DELAYS};
+use crate::error::WeaveError;
+use crate::limits::{exceeds_limits_marker, FIELD_BYTES_LIMIT};
+use crate::query::{field, Query};
+use crate::schema::{
+    CallBatchItem, FeedbackCreateBatchReq, FeedbackCreateReq, FeedbackQueryReq, JsonMap,
+};
+use crate::server::TraceServer;
 
 /// After a backend error other than unavailability ([`WeaveError::Backend`]): counts a retry
 /// and waits [`RETRY_DELAYS`]`[failures]` when failures are left, else returns false (the

@@ -34,22 +34,24 @@
 //! - [`Writer::flush`] returns once everything enqueued before it is written (or finally
 //!   dropped). Dropping the writer flushes and joins the thread.
 
+mod batches;
+mod senders;
+mod wire;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use self::batches::{retry_failure, wait_to_retry, write_batch, write_chunk, Batched};
+use self::senders::Senders;
+use self::wire::RemoteCall;
 use super::op_code::OpSave;
 use super::Call;
 use crate::error::WeaveError;
-use crate::limits::{exceeds_limits_marker, FIELD_BYTES_LIMIT};
-use crate::query::{field, Query};
 use crate::record::CallRecord;
-use crate::schema::{
-    CallBatchItem, CallEndReq, CallStartReq, FeedbackCreateBatchReq, FeedbackCreateReq,
-    FeedbackQueryReq, JsonMap,
-};
+use crate::schema::FeedbackCreateReq;
 use crate::server::RecordWrite;
 use crate::server::TraceServer;
 
@@ -396,14 +398,6 @@ fn run(queue: &Queue, server: Arc<dyn TraceServer>, counters: Arc<Counters>) {
     }
     senders.stop();
 }
-
-mod batches;
-mod senders;
-mod wire;
-
-use self::batches::{retry_failure, wait_to_retry, write_batch, write_chunk, Batched};
-use self::senders::Senders;
-use self::wire::RemoteCall;
 
 /// Writes `chunk` on this thread; its items count as done once it is written or dropped.
 fn write_now<T: Batched>(

@@ -1,7 +1,13 @@
 //! The sender threads of a remote backend: the writer builds request N+1 while request N is
 //! in flight, and hands it over when a sender is free.
 
-use super::*;
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use super::batches::Batched;
+use super::{write_now, Counters};
+use crate::server::TraceServer;
 
 /// A request built by the writer, for a sender thread to send.
 pub(super) type Job = Box<dyn FnOnce() + Send>;

@@ -1,7 +1,10 @@
 //! Calls on the wire to a remote backend: a call's start or end serialised straight from its
 //! record into the `/call/upsert_batch` item it stands for.
 
-use super::*;
+use std::sync::Arc;
+
+use crate::record::CallRecord;
+use crate::schema::{CallBatchItem, CallEndReq, CallStartReq, JsonMap};
 
 /// A call's start or end on its way to a remote backend: serialised straight from the call's
 /// record (its attributes, output and summary borrowed, an op's arguments written as the JSON
