@@ -132,7 +132,7 @@ impl Call {
         }
         st.extra_inputs
             .get_or_insert_with(Default::default)
-            .extend(super::redact_inputs(inputs));
+            .extend(crate::redact::redact_inputs(inputs));
         true
     }
 

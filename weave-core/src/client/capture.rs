@@ -19,8 +19,9 @@ use std::cell::{Cell, RefCell};
 use serde::ser::{self, Serialize, Serializer};
 use serde_json::Value;
 
-use super::{is_redacted_key, JsonMap, REDACTED_VALUE};
+use super::JsonMap;
 use crate::limits::{too_deep_marker, MAX_DEPTH};
+use crate::redact::{is_redacted_key, redact_inputs_in_place, REDACTED_VALUE};
 
 /// `serde_json::to_value`, with nesting capped at [`MAX_DEPTH`].
 pub(crate) fn to_value_capped<T: Serialize + ?Sized>(
@@ -115,7 +116,7 @@ pub(crate) fn write_capped<T: Serialize + ?Sized>(
 pub(crate) fn redact_text(text: &str) -> String {
     match serde_json::from_str::<JsonMap>(text) {
         Ok(mut m) => {
-            super::redact_inputs_in_place(&mut m);
+            redact_inputs_in_place(&mut m);
             serde_json::to_string(&m).unwrap_or_else(|_| "{}".into())
         }
         // Not an object (never, for text this module wrote): nothing of it is kept.

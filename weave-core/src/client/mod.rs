@@ -116,8 +116,6 @@ fn check_name(what: &str, s: &str) -> Result<()> {
     Ok(())
 }
 
-pub(crate) use crate::redact::{is_redacted_key, redact_inputs, redact_inputs_in_place};
-
 fn truncate_display_name(name: String) -> String {
     if name.chars().count() <= MAX_DISPLAY_NAME_CHARS {
         return name;

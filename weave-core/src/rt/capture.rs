@@ -39,7 +39,7 @@ impl ArgKey {
             } else {
                 None
             },
-            redacted: crate::client::is_redacted_key(name),
+            redacted: crate::redact::is_redacted_key(name),
         }
     }
 }

@@ -14,6 +14,7 @@ use super::capture::ArgsWriter;
 use super::sampling::random_unit;
 use super::{placement, Placement};
 use crate::client::context::{self, Frame, FrameGuard, SavedFrames, SegmentGuard};
+use crate::client::panic_message;
 use crate::record::Inputs;
 use crate::{Call, CallOptions, Exception, JsonMap, Op, WeaveClient};
 
@@ -428,8 +429,6 @@ thread_local! {
 pub fn op_span_call() -> Option<Call> {
     OP_SPAN_CALL.try_with(|c| c.borrow().clone()).ok().flatten()
 }
-
-use crate::client::panic_message;
 
 pin_project_lite::pin_project! {
     /// The body of an `async` op: every poll runs with the op's call current and its span
