@@ -10,6 +10,10 @@
 //!   no-op exporter through the simple (synchronous) processor.
 //! - `weave_op`: `#[weave::op]` recording into the embedded store.
 //! - `weave_layer_span`: a plain `#[instrument]` span under `WeaveLayer`.
+//! - `weave_layer_span_5_fields` / `tracing_otel_5_fields`: an `#[instrument]` span with five
+//!   fields (two numbers, two strings, a flag), under `WeaveLayer` / tracing-opentelemetry.
+//! - `weave_layer_span_genai` / `tracing_otel_genai`: an LLM call's span with GenAI fields,
+//!   its response and usage recorded on it later, as rig and genai write them.
 //! - `weave_op_nested3`: three nested ops; the figure is for the three (divide by 3 per op).
 //! - `weave_op_1k_input`: an op whose input is a 1 KiB JSON-like struct.
 //!
@@ -39,6 +43,34 @@ fn plain(a: u64, b: &str) -> u64 {
 #[tracing::instrument]
 fn instrumented(a: u64, b: &str) -> u64 {
     a.wrapping_add(b.len() as u64)
+}
+
+/// A span with five fields of the kinds applications record (numbers, text, a flag).
+#[tracing::instrument]
+fn five_fields(user_id: u64, route: &str, method: &str, attempt: u32, cached: bool) -> u64 {
+    user_id.wrapping_add(route.len() as u64 + method.len() as u64 + u64::from(attempt))
+        ^ u64::from(cached)
+}
+
+/// An LLM call's span as GenAI libraries write it (rig, genai's `otel` feature): the request
+/// fields when it is made, the response and usage recorded on it when the response is in.
+fn genai_span(prompt: &str) -> usize {
+    let span = tracing::info_span!(
+        "chat gpt-4o-mini",
+        gen_ai.operation.name = "chat",
+        gen_ai.system = "openai",
+        gen_ai.request.model = "gpt-4o-mini",
+        gen_ai.response.model = tracing::field::Empty,
+        gen_ai.response.id = tracing::field::Empty,
+        gen_ai.usage.input_tokens = tracing::field::Empty,
+        gen_ai.usage.output_tokens = tracing::field::Empty,
+    );
+    let _entered = span.enter();
+    span.record("gen_ai.response.model", "gpt-4o-mini-2024-07-18");
+    span.record("gen_ai.response.id", "chatcmpl-123");
+    span.record("gen_ai.usage.input_tokens", 12u64);
+    span.record("gen_ai.usage.output_tokens", prompt.len() as u64);
+    prompt.len()
 }
 
 #[weave::op]
@@ -97,6 +129,16 @@ fn request() -> Request {
 #[weave::op]
 fn op_1k(req: &Request) -> usize {
     req.messages.len()
+}
+
+fn five_fields_call() -> u64 {
+    five_fields(
+        black_box(42),
+        black_box("/v1/chat"),
+        black_box("POST"),
+        black_box(1),
+        black_box(false),
+    )
 }
 
 /// A no-op layer: what a `Registry` costs with something subscribed.
@@ -162,6 +204,10 @@ fn overhead(c: &mut Criterion) {
         g.bench_function("tracing_otel", |b| {
             b.iter(|| instrumented(black_box(7), black_box("hello")))
         });
+        g.bench_function("tracing_otel_5_fields", |b| b.iter(|| five_fields_call()));
+        g.bench_function("tracing_otel_genai", |b| {
+            b.iter(|| genai_span(black_box("hello")))
+        });
     });
 
     g.bench_function("weave_op", |b| {
@@ -193,6 +239,20 @@ fn overhead(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 timed_then_flushed(&client, iters, || {
                     black_box(instrumented(black_box(7), black_box("hello")));
+                })
+            })
+        });
+        g.bench_function("weave_layer_span_5_fields", |b| {
+            b.iter_custom(|iters| {
+                timed_then_flushed(&client, iters, || {
+                    black_box(five_fields_call());
+                })
+            })
+        });
+        g.bench_function("weave_layer_span_genai", |b| {
+            b.iter_custom(|iters| {
+                timed_then_flushed(&client, iters, || {
+                    black_box(genai_span(black_box("hello")));
                 })
             })
         });

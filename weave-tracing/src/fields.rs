@@ -1,7 +1,9 @@
 //! Field visitors: `tracing` field values → JSON.
 //!
-//! - [`SpanFields`]: a span's fields, split by [`weave_core::genai::field_role`] into the
-//!   call's inputs and its GenAI fields;
+//! - [`SpanValues`]: a span's fields when it is made, written into its call's inputs
+//!   ([`SpanInputs`], which splits off the GenAI fields);
+//! - [`SpanFields`]: fields recorded later, split by [`weave_core::genai::field_role`] into
+//!   inputs and GenAI fields;
 //! - [`EventFields`]: an event's message and fields, for `summary.events`;
 //! - [`SingleValue`]: the one field of an `#[instrument(ret/err)]` event.
 //!
@@ -13,23 +15,77 @@ use std::fmt;
 use serde_json::{json, Value};
 use tracing::field::{Field, Visit};
 use weave_core::genai::{field_role, FieldRole};
+use weave_core::rt::{FieldValue, SpanInputs};
 use weave_core::JsonMap;
 
-/// A `Debug` text that is valid JSON is kept as that JSON (numbers, strings, lists of them);
-/// anything else stays text.
-fn debug_value(text: String) -> Value {
+/// Whether a `Debug` text may be JSON (worth parsing).
+fn may_be_json(text: &str) -> bool {
     let t = text.trim_start();
-    if t.starts_with(['"', '[', '{', '-'])
+    t.starts_with(['"', '[', '{', '-'])
         || t.starts_with(|c: char| c.is_ascii_digit())
         || t == "true"
         || t == "false"
         || t == "null"
-    {
+}
+
+/// A `Debug` text that is valid JSON is kept as that JSON (numbers, strings, lists of them);
+/// anything else stays text.
+fn debug_value(text: String) -> Value {
+    if may_be_json(&text) {
         if let Ok(v) = serde_json::from_str::<Value>(&text) {
             return v;
         }
     }
     Value::String(text)
+}
+
+/// A span's fields as they are recorded when it is made, written into its call's inputs
+/// ([`SpanInputs`]: by the callsite's keys, with no map in between).
+pub(crate) struct SpanValues<'a, 's>(pub(crate) &'a mut SpanInputs<'s>);
+
+impl Visit for SpanValues<'_, '_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        let v = serde_json::Number::from_f64(value)
+            .map(Value::Number)
+            .unwrap_or(Value::Null);
+        self.0.put(field, FieldValue::Json(v));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.put(field, FieldValue::I64(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.put(field, FieldValue::U64(value));
+    }
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        match i64::try_from(value) {
+            Ok(v) => self.0.put(field, FieldValue::I64(v)),
+            Err(_) => self.0.put(field, FieldValue::Str(&value.to_string())),
+        }
+    }
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        match u64::try_from(value) {
+            Ok(v) => self.0.put(field, FieldValue::U64(v)),
+            Err(_) => self.0.put(field, FieldValue::Str(&value.to_string())),
+        }
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.put(field, FieldValue::Bool(value));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.put(field, FieldValue::Str(value));
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.0.put(field, FieldValue::Str(&value.to_string()));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let text = format!("{value:?}");
+        if may_be_json(&text) {
+            if let Ok(v) = serde_json::from_str::<Value>(&text) {
+                return self.0.put(field, FieldValue::Json(v));
+            }
+        }
+        self.0.put(field, FieldValue::Str(&text));
+    }
 }
 
 /// A span's fields: the call's inputs, and its GenAI fields (results and the requested model).

@@ -1,7 +1,8 @@
 //! The [`WeaveLayer`] itself: its settings and the span lifecycle that turns spans into calls.
 //!
 //! - `on_new_span` places the span (a child of the current call, of an explicit parent's call,
-//!   or a root) and makes its call, deferred, with the span's fields as inputs;
+//!   or a root) and makes its call, deferred, with the span's fields as inputs — what depends
+//!   only on the callsite is worked out once per callsite (`sites`);
 //! - `on_record` adds fields recorded later;
 //! - `on_enter` / `on_exit` make the call current on the thread and undo it;
 //! - `on_event` takes `#[instrument(ret/err)]` events as the output / exception, and logs any
@@ -17,11 +18,12 @@ use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 use weave_core::genai::{response_output, usage_by_model};
 use weave_core::rt::{self, Placement};
-use weave_core::{CallOptions, Exception, Op, Timestamp, WeaveClient};
+use weave_core::{Exception, Timestamp, WeaveClient};
 
-use crate::fields::{EventFields, SingleValue, SpanFields};
-use crate::metadata::{instrument_event_kind, is_own_target, tracing_attributes, InstrumentEvent};
+use crate::fields::{EventFields, SingleValue, SpanFields, SpanValues};
+use crate::metadata::{instrument_event_kind, is_own_target, InstrumentEvent};
 use crate::report::report_once;
+use crate::sites;
 use crate::span_entry::{explicit_parent, nearest_call, OwnedCall, PerThreadSaved, SpanEntry};
 
 /// The field an op's span carries (set by `#[weave::op]`).
@@ -103,14 +105,15 @@ where
             // Another WeaveLayer in the same subscriber has this span: one layer records it.
             return;
         }
-        if meta.fields().field(OP_SPAN_FIELD).is_some() {
+        let site = sites::site(meta);
+        if site.op_span {
             if let Some(call) = rt::op_span_call() {
                 span.extensions_mut()
                     .insert(SpanEntry::Op(call, PerThreadSaved::default()));
             }
             return;
         }
-        if !self.wanted(meta) {
+        if *meta.level() > self.max_level || site.own {
             return;
         }
         let placement = if attrs.is_root() {
@@ -140,24 +143,18 @@ where
                 }
             }
         };
-        let mut fields = SpanFields::default();
-        attrs.record(&mut fields);
-        let mut opts = CallOptions::new()
-            .use_stack(false)
-            .defer_start(true)
-            .attribute("tracing", tracing_attributes(meta));
-        opts.parent = parent;
-        match client.create_call_with(Op::new(meta.name()), &fields.inputs, opts) {
-            Ok(call) => {
-                span.extensions_mut()
-                    .insert(SpanEntry::Owned(Box::new(OwnedCall {
-                        call,
-                        genai: fields.genai,
-                        output: None,
-                        error: None,
-                        entered: 0,
-                        saved: PerThreadSaved::default(),
-                    })));
+        let mut inputs = site.span.inputs();
+        attrs.record(&mut SpanValues(&mut inputs));
+        match site.span.start_call(&client, parent, inputs) {
+            Ok((call, genai)) => {
+                span.extensions_mut().insert(SpanEntry::Owned(OwnedCall {
+                    call,
+                    genai,
+                    output: None,
+                    error: None,
+                    entered: 0,
+                    saved: PerThreadSaved::default(),
+                }));
             }
             Err(e) => report_once(&e),
         }
@@ -177,7 +174,11 @@ where
         let mut ext = span.extensions_mut();
         if let Some(SpanEntry::Owned(o)) = ext.get_mut::<SpanEntry>() {
             o.call.extend_deferred_inputs(fields.inputs);
-            o.genai.extend(fields.genai);
+            if !fields.genai.is_empty() {
+                o.genai
+                    .get_or_insert_with(Default::default)
+                    .extend(fields.genai);
+            }
         }
     }
 
@@ -309,20 +310,22 @@ where
             error,
             entered,
             saved: _,
-        } = *o;
+        } = o;
         if entered > 0 {
             weave_core::pop_call(&call);
         }
-        if let Some((model, usage)) = usage_by_model(&genai) {
-            let mut by_model = Map::new();
-            by_model.insert(model, Value::Object(usage));
-            call.set_summary_value("usage", Value::Object(by_model));
+        let mut output = output;
+        if let Some(genai) = genai {
+            if let Some((model, usage)) = usage_by_model(&genai) {
+                let mut by_model = Map::new();
+                by_model.insert(model, Value::Object(usage));
+                call.set_summary_value("usage", Value::Object(by_model));
+            }
+            // Without a `ret` value, the GenAI response fields (id, model, finish reasons)
+            // are the output: they are results, not inputs.
+            output = output.or_else(|| response_output(&genai));
         }
-        // Without a `ret` value, the GenAI response fields (id, model, finish reasons) are the
-        // output: they are results, not inputs.
-        let output = output.or_else(|| response_output(&genai));
-        let client = call.client().clone();
-        let _ = client.finish_call_with(&call, output.unwrap_or(Value::Null), error, None);
+        let _ = rt::finish_span_call(&call, output.unwrap_or(Value::Null), error);
     }
 }
 

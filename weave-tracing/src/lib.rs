@@ -59,6 +59,7 @@ mod fields;
 mod layer;
 mod metadata;
 mod report;
+mod sites;
 mod span_entry;
 
 pub use layer::{WeaveLayer, OP_SPAN_FIELD};

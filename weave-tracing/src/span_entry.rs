@@ -45,7 +45,7 @@ impl PerThreadSaved {
 /// What the layer keeps in a span's extensions.
 pub(crate) enum SpanEntry {
     /// A call this layer made for the span, finished when the span closes.
-    Owned(Box<OwnedCall>),
+    Owned(OwnedCall),
     /// An op's span: the op makes and finishes the call. Kept for explicit-parent lookups,
     /// and pushed when the span is entered where the op's call is not already current (a
     /// task spawned with `fut.in_current_span()` inside the op).
@@ -57,8 +57,9 @@ pub(crate) enum SpanEntry {
 /// The call a span this layer records owns, and what is gathered for it until the span closes.
 pub(crate) struct OwnedCall {
     pub(crate) call: Call,
-    /// The GenAI fields (see [`weave_core::genai::field_role`]), mapped when the call ends.
-    pub(crate) genai: JsonMap,
+    /// The GenAI fields (see [`weave_core::genai::field_role`]), mapped when the call ends
+    /// (`None` for the many spans without any).
+    pub(crate) genai: Option<Box<JsonMap>>,
     /// The `return` value of `#[instrument(ret)]`.
     pub(crate) output: Option<Value>,
     /// The `error` of `#[instrument(err)]`.

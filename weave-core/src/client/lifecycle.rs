@@ -88,7 +88,9 @@ impl WeaveClient {
                 "attribute key \"weave\" is reserved for the SDK",
             ));
         }
-        let attributes = if op.kind.is_none() && opts.attributes.is_empty() {
+        let attributes = if let Some(merged) = opts.merged_attributes {
+            merged
+        } else if op.kind.is_none() && opts.attributes.is_empty() {
             self.inner.attributes.clone()
         } else {
             let mut attributes = (*self.inner.attributes).clone();

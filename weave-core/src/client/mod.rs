@@ -225,6 +225,10 @@ impl WeaveClient {
     pub(crate) fn project_id_arc(&self) -> Arc<str> {
         self.inner.project_id.clone()
     }
+    /// The attributes every call of this client carries.
+    pub(crate) fn attributes_arc(&self) -> &Arc<JsonMap> {
+        &self.inner.attributes
+    }
     /// Unique among the clients of this process.
     pub(crate) fn serial(&self) -> u64 {
         self.inner.serial

@@ -53,6 +53,9 @@ pub struct CallOptions {
     /// Write the start together with the end, when the call finishes, instead of now (see
     /// [`CallOptions::defer_start`]).
     pub defer_start: bool,
+    /// The call's whole attributes, the client's included, made once for many calls (the
+    /// tracing layer's per-callsite attributes); replaces the merge of `attributes`.
+    pub(crate) merged_attributes: Option<Arc<JsonMap>>,
 }
 
 impl CallOptions {

@@ -86,37 +86,56 @@ impl ArgsWriter {
     /// Starts the argument `key`; false when its value is redacted (then already written).
     #[inline]
     fn key(&mut self, key: ArgKey) -> bool {
+        self.key_text(key.name, key.quoted, key.redacted)
+    }
+
+    /// Starts the argument `name`, written as `quoted` when that is given (its `"name":`,
+    /// checked by the caller); false when `redacted` (its value is then already written).
+    #[inline]
+    pub(super) fn key_text(&mut self, name: &str, quoted: Option<&str>, redacted: bool) -> bool {
         let buf = self.out.buf.get_mut();
         if buf.len() > 1 {
             buf.push(b',');
         }
-        match key.quoted {
+        match quoted {
             Some(quoted) => buf.extend_from_slice(quoted.as_bytes()),
             None => {
                 // A `str` always serialises.
-                let _ = serde_json::to_writer(&mut *buf, key.name);
+                let _ = serde_json::to_writer(&mut *buf, name);
                 buf.push(b':');
             }
         }
-        if key.redacted {
+        if redacted {
             let _ = serde_json::to_writer(&mut *buf, crate::REDACTED_VALUE);
             return false;
         }
         true
     }
 
-    /// Writes the argument `key` through `serde`; a value that fails to serialise is
-    /// written as a string saying so, naming its type and the error.
-    pub fn serialize<T: Serialize + ?Sized>(&mut self, key: ArgKey, value: &T) {
-        if !self.key(key) {
-            return;
-        }
+    /// The text after a key [`ArgsWriter::key_text`] started: for values whose JSON text is
+    /// written directly (numbers, booleans).
+    #[inline]
+    pub(super) fn raw(&mut self) -> &mut Vec<u8> {
+        self.out.buf.get_mut()
+    }
+
+    /// Writes `value` through `serde` after a key [`ArgsWriter::key_text`] started (capped in
+    /// depth, redacted); a value that fails to serialise is written as a string saying so.
+    pub(super) fn serialize_after_key<T: Serialize + ?Sized>(&mut self, value: &T) {
         let mark = self.out.buf.get_mut().len();
         if let Err(e) = crate::client::capture::write_capped(&self.out, value, 1) {
             let buf = self.out.buf.get_mut();
             buf.truncate(mark);
             let text = format!("<unserializable {}: {e}>", std::any::type_name::<T>());
             let _ = serde_json::to_writer(&mut *buf, &text);
+        }
+    }
+
+    /// Writes the argument `key` through `serde`; a value that fails to serialise is
+    /// written as a string saying so, naming its type and the error.
+    pub fn serialize<T: Serialize + ?Sized>(&mut self, key: ArgKey, value: &T) {
+        if self.key(key) {
+            self.serialize_after_key(value);
         }
     }
 

@@ -33,10 +33,12 @@ mod capture;
 mod layer;
 mod op;
 mod sampling;
+mod span;
 
 pub use self::capture::*;
 pub use self::layer::*;
 pub use self::op::*;
+pub use self::span::*;
 
 // ---------------------------------------------------------------------------------------
 // On / off (the switch itself is `crate::switch`, which the client sets too)

@@ -1,0 +1,222 @@
+//! The tracing layer's calls, with what can be worked out once per callsite done once
+//! ([`SpanSite`]: the op and its ref, the attributes its calls carry, each field's key text,
+//! redaction and GenAI role), and a span's fields written straight into its inputs' JSON text
+//! ([`SpanInputs`]), as an op's arguments are: no map per span, no attributes copied per span.
+
+use std::sync::{Arc, RwLock};
+
+use serde_json::Value;
+use tracing::field::Field;
+
+use super::capture::{is_quoted_key, ArgsWriter};
+use crate::genai::{field_role, FieldRole};
+use crate::record::Inputs;
+use crate::redact::is_redacted_key;
+use crate::{Call, CallOptions, Exception, JsonMap, Op, Result, WeaveClient};
+
+/// One `tracing` callsite whose spans become calls: its op (named after the span), the
+/// attributes its calls carry beside the client's, and its fields' keys. Made once per
+/// callsite by the tracing layer; each span then costs what its own values cost.
+#[derive(Debug)]
+pub struct SpanSite {
+    op: Op,
+    fields: Box<[SiteField]>,
+    attributes: JsonMap,
+    /// The op's ref and the merged attributes, for the last client seen.
+    resolved: RwLock<Option<Resolved>>,
+}
+
+#[derive(Debug)]
+struct SiteField {
+    name: &'static str,
+    /// `"name":`, when that is the name's JSON text (no character in it to escape).
+    quoted: Option<Box<str>>,
+    redacted: bool,
+    role: FieldRole,
+}
+
+impl SiteField {
+    fn new(name: &'static str) -> Self {
+        let quoted = format!("\"{name}\":");
+        SiteField {
+            name,
+            quoted: is_quoted_key(name.as_bytes(), quoted.as_bytes()).then(|| quoted.into()),
+            redacted: is_redacted_key(name),
+            role: field_role(name),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Resolved {
+    serial: u64,
+    op_ref: Arc<str>,
+    attributes: Arc<JsonMap>,
+}
+
+impl SpanSite {
+    /// The site of spans named `name` with the fields `fields` (in the callsite's order, so
+    /// that a field's index finds it), whose calls carry `attributes` over the client's.
+    pub fn new(
+        name: &str,
+        fields: impl IntoIterator<Item = &'static str>,
+        attributes: JsonMap,
+    ) -> Self {
+        SpanSite {
+            op: Op::new(name),
+            fields: fields.into_iter().map(SiteField::new).collect(),
+            attributes,
+            resolved: RwLock::new(None),
+        }
+    }
+
+    /// The op the site's calls are of.
+    pub fn op(&self) -> &Op {
+        &self.op
+    }
+
+    /// An empty set of inputs for a span of this site.
+    pub fn inputs(&self) -> SpanInputs<'_> {
+        SpanInputs {
+            site: self,
+            args: ArgsWriter::new(),
+            genai: None,
+        }
+    }
+
+    /// The op's ref on `client` and the attributes of its calls there (the client's, with
+    /// this site's over them), worked out once per client.
+    fn resolve(&self, client: &WeaveClient) -> Result<(Arc<str>, Arc<JsonMap>)> {
+        let serial = client.serial();
+        if let Some(r) = &*self.resolved.read().unwrap_or_else(|e| e.into_inner()) {
+            if r.serial == serial {
+                return Ok((r.op_ref.clone(), r.attributes.clone()));
+            }
+        }
+        let op_ref = client.resolve_op(&self.op)?;
+        let mut attributes = (**client.attributes_arc()).clone();
+        for (k, v) in &self.attributes {
+            attributes.insert(k.clone(), v.clone());
+        }
+        let attributes = Arc::new(attributes);
+        *self.resolved.write().unwrap_or_else(|e| e.into_inner()) = Some(Resolved {
+            serial,
+            op_ref: op_ref.clone(),
+            attributes: attributes.clone(),
+        });
+        Ok((op_ref, attributes))
+    }
+
+    /// Starts a call of this site on `client` under `parent` (a root without), with
+    /// `inputs`: not made current (entering the span does that), and written when it
+    /// finishes, start and end together, so that fields recorded later join its inputs
+    /// ([`Call::extend_deferred_inputs`]). Returns the call and the span's GenAI fields (see
+    /// [`crate::genai::field_role`]), for when it ends.
+    pub fn start_call(
+        &self,
+        client: &WeaveClient,
+        parent: Option<Call>,
+        inputs: SpanInputs<'_>,
+    ) -> Result<(Call, Option<Box<JsonMap>>)> {
+        let (op_ref, attributes) = self.resolve(client)?;
+        let mut opts = CallOptions::new().use_stack(false).defer_start(true);
+        opts.parent = parent;
+        opts.merged_attributes = Some(attributes);
+        let text = inputs.args.finish();
+        let call = client.create_call_inner(&self.op, op_ref, Inputs::json(text), opts)?;
+        Ok((call, inputs.genai))
+    }
+}
+
+/// Ends a span's call with `output` and, when it failed, `exception` (see
+/// [`WeaveClient::finish_call_with`]).
+pub fn finish_span_call(call: &Call, output: Value, exception: Option<Exception>) -> Result<()> {
+    call.client()
+        .finish_call_value(call, output, exception, None)
+}
+
+/// A field's value, as the tracing layer's visitor hands it over.
+#[derive(Debug)]
+pub enum FieldValue<'a> {
+    /// An unsigned integer.
+    U64(u64),
+    /// A signed integer.
+    I64(i64),
+    /// A boolean.
+    Bool(bool),
+    /// A string.
+    Str(&'a str),
+    /// Any other value, as JSON.
+    Json(Value),
+}
+
+impl FieldValue<'_> {
+    fn into_json(self) -> Value {
+        match self {
+            FieldValue::U64(v) => Value::from(v),
+            FieldValue::I64(v) => Value::from(v),
+            FieldValue::Bool(v) => Value::Bool(v),
+            FieldValue::Str(v) => Value::String(v.to_string()),
+            FieldValue::Json(v) => v,
+        }
+    }
+}
+
+/// A span's fields as they are recorded: its inputs written as JSON text (redacted and
+/// capped in depth as they are written), its GenAI fields kept aside.
+#[derive(Debug)]
+pub struct SpanInputs<'s> {
+    site: &'s SpanSite,
+    args: ArgsWriter,
+    genai: Option<Box<JsonMap>>,
+}
+
+impl SpanInputs<'_> {
+    /// Adds the field `field` with `value`.
+    pub fn put(&mut self, field: &Field, value: FieldValue<'_>) {
+        let site = self.site;
+        let slow;
+        let f = match site.fields.get(field.index()) {
+            Some(f) if f.name == field.name() => f,
+            // A field of another callsite (never, from `tracing` itself).
+            _ => {
+                slow = SiteField::new(field.name());
+                &slow
+            }
+        };
+        match f.role {
+            FieldRole::Input => self.write(f, value),
+            FieldRole::Result => {
+                let genai = self.genai.get_or_insert_with(Default::default);
+                genai.insert(f.name.to_string(), value.into_json());
+            }
+            FieldRole::InputAndModel => {
+                let v = value.into_json();
+                self.write(f, FieldValue::Json(v.clone()));
+                let genai = self.genai.get_or_insert_with(Default::default);
+                genai.insert(f.name.to_string(), v);
+            }
+        }
+    }
+
+    fn write(&mut self, f: &SiteField, value: FieldValue<'_>) {
+        if !self.args.key_text(f.name, f.quoted.as_deref(), f.redacted) {
+            return;
+        }
+        // Numbers, booleans and strings always serialise.
+        let buf = self.args.raw();
+        match value {
+            FieldValue::U64(v) => {
+                let _ = serde_json::to_writer(buf, &v);
+            }
+            FieldValue::I64(v) => {
+                let _ = serde_json::to_writer(buf, &v);
+            }
+            FieldValue::Bool(v) => buf.extend_from_slice(if v { b"true" } else { b"false" }),
+            FieldValue::Str(v) => {
+                let _ = serde_json::to_writer(buf, v);
+            }
+            FieldValue::Json(v) => self.args.serialize_after_key(&v),
+        }
+    }
+}
