@@ -109,49 +109,180 @@ fn as_count(v: &Value) -> Option<i64> {
     }
 }
 
-/// `(model, usage)` from a span's GenAI fields (those whose [`field_role`] is not
-/// [`FieldRole::Input`]), for `summary.usage[model]`: the [`USAGE_KEYS`] found, with
-/// `total_tokens` filled in and `requests: 1`, as the Weave server and the Python SDK do. The
-/// model is the first of [`MODEL_KEYS`] present, else `"unknown"`. `None` without usage.
-pub fn usage_by_model(genai: &JsonMap) -> Option<(String, JsonMap)> {
-    let mut usage = Map::new();
-    for (key, sources) in USAGE_KEYS {
-        if let Some(n) = sources
-            .iter()
-            .find_map(|s| genai.get(*s).and_then(as_count))
-        {
-            usage.insert((*key).to_string(), json!(n));
-        }
-    }
-    if usage.is_empty() {
-        return None;
-    }
-    let get = |k: &str| usage.get(k).and_then(Value::as_i64);
-    if !usage.contains_key("total_tokens") {
-        if let (Some(p), Some(c)) = (get("prompt_tokens"), get("completion_tokens")) {
-            usage.insert("total_tokens".into(), json!(p + c));
-        } else if let (Some(i), Some(o)) = (get("input_tokens"), get("output_tokens")) {
-            usage.insert("total_tokens".into(), json!(i + o));
-        }
-    }
-    usage.insert("requests".into(), json!(1));
-    let model = MODEL_KEYS
-        .iter()
-        .find_map(|k| genai.get(*k).and_then(Value::as_str))
-        .unwrap_or("unknown")
-        .to_string();
-    Some((model, usage))
+/// What a GenAI field feeds when the call ends, by its name: a usage count (which of
+/// [`USAGE_KEYS`], and the rank of the name among its sources), the model usage is reported
+/// under (the rank among [`MODEL_KEYS`]), the output (`gen_ai.response.*`). Worked out once
+/// per name ([`GenAiRole::of`]); the tracing layer keeps it per callsite field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GenAiRole {
+    usage: Option<(u8, u8)>,
+    model: Option<u8>,
+    response: bool,
 }
 
-/// The `gen_ai.response.*` fields (id, model, finish reasons) of a span's GenAI fields, as the
-/// call's output when it has no other: they are results, not inputs. `None` without any.
+impl GenAiRole {
+    /// The role of the field or attribute `name` (all empty for a name the conventions do
+    /// not claim).
+    pub fn of(name: &str) -> Self {
+        let usage = USAGE_KEYS
+            .iter()
+            .enumerate()
+            .find_map(|(slot, (_, sources))| {
+                let rank = sources.iter().position(|s| *s == name)?;
+                Some((slot as u8, rank as u8))
+            });
+        GenAiRole {
+            usage,
+            model: MODEL_KEYS
+                .iter()
+                .position(|k| *k == name)
+                .map(|rank| rank as u8),
+            response: name.starts_with(RESPONSE_PREFIX),
+        }
+    }
+
+    /// Whether the field feeds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.usage.is_none() && self.model.is_none() && !self.response
+    }
+}
+
+/// A span's GenAI fields as they are recorded, kept by what they feed ([`GenAiRole`]):
+/// the usage counts and the model found so far (the best-ranked source wins; a later value
+/// of the same source replaces an earlier one), and the response fields in the order first
+/// recorded. Read when the call ends: [`GenAiFields::usage`], [`GenAiFields::response_output`].
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct GenAiFields {
+    counts: [Option<(u8, i64)>; USAGE_KEYS.len()],
+    model: Option<(u8, String)>,
+    response: Vec<(String, Value)>,
+}
+
+impl GenAiFields {
+    /// Whether nothing was kept.
+    pub fn is_empty(&self) -> bool {
+        self.counts.iter().all(Option::is_none) && self.model.is_none() && self.response.is_empty()
+    }
+
+    /// Keeps the field `name` (whose role is `role`) with `value`.
+    pub fn add(&mut self, name: &str, role: GenAiRole, value: Value) {
+        if let Some((slot, rank)) = role.usage {
+            if let Some(n) = as_count(&value) {
+                let kept = &mut self.counts[slot as usize];
+                if kept.is_none_or(|(r, _)| rank <= r) {
+                    *kept = Some((rank, n));
+                }
+            }
+        }
+        if let (Some(rank), Value::String(model)) = (role.model, &value) {
+            if self.model.as_ref().is_none_or(|(r, _)| rank <= *r) {
+                self.model = Some((rank, model.clone()));
+            }
+        }
+        if role.response {
+            match self.response.iter_mut().find(|(k, _)| k == name) {
+                Some((_, v)) => *v = value,
+                None => self.response.push((name.to_string(), value)),
+            }
+        }
+    }
+
+    /// Keeps what `later` kept, as if its fields were added after these.
+    pub fn merge(&mut self, later: GenAiFields) {
+        for (kept, new) in self.counts.iter_mut().zip(later.counts) {
+            if let Some((rank, n)) = new {
+                if kept.is_none_or(|(r, _)| rank <= r) {
+                    *kept = Some((rank, n));
+                }
+            }
+        }
+        if let Some((rank, model)) = later.model {
+            if self.model.as_ref().is_none_or(|(r, _)| rank <= *r) {
+                self.model = Some((rank, model));
+            }
+        }
+        for (name, value) in later.response {
+            match self.response.iter_mut().find(|(k, _)| *k == name) {
+                Some((_, v)) => *v = value,
+                None => self.response.push((name, value)),
+            }
+        }
+    }
+
+    /// `(model, usage)` for `summary.usage[model]`: the [`USAGE_KEYS`] found, with
+    /// `total_tokens` filled in and `requests: 1`, as the Weave server and the Python SDK do.
+    /// The model is the best-ranked of [`MODEL_KEYS`] found, else `"unknown"`. `None`
+    /// without usage.
+    pub fn usage(&self) -> Option<(String, JsonMap)> {
+        let found = self.counts.iter().filter(|c| c.is_some()).count();
+        if found == 0 {
+            return None;
+        }
+        let count = |key: &str| {
+            let slot = USAGE_KEYS.iter().position(|(k, _)| *k == key)?;
+            self.counts[slot].map(|(_, n)| n)
+        };
+        let total = match count("total_tokens") {
+            Some(_) => None,
+            None => match (count("prompt_tokens"), count("completion_tokens")) {
+                (Some(p), Some(c)) => Some(p + c),
+                _ => match (count("input_tokens"), count("output_tokens")) {
+                    (Some(i), Some(o)) => Some(i + o),
+                    _ => None,
+                },
+            },
+        };
+        let mut usage = Map::with_capacity(found + 2);
+        for ((key, _), kept) in USAGE_KEYS.iter().zip(&self.counts) {
+            if let Some((_, n)) = kept {
+                usage.insert((*key).to_string(), json!(n));
+            }
+        }
+        if let Some(total) = total {
+            usage.insert("total_tokens".into(), json!(total));
+        }
+        usage.insert("requests".into(), json!(1));
+        let model = match &self.model {
+            Some((_, m)) => m.clone(),
+            None => "unknown".to_string(),
+        };
+        Some((model, usage))
+    }
+
+    /// The `gen_ai.response.*` fields (id, model, finish reasons), as the call's output when
+    /// it has no other: they are results, not inputs. `None` without any.
+    pub fn response_output(&self) -> Option<Value> {
+        (!self.response.is_empty()).then(|| {
+            let mut m = Map::with_capacity(self.response.len());
+            for (k, v) in &self.response {
+                m.insert(k.clone(), v.clone());
+            }
+            Value::Object(m)
+        })
+    }
+
+    fn of_map(genai: &JsonMap) -> Self {
+        let mut g = GenAiFields::default();
+        for (k, v) in genai {
+            let role = GenAiRole::of(k);
+            if !role.is_empty() {
+                g.add(k, role, v.clone());
+            }
+        }
+        g
+    }
+}
+
+/// `(model, usage)` from a span's GenAI fields, for `summary.usage[model]` (see
+/// [`GenAiFields::usage`]). `None` without usage.
+pub fn usage_by_model(genai: &JsonMap) -> Option<(String, JsonMap)> {
+    GenAiFields::of_map(genai).usage()
+}
+
+/// The `gen_ai.response.*` fields of a span's GenAI fields, as the call's output when it has
+/// no other (see [`GenAiFields::response_output`]). `None` without any.
 pub fn response_output(genai: &JsonMap) -> Option<Value> {
-    let response: JsonMap = genai
-        .iter()
-        .filter(|(k, _)| k.starts_with(RESPONSE_PREFIX))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    (!response.is_empty()).then_some(Value::Object(response))
+    GenAiFields::of_map(genai).response_output()
 }
 
 #[cfg(test)]
@@ -199,6 +330,40 @@ mod tests {
             Value::Object(u),
             json!({"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 9, "requests": 1})
         );
+    }
+
+    #[test]
+    fn the_best_ranked_source_wins_whatever_the_order_and_later_values_replace() {
+        let add = |g: &mut GenAiFields, k: &str, v: Value| g.add(k, GenAiRole::of(k), v);
+        let mut g = GenAiFields::default();
+        add(&mut g, "llm.token_count.prompt", json!(7));
+        add(&mut g, "gen_ai.usage.prompt_tokens", json!(5));
+        add(&mut g, "llm.token_count.prompt", json!(9));
+        add(
+            &mut g,
+            "gen_ai.usage.completion_tokens",
+            json!("not a count"),
+        );
+        add(&mut g, "llm.model_name", json!("m-requested"));
+        add(&mut g, "gen_ai.response.id", json!("r1"));
+        let mut later = GenAiFields::default();
+        add(&mut later, "gen_ai.usage.completion_tokens", json!(2));
+        add(&mut later, "gen_ai.response.model", json!("m-served"));
+        add(&mut later, "gen_ai.response.id", json!("r2"));
+        g.merge(later);
+        let (model, u) = g.usage().unwrap();
+        assert_eq!(model, "m-served");
+        assert_eq!(
+            Value::Object(u),
+            json!({"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7, "requests": 1})
+        );
+        // Replaced in place: the first position, the last value.
+        assert_eq!(
+            g.response_output(),
+            Some(json!({"gen_ai.response.id": "r2", "gen_ai.response.model": "m-served"}))
+        );
+        assert!(GenAiRole::of("url").is_empty());
+        assert!(GenAiFields::default().is_empty());
     }
 
     #[test]

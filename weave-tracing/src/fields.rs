@@ -1,9 +1,7 @@
 //! Field visitors: `tracing` field values → JSON.
 //!
-//! - [`SpanValues`]: a span's fields when it is made, written into its call's inputs
-//!   ([`SpanInputs`], which splits off the GenAI fields);
-//! - [`SpanFields`]: fields recorded later, split by [`weave_core::genai::field_role`] into
-//!   inputs and GenAI fields;
+//! - [`SpanValues`]: a span's fields, handed to its callsite's [`FieldSink`] (which splits
+//!   inputs from GenAI fields by [`weave_core::genai::field_role`]);
 //! - [`EventFields`]: an event's message and fields, for `summary.events`;
 //! - [`SingleValue`]: the one field of an `#[instrument(ret/err)]` event.
 //!
@@ -14,8 +12,7 @@ use std::fmt;
 
 use serde_json::{json, Value};
 use tracing::field::{Field, Visit};
-use weave_core::genai::{field_role, FieldRole};
-use weave_core::rt::{FieldValue, SpanInputs};
+use weave_core::rt::{FieldSink, FieldValue};
 use weave_core::JsonMap;
 
 /// Whether a `Debug` text may be JSON (worth parsing).
@@ -39,11 +36,12 @@ fn debug_value(text: String) -> Value {
     Value::String(text)
 }
 
-/// A span's fields as they are recorded when it is made, written into its call's inputs
-/// ([`SpanInputs`]: by the callsite's keys, with no map in between).
-pub(crate) struct SpanValues<'a, 's>(pub(crate) &'a mut SpanInputs<'s>);
+/// A span's fields handed to a [`FieldSink`] of its callsite: when it is made, written into
+/// its call's inputs ([`weave_core::rt::SpanInputs`]: by the callsite's keys, with no map in
+/// between); when recorded later, gathered for the call ([`weave_core::rt::SpanRecord`]).
+pub(crate) struct SpanValues<'a, T>(pub(crate) &'a mut T);
 
-impl Visit for SpanValues<'_, '_> {
+impl<T: FieldSink> Visit for SpanValues<'_, T> {
     fn record_f64(&mut self, field: &Field, value: f64) {
         let v = serde_json::Number::from_f64(value)
             .map(Value::Number)
@@ -88,31 +86,6 @@ impl Visit for SpanValues<'_, '_> {
     }
 }
 
-/// A span's fields: the call's inputs, and its GenAI fields (results and the requested model).
-#[derive(Default)]
-pub(crate) struct SpanFields {
-    pub(crate) inputs: JsonMap,
-    pub(crate) genai: JsonMap,
-}
-
-impl SpanFields {
-    fn put(&mut self, field: &Field, v: Value) {
-        let name = field.name();
-        match field_role(name) {
-            FieldRole::Result => {
-                self.genai.insert(name.to_string(), v);
-            }
-            FieldRole::InputAndModel => {
-                self.genai.insert(name.to_string(), v.clone());
-                self.inputs.insert(name.to_string(), v);
-            }
-            FieldRole::Input => {
-                self.inputs.insert(name.to_string(), v);
-            }
-        }
-    }
-}
-
 macro_rules! visit_all {
     ($put:ident) => {
         fn record_f64(&mut self, field: &Field, value: f64) {
@@ -153,13 +126,6 @@ macro_rules! visit_all {
             self.$put(field, json!(value.to_string()));
         }
     };
-}
-
-impl Visit for SpanFields {
-    visit_all!(put);
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.put(field, debug_value(format!("{value:?}")));
-    }
 }
 
 /// An event's message (as text) and its other fields.

@@ -16,11 +16,10 @@ use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
-use weave_core::genai::{response_output, usage_by_model};
 use weave_core::rt::{self, Placement};
 use weave_core::{Exception, Timestamp, WeaveClient};
 
-use crate::fields::{EventFields, SingleValue, SpanFields, SpanValues};
+use crate::fields::{EventFields, SingleValue, SpanValues};
 use crate::metadata::{instrument_event_kind, is_own_target, InstrumentEvent};
 use crate::report::report_once;
 use crate::sites;
@@ -149,6 +148,7 @@ where
             Ok((call, genai)) => {
                 span.extensions_mut().insert(SpanEntry::Owned(OwnedCall {
                     call,
+                    site,
                     genai,
                     output: None,
                     error: None,
@@ -162,22 +162,24 @@ where
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        if !matches!(
-            span.extensions().get::<SpanEntry>(),
-            Some(SpanEntry::Owned(_))
-        ) {
-            return;
-        }
+        let site = match span.extensions().get::<SpanEntry>() {
+            Some(SpanEntry::Owned(o)) => o.site.clone(),
+            _ => return,
+        };
         // Format the values (user Debug/Display code) before taking the extensions lock.
-        let mut fields = SpanFields::default();
-        values.record(&mut fields);
+        let mut record = site.span.record();
+        values.record(&mut SpanValues(&mut record));
+        let (inputs, genai) = record.into_parts();
         let mut ext = span.extensions_mut();
         if let Some(SpanEntry::Owned(o)) = ext.get_mut::<SpanEntry>() {
-            o.call.extend_deferred_inputs(fields.inputs);
-            if !fields.genai.is_empty() {
-                o.genai
-                    .get_or_insert_with(Default::default)
-                    .extend(fields.genai);
+            if !inputs.is_empty() {
+                o.call.extend_deferred_inputs(inputs);
+            }
+            if let Some(later) = genai {
+                match &mut o.genai {
+                    Some(g) => g.merge(*later),
+                    None => o.genai = Some(later),
+                }
             }
         }
     }
@@ -309,6 +311,7 @@ where
             output,
             error,
             entered,
+            site: _,
             saved: _,
         } = o;
         if entered > 0 {
@@ -316,14 +319,14 @@ where
         }
         let mut output = output;
         if let Some(genai) = genai {
-            if let Some((model, usage)) = usage_by_model(&genai) {
+            if let Some((model, usage)) = genai.usage() {
                 let mut by_model = Map::new();
                 by_model.insert(model, Value::Object(usage));
                 call.set_summary_value("usage", Value::Object(by_model));
             }
             // Without a `ret` value, the GenAI response fields (id, model, finish reasons)
             // are the output: they are results, not inputs.
-            output = output.or_else(|| response_output(&genai));
+            output = output.or_else(|| genai.response_output());
         }
         let _ = rt::finish_span_call(&call, output.unwrap_or(Value::Null), error);
     }

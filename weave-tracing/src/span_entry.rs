@@ -6,12 +6,17 @@
 //! direct calls made inside it while it is exited ([`PerThreadSaved`]).
 
 use serde_json::Value;
+use std::sync::Arc;
 use tracing::span::Id;
 use tracing::Subscriber;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use weave_core::rt::{self, Placement, SavedFrames};
-use weave_core::{Call, Exception, JsonMap};
+
+use weave_core::genai::GenAiFields;
+use weave_core::{Call, Exception};
+
+use crate::sites::Site;
 
 /// Frames saved when a span is exited, per thread: a span entered on two threads at once
 /// (rare, but allowed) must not hand one thread's direct calls to the other.
@@ -20,6 +25,10 @@ pub(crate) struct PerThreadSaved(Vec<(std::thread::ThreadId, SavedFrames)>);
 
 impl PerThreadSaved {
     fn take(&mut self) -> SavedFrames {
+        if self.0.is_empty() {
+            // Most spans: nothing kept, no need to ask which thread this is.
+            return SavedFrames::default();
+        }
         let me = std::thread::current().id();
         match self.0.iter().position(|(t, _)| *t == me) {
             Some(i) => self.0.swap_remove(i).1,
@@ -57,9 +66,11 @@ pub(crate) enum SpanEntry {
 /// The call a span this layer records owns, and what is gathered for it until the span closes.
 pub(crate) struct OwnedCall {
     pub(crate) call: Call,
-    /// The GenAI fields (see [`weave_core::genai::field_role`]), mapped when the call ends
+    /// The span's callsite.
+    pub(crate) site: Arc<Site>,
+    /// The GenAI fields (see [`weave_core::genai::GenAiFields`]), mapped when the call ends
     /// (`None` for the many spans without any).
-    pub(crate) genai: Option<Box<JsonMap>>,
+    pub(crate) genai: Option<Box<GenAiFields>>,
     /// The `return` value of `#[instrument(ret)]`.
     pub(crate) output: Option<Value>,
     /// The `error` of `#[instrument(err)]`.

@@ -241,19 +241,32 @@ pub(crate) fn enter_segment(frame: Option<&Frame>, saved: &mut SavedFrames) -> u
 /// Pops `frame` (or, without one, everything above `base`), keeping the live frames above it
 /// in `saved`.
 pub(crate) fn exit_segment(frame: Option<&Frame>, base: usize, saved: &mut SavedFrames) {
+    match frame {
+        Some(f) => exit_segment_where(Some(&|x: &Frame| same_frame(x, f)), base, saved),
+        None => exit_segment_where(None, base, saved),
+    }
+}
+
+/// [`exit_segment`] for the innermost frame `is_frame` accepts (so that a caller holding a
+/// call need not clone it into a frame to find it).
+pub(crate) fn exit_segment_where(
+    is_frame: Option<&dyn Fn(&Frame) -> bool>,
+    base: usize,
+    saved: &mut SavedFrames,
+) {
     let _ = STACK.try_with(|s| {
         let Ok(mut s) = s.try_borrow_mut() else {
             return;
         };
-        let at = match frame {
-            Some(f) => match s.iter().rposition(|x| same_frame(x, f)) {
+        let at = match is_frame {
+            Some(f) => match s.iter().rposition(f) {
                 Some(i) => i,
                 None => return,
             },
             None if s.len() > base => base,
             None => return,
         };
-        let above = s.split_off(at + usize::from(frame.is_some()));
+        let above = s.split_off(at + usize::from(is_frame.is_some()));
         s.truncate(at);
         saved.0 = above.into_iter().filter(is_live).collect();
     });

@@ -316,13 +316,17 @@ impl WeaveClient {
                 Rollup::Counts(counts)
             } else {
                 let mut computed = computed.unwrap_or_default();
-                let entry = computed
-                    .entry(STATUS_COUNTS_KEY)
-                    .or_insert_with(|| json!({"success": 0, "error": 0}));
-                if let Value::Object(c) = entry {
-                    for (key, n) in [("success", counts.success), ("error", counts.error)] {
-                        let total = c.get(key).and_then(Value::as_i64).unwrap_or(0) + n;
-                        c.insert(key.into(), json!(total));
+                match computed.get_mut(STATUS_COUNTS_KEY) {
+                    Some(Value::Object(c)) => {
+                        for (key, n) in [("success", counts.success), ("error", counts.error)] {
+                            let total = c.get(key).and_then(Value::as_i64).unwrap_or(0) + n;
+                            c.insert(key.into(), json!(total));
+                        }
+                    }
+                    Some(_) => {}
+                    None => {
+                        let own = json!({"success": counts.success, "error": counts.error});
+                        computed.insert(STATUS_COUNTS_KEY.into(), own);
                     }
                 }
                 let mut merged = st.summary.take().map(|b| *b).unwrap_or_default();

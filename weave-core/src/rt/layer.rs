@@ -23,9 +23,10 @@ pub fn is_on_stack(call: &Call) -> bool {
 /// For the tracing layer exiting a span: undoes [`enter_span_segment`], keeping in `saved`
 /// the live frames made above it meanwhile (direct `create_call`s), for the next enter.
 pub fn exit_span_segment(call: Option<&Call>, saved: &mut SavedFrames) {
-    let frame = match call {
-        Some(c) => Frame::Call(c.clone()),
-        None => Frame::Suppressed,
+    let is_frame = |f: &Frame| match (f, call) {
+        (Frame::Call(c), Some(call)) => c.same_call(call),
+        (Frame::Suppressed, None) => true,
+        _ => false,
     };
-    context::exit_segment(Some(&frame), 0, saved);
+    context::exit_segment_where(Some(&is_frame), 0, saved);
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 use tracing::field::Field;
 
 use super::capture::{is_quoted_key, ArgsWriter};
-use crate::genai::{field_role, FieldRole};
+use crate::genai::{field_role, FieldRole, GenAiFields, GenAiRole};
 use crate::record::Inputs;
 use crate::redact::is_redacted_key;
 use crate::{Call, CallOptions, Exception, JsonMap, Op, Result, WeaveClient};
@@ -33,6 +33,7 @@ struct SiteField {
     quoted: Option<Box<str>>,
     redacted: bool,
     role: FieldRole,
+    genai: GenAiRole,
 }
 
 impl SiteField {
@@ -43,6 +44,7 @@ impl SiteField {
             quoted: is_quoted_key(name.as_bytes(), quoted.as_bytes()).then(|| quoted.into()),
             redacted: is_redacted_key(name),
             role: field_role(name),
+            genai: GenAiRole::of(name),
         }
     }
 }
@@ -107,6 +109,24 @@ impl SpanSite {
         Ok((op_ref, attributes))
     }
 
+    /// An empty set of fields recorded on a span of this site after it was made.
+    pub fn record(&self) -> SpanRecord<'_> {
+        SpanRecord {
+            site: self,
+            inputs: JsonMap::new(),
+            genai: None,
+        }
+    }
+
+    /// The site's field `field` (made on the spot for a field of another callsite, which
+    /// `tracing` never hands over).
+    fn field<R>(&self, field: &Field, f: impl FnOnce(&SiteField) -> R) -> R {
+        match self.fields.get(field.index()) {
+            Some(known) if known.name == field.name() => f(known),
+            _ => f(&SiteField::new(field.name())),
+        }
+    }
+
     /// Starts a call of this site on `client` under `parent` (a root without), with
     /// `inputs`: not made current (entering the span does that), and written when it
     /// finishes, start and end together, so that fields recorded later join its inputs
@@ -117,7 +137,7 @@ impl SpanSite {
         client: &WeaveClient,
         parent: Option<Call>,
         inputs: SpanInputs<'_>,
-    ) -> Result<(Call, Option<Box<JsonMap>>)> {
+    ) -> Result<(Call, Option<Box<GenAiFields>>)> {
         let (op_ref, attributes) = self.resolve(client)?;
         let mut opts = CallOptions::new().use_stack(false).defer_start(true);
         opts.parent = parent;
@@ -162,43 +182,45 @@ impl FieldValue<'_> {
     }
 }
 
-/// A span's fields as they are recorded: its inputs written as JSON text (redacted and
-/// capped in depth as they are written), its GenAI fields kept aside.
+/// Where a span's field values go: the tracing layer's visitor hands each to one of these.
+pub trait FieldSink {
+    /// Takes the field `field` with `value`.
+    fn put(&mut self, field: &Field, value: FieldValue<'_>);
+}
+
+fn keep_genai(genai: &mut Option<Box<GenAiFields>>, f: &SiteField, value: Value) {
+    if !f.genai.is_empty() {
+        genai
+            .get_or_insert_with(Default::default)
+            .add(f.name, f.genai, value);
+    }
+}
+
+/// A span's fields as they are recorded when it is made: its inputs written as JSON text
+/// (redacted and capped in depth as they are written), its GenAI fields kept aside.
 #[derive(Debug)]
 pub struct SpanInputs<'s> {
     site: &'s SpanSite,
     args: ArgsWriter,
-    genai: Option<Box<JsonMap>>,
+    genai: Option<Box<GenAiFields>>,
 }
 
-impl SpanInputs<'_> {
-    /// Adds the field `field` with `value`.
-    pub fn put(&mut self, field: &Field, value: FieldValue<'_>) {
+impl FieldSink for SpanInputs<'_> {
+    fn put(&mut self, field: &Field, value: FieldValue<'_>) {
         let site = self.site;
-        let slow;
-        let f = match site.fields.get(field.index()) {
-            Some(f) if f.name == field.name() => f,
-            // A field of another callsite (never, from `tracing` itself).
-            _ => {
-                slow = SiteField::new(field.name());
-                &slow
-            }
-        };
-        match f.role {
+        site.field(field, |f| match f.role {
             FieldRole::Input => self.write(f, value),
-            FieldRole::Result => {
-                let genai = self.genai.get_or_insert_with(Default::default);
-                genai.insert(f.name.to_string(), value.into_json());
-            }
+            FieldRole::Result => keep_genai(&mut self.genai, f, value.into_json()),
             FieldRole::InputAndModel => {
                 let v = value.into_json();
                 self.write(f, FieldValue::Json(v.clone()));
-                let genai = self.genai.get_or_insert_with(Default::default);
-                genai.insert(f.name.to_string(), v);
+                keep_genai(&mut self.genai, f, v);
             }
-        }
+        })
     }
+}
 
+impl SpanInputs<'_> {
     fn write(&mut self, f: &SiteField, value: FieldValue<'_>) {
         if !self.args.key_text(f.name, f.quoted.as_deref(), f.redacted) {
             return;
@@ -218,5 +240,40 @@ impl SpanInputs<'_> {
             }
             FieldValue::Json(v) => self.args.serialize_after_key(&v),
         }
+    }
+}
+
+/// Fields recorded on a span after it was made (`Span::record`): inputs for
+/// [`Call::extend_deferred_inputs`], GenAI fields to [`GenAiFields::merge`] into the span's.
+#[derive(Debug)]
+pub struct SpanRecord<'s> {
+    site: &'s SpanSite,
+    inputs: JsonMap,
+    genai: Option<Box<GenAiFields>>,
+}
+
+impl FieldSink for SpanRecord<'_> {
+    fn put(&mut self, field: &Field, value: FieldValue<'_>) {
+        let site = self.site;
+        site.field(field, |f| {
+            let v = value.into_json();
+            match f.role {
+                FieldRole::Input => {
+                    self.inputs.insert(f.name.to_string(), v);
+                }
+                FieldRole::Result => keep_genai(&mut self.genai, f, v),
+                FieldRole::InputAndModel => {
+                    self.inputs.insert(f.name.to_string(), v.clone());
+                    keep_genai(&mut self.genai, f, v);
+                }
+            }
+        })
+    }
+}
+
+impl SpanRecord<'_> {
+    /// The inputs recorded (for [`Call::extend_deferred_inputs`]) and the GenAI fields.
+    pub fn into_parts(self) -> (JsonMap, Option<Box<GenAiFields>>) {
+        (self.inputs, self.genai)
     }
 }
