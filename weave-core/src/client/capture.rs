@@ -570,6 +570,151 @@ impl Serializer for KeyIsRedacted {
     }
 }
 
+/// Writes `value`'s JSON text after `buf` when it is a scalar (a number, a boolean, a string,
+/// a unit, or one of these in an `Option` or a newtype), and says whether it did; anything
+/// else is left to [`write_capped`] and nothing is written. The arguments most ops take are
+/// scalars: this skips the depth and redaction wrappers they do not need.
+pub(crate) fn write_scalar<T: Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) -> bool {
+    let mark = buf.len();
+    match value.serialize(ScalarText(buf)) {
+        Ok(()) => true,
+        Err(NotAScalar) => {
+            buf.truncate(mark);
+            false
+        }
+    }
+}
+
+/// The serializer of [`write_scalar`].
+struct ScalarText<'a>(&'a mut Vec<u8>);
+
+/// Not a scalar: [`write_capped`] writes it.
+#[derive(Debug)]
+struct NotAScalar;
+
+impl std::fmt::Display for NotAScalar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("not a scalar")
+    }
+}
+impl std::error::Error for NotAScalar {}
+impl ser::Error for NotAScalar {
+    fn custom<M: std::fmt::Display>(_: M) -> Self {
+        NotAScalar
+    }
+}
+
+type NoScalarCompound = ser::Impossible<(), NotAScalar>;
+
+macro_rules! scalar_via_serde_json {
+    ($($method:ident($ty:ty)),* $(,)?) => {$(
+        fn $method(self, v: $ty) -> Result<(), NotAScalar> {
+            // Numbers and booleans always serialise.
+            let _ = serde_json::to_writer(&mut *self.0, &v);
+            Ok(())
+        }
+    )*};
+}
+
+macro_rules! not_a_scalar {
+    ($($method:ident($($ty:ty),*) -> $ok:ty),* $(,)?) => {$(
+        fn $method(self, $(_: $ty),*) -> Result<$ok, NotAScalar> {
+            Err(NotAScalar)
+        }
+    )*};
+}
+
+impl Serializer for ScalarText<'_> {
+    type Ok = ();
+    type Error = NotAScalar;
+    type SerializeSeq = NoScalarCompound;
+    type SerializeTuple = NoScalarCompound;
+    type SerializeTupleStruct = NoScalarCompound;
+    type SerializeTupleVariant = NoScalarCompound;
+    type SerializeMap = NoScalarCompound;
+    type SerializeStruct = NoScalarCompound;
+    type SerializeStructVariant = NoScalarCompound;
+
+    scalar_via_serde_json!(
+        serialize_bool(bool),
+        serialize_i8(i8),
+        serialize_i16(i16),
+        serialize_i32(i32),
+        serialize_i64(i64),
+        serialize_i128(i128),
+        serialize_u8(u8),
+        serialize_u16(u16),
+        serialize_u32(u32),
+        serialize_u64(u64),
+        serialize_u128(u128),
+        serialize_f32(f32),
+        serialize_f64(f64),
+        serialize_char(char),
+    );
+
+    fn serialize_str(self, v: &str) -> Result<(), NotAScalar> {
+        if is_plain(v) {
+            self.0.reserve(v.len() + 2);
+            self.0.push(b'"');
+            self.0.extend_from_slice(v.as_bytes());
+            self.0.push(b'"');
+        } else {
+            // A `str` always serialises.
+            let _ = serde_json::to_writer(&mut *self.0, v);
+        }
+        Ok(())
+    }
+    fn serialize_none(self) -> Result<(), NotAScalar> {
+        self.0.extend_from_slice(b"null");
+        Ok(())
+    }
+    fn serialize_unit(self) -> Result<(), NotAScalar> {
+        self.0.extend_from_slice(b"null");
+        Ok(())
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), NotAScalar> {
+        self.0.extend_from_slice(b"null");
+        Ok(())
+    }
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+    ) -> Result<(), NotAScalar> {
+        self.serialize_str(variant)
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Result<(), NotAScalar> {
+        v.serialize(self)
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        v: &T,
+    ) -> Result<(), NotAScalar> {
+        v.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<(), NotAScalar> {
+        Err(NotAScalar)
+    }
+    not_a_scalar!(
+        serialize_bytes(&[u8]) -> (),
+        serialize_seq(Option<usize>) -> NoScalarCompound,
+        serialize_tuple(usize) -> NoScalarCompound,
+        serialize_tuple_struct(&'static str, usize) -> NoScalarCompound,
+        serialize_tuple_variant(&'static str, u32, &'static str, usize) -> NoScalarCompound,
+        serialize_map(Option<usize>) -> NoScalarCompound,
+        serialize_struct(&'static str, usize) -> NoScalarCompound,
+        serialize_struct_variant(&'static str, u32, &'static str, usize) -> NoScalarCompound,
+    );
+}
+
 /// A value as JSON, nesting capped at [`crate::limits::MAX_DEPTH`]; a value whose `Serialize`
 /// fails is recorded as a readable placeholder.
 pub(crate) fn to_json<T: Serialize + ?Sized>(value: &T) -> Value {
@@ -585,6 +730,42 @@ pub(crate) fn to_json<T: Serialize + ?Sized>(value: &T) -> Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn scalars_are_written_directly_and_the_rest_is_left_alone() {
+        #[derive(serde::Serialize)]
+        struct Id(u32);
+        #[derive(serde::Serialize)]
+        enum Mode {
+            Fast,
+        }
+        let text = |v: &dyn erased::Scalar| {
+            let mut buf = b"x".to_vec();
+            let wrote = v.write(&mut buf);
+            (wrote, String::from_utf8(buf).unwrap())
+        };
+        assert_eq!(text(&7u64), (true, "x7".into()));
+        assert_eq!(text(&-3i8), (true, "x-3".into()));
+        assert_eq!(text(&f64::NAN), (true, "xnull".into()));
+        assert_eq!(text(&"plain"), (true, "x\"plain\"".into()));
+        assert_eq!(text(&"q\"\n"), (true, r#"x"q\"\n""#.into()));
+        assert_eq!(text(&Some(Id(4))), (true, "x4".into()));
+        assert_eq!(text(&None::<u8>), (true, "xnull".into()));
+        assert_eq!(text(&Mode::Fast), (true, "x\"Fast\"".into()));
+        assert_eq!(text(&vec![1, 2]), (false, "x".into()));
+        assert_eq!(text(&Some(json!({"a": 1}))), (false, "x".into()));
+    }
+
+    mod erased {
+        pub(super) trait Scalar {
+            fn write(&self, buf: &mut Vec<u8>) -> bool;
+        }
+        impl<T: serde::Serialize> Scalar for T {
+            fn write(&self, buf: &mut Vec<u8>) -> bool {
+                super::write_scalar(buf, self)
+            }
+        }
+    }
 
     /// A user type nested arbitrarily deep, built and dropped without recursion.
     struct Deep(Option<Box<Deep>>);

@@ -122,6 +122,9 @@ impl ArgsWriter {
     /// Writes `value` through `serde` after a key [`ArgsWriter::key_text`] started (capped in
     /// depth, redacted); a value that fails to serialise is written as a string saying so.
     pub(super) fn serialize_after_key<T: Serialize + ?Sized>(&mut self, value: &T) {
+        if crate::client::capture::write_scalar(self.out.buf.get_mut(), value) {
+            return;
+        }
         let mark = self.out.buf.get_mut().len();
         if let Err(e) = crate::client::capture::write_capped(&self.out, value, 1) {
             let buf = self.out.buf.get_mut();
