@@ -252,10 +252,15 @@ impl GenAiFields {
     /// The `gen_ai.response.*` fields (id, model, finish reasons), as the call's output when
     /// it has no other: they are results, not inputs. `None` without any.
     pub fn response_output(&self) -> Option<Value> {
+        self.clone().into_response_output()
+    }
+
+    /// [`GenAiFields::response_output`], taking the fields (nothing copied).
+    pub fn into_response_output(self) -> Option<Value> {
         (!self.response.is_empty()).then(|| {
             let mut m = Map::with_capacity(self.response.len());
-            for (k, v) in &self.response {
-                m.insert(k.clone(), v.clone());
+            for (k, v) in self.response {
+                m.insert(k, v);
             }
             Value::Object(m)
         })
@@ -282,7 +287,7 @@ pub fn usage_by_model(genai: &JsonMap) -> Option<(String, JsonMap)> {
 /// The `gen_ai.response.*` fields of a span's GenAI fields, as the call's output when it has
 /// no other (see [`GenAiFields::response_output`]). `None` without any.
 pub fn response_output(genai: &JsonMap) -> Option<Value> {
-    GenAiFields::of_map(genai).response_output()
+    GenAiFields::of_map(genai).into_response_output()
 }
 
 #[cfg(test)]

@@ -326,7 +326,9 @@ where
             }
             // Without a `ret` value, the GenAI response fields (id, model, finish reasons)
             // are the output: they are results, not inputs.
-            output = output.or_else(|| genai.response_output());
+            if output.is_none() {
+                output = genai.into_response_output();
+            }
         }
         let _ = rt::finish_span_call(&call, output.unwrap_or(Value::Null), error);
     }

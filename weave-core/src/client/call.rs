@@ -96,7 +96,10 @@ impl Call {
     /// `None` when every child's summary was only status counts (then `counts` says them).
     pub(crate) fn take_children_summary(&self) -> (bool, Option<JsonMap>, StatusCounts) {
         let mut st = self.state();
-        let summaries = std::mem::take(&mut st.child_summaries);
+        let summaries = match &mut st.rare {
+            Some(r) => std::mem::take(&mut r.child_summaries),
+            None => Vec::new(),
+        };
         let counts = std::mem::take(&mut st.child_counts);
         let general = (!summaries.is_empty()).then(|| sum_dict_leaves(summaries.iter()));
         (st.child_count > 0, general, counts)
@@ -111,10 +114,11 @@ impl Call {
         if st.ended_at.is_some() {
             return;
         }
-        if st.events.len() < MAX_EVENTS {
-            st.events.push(event);
+        let rare = st.rare_mut();
+        if rare.events.len() < MAX_EVENTS {
+            rare.events.push(event);
         } else {
-            st.events_dropped += 1;
+            rare.events_dropped += 1;
         }
     }
 
@@ -130,7 +134,8 @@ impl Call {
         if !st.start_deferred {
             return false;
         }
-        st.extra_inputs
+        st.rare_mut()
+            .extra_inputs
             .get_or_insert_with(Default::default)
             .extend(crate::redact::redact_inputs(inputs));
         true
@@ -180,11 +185,11 @@ impl Call {
     }
     /// The thread id, if the call is part of a conversation thread.
     pub fn thread_id(&self) -> Option<&str> {
-        self.inner.thread_id.as_deref()
+        self.inner.thread_id()
     }
     /// The turn id within the thread.
     pub fn turn_id(&self) -> Option<&str> {
-        self.inner.turn_id.as_deref()
+        self.inner.turn_id()
     }
     /// The W&B user that logged the call (read-side).
     pub fn wb_user_id(&self) -> Option<&str> {
@@ -200,7 +205,7 @@ impl Call {
     }
     /// The W&B run step at end.
     pub fn wb_run_step_end(&self) -> Option<i64> {
-        self.state().wb_run_step_end
+        self.state().wb_run_step_end()
     }
     /// Storage size of the call, when queried with `include_storage_size`.
     pub fn storage_size_bytes(&self) -> Option<i64> {
@@ -212,7 +217,7 @@ impl Call {
     }
     /// The display name, if one is set.
     pub fn display_name(&self) -> Option<String> {
-        self.state().display_name.clone()
+        self.state().display_name().cloned()
     }
     /// The output (`null` while running or when the call failed).
     pub fn output(&self) -> Value {
@@ -236,7 +241,7 @@ impl Call {
     }
     /// When the call was deleted.
     pub fn deleted_at(&self) -> Option<Timestamp> {
-        self.state().deleted_at
+        self.state().deleted_at()
     }
     /// Whether the call has ended.
     pub fn is_finished(&self) -> bool {
@@ -352,11 +357,11 @@ impl Call {
             id: self.inner.id.to_string(),
             project_id: self.inner.project_id.to_string(),
             op_name: self.inner.op_name.to_string(),
-            display_name: st.display_name.clone(),
+            display_name: st.display_name().cloned(),
             trace_id: self.inner.trace_id.to_string(),
             parent_id: self.inner.parent_id.as_deref().map(str::to_string),
-            thread_id: self.inner.thread_id.clone(),
-            turn_id: self.inner.turn_id.clone(),
+            thread_id: self.inner.thread_id().map(str::to_string),
+            turn_id: self.inner.turn_id().map(str::to_string),
             started_at: self.inner.started_at,
             attributes: (*self.inner.attributes).clone(),
             inputs: self.inner.inputs.to_map(),
@@ -367,8 +372,8 @@ impl Call {
             wb_user_id: self.wb_user_id().map(str::to_string),
             wb_run_id: self.wb_run_id().map(str::to_string),
             wb_run_step: self.wb_run_step(),
-            wb_run_step_end: st.wb_run_step_end,
-            deleted_at: st.deleted_at,
+            wb_run_step_end: st.wb_run_step_end(),
+            deleted_at: st.deleted_at(),
             storage_size_bytes: self.storage_size_bytes(),
             total_storage_size_bytes: self.total_storage_size_bytes(),
         }

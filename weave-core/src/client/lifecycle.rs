@@ -56,7 +56,7 @@ impl WeaveClient {
                 )));
             }
         };
-        self.create_call_inner(&op, op_name, Inputs::Map(inputs), opts)
+        self.create_call_inner(&op, op_name, Inputs::Map(Box::new(inputs)), opts)
     }
 
     /// [`WeaveClient::create_call_with`] for an op already resolved to `op_name` and inputs
@@ -71,7 +71,7 @@ impl WeaveClient {
         inputs.redact();
         if let Some(f) = &op.postprocess_inputs {
             let map = inputs.into_map();
-            inputs = Inputs::Map(guarded(
+            inputs = Inputs::Map(Box::new(guarded(
                 || f(map),
                 |msg| {
                     let mut m = JsonMap::new();
@@ -81,7 +81,7 @@ impl WeaveClient {
                     );
                     m
                 },
-            ));
+            )));
         }
         if opts.attributes.contains_key("weave") {
             return Err(WeaveError::invalid_input(
@@ -166,7 +166,7 @@ impl WeaveClient {
             DisplayName::Fn(f) => guarded(|| Some(f(&call)), |_| None),
         });
         if let Some(d) = display_name.filter(|d| !d.is_empty()) {
-            call.state().display_name = Some(truncate_display_name(d));
+            call.state().rare_mut().display_name = Some(truncate_display_name(d));
         }
 
         if untraced {
@@ -307,11 +307,7 @@ impl WeaveClient {
         }
         let (rollup, start_deferred) = {
             let mut st = call.state();
-            let rollup = if computed.is_none()
-                && st.summary.is_none()
-                && st.events.is_empty()
-                && st.events_dropped == 0
-            {
+            let rollup = if computed.is_none() && st.summary.is_none() && !st.has_events() {
                 st.counts = Some(counts);
                 Rollup::Counts(counts)
             } else {
@@ -333,14 +329,16 @@ impl WeaveClient {
                 deep_update(&mut merged, computed);
                 // What the parent rolls up excludes this call's own events.
                 let rollup = call.parent().map(|_| merged.clone());
-                if !st.events.is_empty() {
-                    merged.insert(
-                        EVENTS_KEY.into(),
-                        Value::Array(std::mem::take(&mut st.events)),
-                    );
-                }
-                if st.events_dropped > 0 {
-                    merged.insert(EVENTS_DROPPED_KEY.into(), json!(st.events_dropped));
+                if let Some(rare) = &mut st.rare {
+                    if !rare.events.is_empty() {
+                        merged.insert(
+                            EVENTS_KEY.into(),
+                            Value::Array(std::mem::take(&mut rare.events)),
+                        );
+                    }
+                    if rare.events_dropped > 0 {
+                        merged.insert(EVENTS_DROPPED_KEY.into(), json!(rare.events_dropped));
+                    }
                 }
                 st.summary = Some(Box::new(merged));
                 Rollup::Summary(rollup.unwrap_or_default())

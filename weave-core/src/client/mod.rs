@@ -287,7 +287,7 @@ impl WeaveClient {
     /// Deletes `call` and all its descendants (soft delete; Python's `delete_call`).
     pub fn delete_call(&self, call: &Call) -> Result<()> {
         self.delete_calls([call.id()])?;
-        call.state().deleted_at = Some(Timestamp::now());
+        call.state().rare_mut().deleted_at = Some(Timestamp::now());
         Ok(())
     }
 
@@ -323,7 +323,7 @@ impl WeaveClient {
             display_name: name.clone().unwrap_or_default(),
             wb_user_id: None,
         })?;
-        call.state().display_name = name;
+        call.state().rare_mut().display_name = name;
         Ok(())
     }
 

@@ -43,8 +43,9 @@ pub struct CallRecord {
     pub(crate) inputs: Inputs,
     pub(crate) attributes: Arc<JsonMap>,
     pub(crate) started_at: Timestamp,
-    pub(crate) thread_id: Option<String>,
-    pub(crate) turn_id: Option<String>,
+    /// The conversation thread and turn, when the call has them (boxed: most calls have
+    /// neither, and every line of the record costs the traced thread).
+    thread: Option<Box<ThreadTurn>>,
     /// Fields only calls read back from a store have (boxed: a live call's record stays
     /// small while it waits in the writer's queue).
     pub(crate) read: Option<Box<ReadSide>>,
@@ -77,6 +78,31 @@ impl ReadSide {
     }
 }
 
+/// A call's conversation thread and turn ([`CallRecord::thread_id`], [`CallRecord::turn_id`]).
+struct ThreadTurn {
+    thread_id: Option<String>,
+    turn_id: Option<String>,
+}
+
+impl ThreadTurn {
+    /// Boxed, or `None` when neither is set (as for most calls).
+    fn boxed(thread_id: Option<String>, turn_id: Option<String>) -> Option<Box<ThreadTurn>> {
+        (thread_id.is_some() || turn_id.is_some())
+            .then(|| Box::new(ThreadTurn { thread_id, turn_id }))
+    }
+}
+
+impl CallRecord {
+    /// The conversation thread.
+    pub(crate) fn thread_id(&self) -> Option<&str> {
+        self.thread.as_ref()?.thread_id.as_deref()
+    }
+    /// The turn in the conversation thread.
+    pub(crate) fn turn_id(&self) -> Option<&str> {
+        self.thread.as_ref()?.turn_id.as_deref()
+    }
+}
+
 /// A summary that is only `status_counts` (most calls: no usage, no user keys, no events),
 /// kept as two numbers and made into JSON only when read.
 #[derive(Default, Clone, Copy, Debug, PartialEq)]
@@ -98,7 +124,6 @@ impl StatusCounts {
 
 #[derive(Default)]
 pub(crate) struct CallState {
-    pub(crate) display_name: Option<String>,
     pub(crate) output: Value,
     pub(crate) exception: Option<String>,
     /// The summary (see [`CallState::summary`]); `None` with `counts` set means exactly those
@@ -106,16 +131,31 @@ pub(crate) struct CallState {
     pub(crate) summary: Option<Box<JsonMap>>,
     pub(crate) counts: Option<StatusCounts>,
     pub(crate) ended_at: Option<Timestamp>,
-    pub(crate) deleted_at: Option<Timestamp>,
-    pub(crate) wb_run_step_end: Option<i64>,
     /// How many children were created under this call (Python's `len(call._children)`).
     pub(crate) child_count: usize,
-    /// Summaries of finished children, not yet folded.
-    pub(crate) child_summaries: Vec<JsonMap>,
     /// The status counts of finished children whose summary was only that.
     pub(crate) child_counts: StatusCounts,
     /// The start, when it is written with the end ([`crate::CallOptions::defer_start`]).
     pub(crate) start_deferred: bool,
+    /// Set for a call read from the embedded store until its output and summary (kept as
+    /// text with its inputs, [`Inputs::Stored`]) are parsed, and `summary.weave` derived:
+    /// the first time the state is locked.
+    pub(crate) stored: bool,
+    /// What most calls never have ([`RareState`]).
+    pub(crate) rare: Option<Box<RareState>>,
+}
+
+/// The parts of a call's state most calls never use, in a box made when one is first set:
+/// every call allocates its record on the traced thread and the writer frees it on another
+/// core, so each cache line the record spans costs the traced thread (measured: ~25 ns a
+/// line, BENCHMARKS.md).
+#[derive(Default)]
+pub(crate) struct RareState {
+    pub(crate) display_name: Option<String>,
+    pub(crate) deleted_at: Option<Timestamp>,
+    pub(crate) wb_run_step_end: Option<i64>,
+    /// Summaries of finished children, not yet folded.
+    pub(crate) child_summaries: Vec<JsonMap>,
     /// Inputs added to a deferred start ([`Call::extend_deferred_inputs`]), merged over the
     /// call's inputs when the start is written.
     pub(crate) extra_inputs: Option<Box<JsonMap>>,
@@ -123,10 +163,24 @@ pub(crate) struct CallState {
     pub(crate) events: Vec<Value>,
     /// Events not kept because the call already had [`MAX_EVENTS`].
     pub(crate) events_dropped: u64,
-    /// Set for a call read from the embedded store until its output and summary (kept as
-    /// text with its inputs, [`Inputs::Stored`]) are parsed, and `summary.weave` derived:
-    /// the first time the state is locked.
-    pub(crate) stored: bool,
+}
+
+impl RareState {
+    /// Boxed, or `None` when it holds nothing.
+    fn boxed_if_any(
+        display_name: Option<String>,
+        deleted_at: Option<Timestamp>,
+        wb_run_step_end: Option<i64>,
+    ) -> Option<Box<RareState>> {
+        (display_name.is_some() || deleted_at.is_some() || wb_run_step_end.is_some()).then(|| {
+            Box::new(RareState {
+                display_name,
+                deleted_at,
+                wb_run_step_end,
+                ..RareState::default()
+            })
+        })
+    }
 }
 
 impl CallState {
@@ -138,6 +192,30 @@ impl CallState {
             (None, None) => None,
         }
     }
+
+    /// The rare parts, made when first needed.
+    pub(crate) fn rare_mut(&mut self) -> &mut RareState {
+        self.rare.get_or_insert_with(Default::default)
+    }
+
+    pub(crate) fn display_name(&self) -> Option<&String> {
+        self.rare.as_ref()?.display_name.as_ref()
+    }
+    pub(crate) fn deleted_at(&self) -> Option<Timestamp> {
+        self.rare.as_ref()?.deleted_at
+    }
+    pub(crate) fn wb_run_step_end(&self) -> Option<i64> {
+        self.rare.as_ref()?.wb_run_step_end
+    }
+    pub(crate) fn extra_inputs(&self) -> Option<&JsonMap> {
+        self.rare.as_ref()?.extra_inputs.as_deref()
+    }
+    /// Whether events were logged (kept or dropped).
+    pub(crate) fn has_events(&self) -> bool {
+        self.rare
+            .as_ref()
+            .is_some_and(|r| !r.events.is_empty() || r.events_dropped > 0)
+    }
 }
 
 /// The most events kept with one call; later ones are counted in `summary.events_dropped`.
@@ -147,7 +225,8 @@ pub const MAX_EVENTS: usize = 1000;
 /// when read (an op's arguments are written to text on the traced thread, which the
 /// embedded store keeps as it is: no `Value` tree is built, hashed or dropped).
 pub(crate) enum Inputs {
-    Map(JsonMap),
+    /// Boxed: an object is rarer than text on the traced path, and keeps the record small.
+    Map(Box<JsonMap>),
     /// An op's arguments ([`crate::rt::ArgsWriter`]): an object's text, already capped in
     /// depth and redacted.
     Json(String, std::sync::OnceLock<Box<JsonMap>>),
@@ -177,7 +256,7 @@ impl Inputs {
     /// A copy of the inputs as an object.
     pub(crate) fn to_map(&self) -> JsonMap {
         match self {
-            Inputs::Map(m) => m.clone(),
+            Inputs::Map(m) => (**m).clone(),
             Inputs::Json(text, cell) => cell
                 .get()
                 .map(|m| (**m).clone())
@@ -191,7 +270,7 @@ impl Inputs {
 
     pub(crate) fn into_map(self) -> JsonMap {
         match self {
-            Inputs::Map(m) => m,
+            Inputs::Map(m) => *m,
             Inputs::Json(text, cell) => match cell.into_inner() {
                 Some(m) => *m,
                 None => stored_object(Some(text.as_bytes())),
@@ -251,8 +330,7 @@ impl CallRecord {
             inputs: c.inputs,
             attributes: c.attributes,
             started_at: c.started_at,
-            thread_id: c.thread_id,
-            turn_id: c.turn_id,
+            thread: ThreadTurn::boxed(c.thread_id, c.turn_id),
             read: None,
             parent: c.parent,
             finished: AtomicBool::new(false),
@@ -268,11 +346,10 @@ impl CallRecord {
             project_id: s.project_id.into(),
             parent_id: s.parent_id.map(Into::into),
             op_name: s.op_name.into(),
-            inputs: Inputs::Map(s.inputs),
+            inputs: Inputs::Map(Box::new(s.inputs)),
             attributes: Arc::new(s.attributes),
             started_at: s.started_at,
-            thread_id: s.thread_id,
-            turn_id: s.turn_id,
+            thread: ThreadTurn::boxed(s.thread_id, s.turn_id),
             read: ReadSide {
                 wb_user_id: s.wb_user_id,
                 wb_run_id: s.wb_run_id,
@@ -285,13 +362,11 @@ impl CallRecord {
             finished: AtomicBool::new(s.ended_at.is_some()),
             untraced: false,
             state: Mutex::new(CallState {
-                display_name: s.display_name,
                 output: s.output,
                 exception: s.exception,
                 summary: s.summary.map(Box::new),
                 ended_at: s.ended_at,
-                deleted_at: s.deleted_at,
-                wb_run_step_end: s.wb_run_step_end,
+                rare: RareState::boxed_if_any(s.display_name, s.deleted_at, s.wb_run_step_end),
                 ..CallState::default()
             }),
         }
@@ -317,19 +392,16 @@ impl CallRecord {
             inputs: Inputs::Stored(s.json, std::sync::OnceLock::new()),
             attributes: s.attributes,
             started_at: s.started_at,
-            thread_id: s.thread_id,
-            turn_id: s.turn_id,
+            thread: ThreadTurn::boxed(s.thread_id, s.turn_id),
             read,
             parent: None,
             finished: AtomicBool::new(s.ended_at.is_some()),
             untraced: false,
             state: Mutex::new(CallState {
-                display_name: s.display_name,
                 exception: s.exception,
                 ended_at: s.ended_at,
-                deleted_at: s.deleted_at,
-                wb_run_step_end: s.wb_run_step_end,
                 stored,
+                rare: RareState::boxed_if_any(s.display_name, s.deleted_at, s.wb_run_step_end),
                 ..CallState::default()
             }),
         }
@@ -357,7 +429,7 @@ impl CallRecord {
             crate::schema::summary::derive_weave_summary(
                 &mut summary,
                 &self.op_name,
-                st.display_name.as_deref(),
+                st.display_name().map(String::as_str),
                 self.started_at,
                 st.ended_at,
                 st.exception.as_deref(),
@@ -370,7 +442,7 @@ impl CallRecord {
     /// over them.
     pub(crate) fn start_inputs(&self) -> JsonMap {
         let mut inputs = self.inputs.to_map();
-        if let Some(extra) = &self.state().extra_inputs {
+        if let Some(extra) = self.state().extra_inputs() {
             for (k, v) in extra.iter() {
                 inputs.insert(k.clone(), v.clone());
             }
@@ -381,10 +453,11 @@ impl CallRecord {
     /// Records a finished child's summary for the roll-up.
     pub(crate) fn add_child_summary(&self, summary: JsonMap) {
         let mut st = self.state();
-        st.child_summaries.push(summary);
-        if st.child_summaries.len() >= FOLD_CHILD_SUMMARIES_AT {
-            let folded = sum_dict_leaves(st.child_summaries.iter());
-            st.child_summaries = vec![folded];
+        let rare = st.rare_mut();
+        rare.child_summaries.push(summary);
+        if rare.child_summaries.len() >= FOLD_CHILD_SUMMARIES_AT {
+            let folded = sum_dict_leaves(rare.child_summaries.iter());
+            rare.child_summaries = vec![folded];
         }
     }
 
@@ -399,7 +472,7 @@ impl CallRecord {
     pub(crate) fn start_schema(&self) -> crate::schema::StartedCallSchemaForInsert {
         let i = self;
         // (Each read of the state takes its lock on its own: the lock is not reentrant.)
-        let display_name = self.state().display_name.clone();
+        let display_name = self.state().display_name().cloned();
         let inputs = i.start_inputs();
         crate::schema::StartedCallSchemaForInsert {
             project_id: i.project_id.to_string(),
@@ -408,8 +481,8 @@ impl CallRecord {
             display_name,
             trace_id: Some(i.trace_id.to_string()),
             parent_id: i.parent_id.as_deref().map(str::to_string),
-            thread_id: i.thread_id.clone(),
-            turn_id: i.turn_id.clone(),
+            thread_id: i.thread_id().map(str::to_string),
+            turn_id: i.turn_id().map(str::to_string),
             started_at: i.started_at,
             attributes: (*i.attributes).clone(),
             inputs,

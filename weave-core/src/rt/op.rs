@@ -160,7 +160,7 @@ impl OpSite {
                         panic_message(&*p)
                     )),
                 );
-                Inputs::Map(m)
+                Inputs::Map(Box::new(m))
             }
         };
         match client.create_call_inner(op, op_name, inputs, opts) {

@@ -76,7 +76,7 @@ impl serde::Serialize for StartWire<'_> {
         let c = self.0;
         let (display_name, extra) = {
             let st = c.state();
-            (st.display_name.clone(), st.extra_inputs.is_some())
+            (st.display_name().cloned(), st.extra_inputs().is_some())
         };
         let mut m = s.serialize_struct("StartedCallSchemaForInsert", 15)?;
         m.serialize_field("project_id", &*c.project_id)?;
@@ -85,8 +85,8 @@ impl serde::Serialize for StartWire<'_> {
         m.serialize_field("display_name", &display_name)?;
         m.serialize_field("trace_id", &Some(c.trace_id.as_str()))?;
         m.serialize_field("parent_id", &c.parent_id.as_ref().map(|p| p.as_str()))?;
-        m.serialize_field("thread_id", &c.thread_id)?;
-        m.serialize_field("turn_id", &c.turn_id)?;
+        m.serialize_field("thread_id", &c.thread_id())?;
+        m.serialize_field("turn_id", &c.turn_id())?;
         m.serialize_field("started_at", &c.started_at)?;
         m.serialize_field("attributes", &*c.attributes)?;
         // An op's arguments as the text the traced thread wrote (an object's, capped and

@@ -263,23 +263,31 @@ fn raw_start_row<'a>(s: &'a RawStart<'a>) -> Result<StartRow<'a>> {
     })
 }
 
-/// The SDK attributes last serialised in this batch, by the address of the shared map.
-type AttributesCache = Option<(usize, Rc<str>)>;
+/// The attributes serialised in this batch, by the address of the shared map: the client's,
+/// and one map per `tracing` callsite (the layer merges its `tracing` block in once per
+/// callsite), so a batch mixing a few callsites serialises each map once.
+type AttributesCache = Vec<(usize, Rc<str>)>;
+
+/// The most attribute maps [`AttributesCache`] keeps (the oldest makes way).
+const ATTRIBUTES_CACHED: usize = 16;
 
 /// A call record's start.
 fn record_start_row<'a>(c: &'a CallRecord, cache: &mut AttributesCache) -> StartRow<'a> {
-    let (inputs, refs) = if c.state().extra_inputs.is_some() {
+    let (inputs, refs) = if c.state().extra_inputs().is_some() {
         let m = c.start_inputs();
         (Cow::Owned(capped_map_text(&m)), refs_in(m.values()))
     } else {
         inputs_text(&c.inputs)
     };
     let key = std::sync::Arc::as_ptr(&c.attributes) as usize;
-    let attributes = match cache {
-        Some((k, text)) if *k == key => text.clone(),
-        _ => {
+    let attributes = match cache.iter().find(|(k, _)| *k == key) {
+        Some((_, text)) => text.clone(),
+        None => {
             let text: Rc<str> = capped_map_text(&c.attributes).into();
-            *cache = Some((key, text.clone()));
+            if cache.len() == ATTRIBUTES_CACHED {
+                cache.remove(0);
+            }
+            cache.push((key, text.clone()));
             text
         }
     };
@@ -292,10 +300,10 @@ fn record_start_row<'a>(c: &'a CallRecord, cache: &mut AttributesCache) -> Start
         id: Cow::Borrowed(&c.id),
         trace_id: Cow::Borrowed(&c.trace_id),
         parent_id: c.parent_id.as_deref(),
-        thread_id: c.thread_id.as_deref(),
-        turn_id: c.turn_id.as_deref(),
+        thread_id: c.thread_id(),
+        turn_id: c.turn_id(),
         op_name: &c.op_name,
-        display_name: c.state().display_name.clone().map(Cow::Owned),
+        display_name: c.state().display_name().cloned().map(Cow::Owned),
         started_at: c.started_at.as_nanos(),
         attributes,
         inputs,
@@ -611,7 +619,7 @@ fn name_item(i: usize) -> impl Fn(WeaveError) -> WeaveError {
 fn write_batch(tx: &Transaction<'_>, batch: &[CallWrite<'_>]) -> Result<Vec<CallBatchItemRes>> {
     let ends = EndsIndex::new(batch);
     let mut hot = HotStatements::new(tx)?;
-    let mut attributes: AttributesCache = None;
+    let mut attributes: AttributesCache = Vec::new();
     let mut merged = vec![false; batch.len()];
     let mut res = Vec::with_capacity(batch.len());
     for (i, w) in batch.iter().enumerate() {
