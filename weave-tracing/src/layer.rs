@@ -125,7 +125,7 @@ where
                 None => Placement::Root(None),
             }
         } else {
-            rt::placement()
+            rt::placement_of_child()
         };
         let (client, parent) = match placement {
             Placement::Disabled => return,
@@ -163,7 +163,7 @@ where
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let site = match span.extensions().get::<SpanEntry>() {
-            Some(SpanEntry::Owned(o)) => o.site.clone(),
+            Some(SpanEntry::Owned(o)) => o.site,
             _ => return,
         };
         // Format the values (user Debug/Display code) before taking the extensions lock.

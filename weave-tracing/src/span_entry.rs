@@ -6,7 +6,6 @@
 //! direct calls made inside it while it is exited ([`PerThreadSaved`]).
 
 use serde_json::Value;
-use std::sync::Arc;
 use tracing::span::Id;
 use tracing::Subscriber;
 use tracing_subscriber::layer::Context;
@@ -67,7 +66,7 @@ pub(crate) enum SpanEntry {
 pub(crate) struct OwnedCall {
     pub(crate) call: Call,
     /// The span's callsite.
-    pub(crate) site: Arc<Site>,
+    pub(crate) site: &'static Site,
     /// The GenAI fields (see [`weave_core::genai::GenAiFields`]), mapped when the call ends
     /// (`None` for the many spans without any).
     pub(crate) genai: Option<Box<GenAiFields>>,

@@ -80,13 +80,22 @@ pub enum Placement {
 
 /// Decides where a call made now goes (ops and the tracing layer both use this).
 pub fn placement() -> Placement {
+    match placement_of_child() {
+        Placement::Root(None) => Placement::Root(root_client()),
+        other => other,
+    }
+}
+
+/// [`placement`], except that a root is `Root(None)`, the process-wide client not looked up
+/// (for the tracing layer, whose own client, when it has one, comes first).
+pub fn placement_of_child() -> Placement {
     if is_disabled() {
         return Placement::Disabled;
     }
     match context::current() {
         Current::Suppressed => Placement::Suppressed,
         Current::Call(c) => Placement::Child(c),
-        Current::None => Placement::Root(root_client()),
+        Current::None => Placement::Root(None),
     }
 }
 

@@ -3,7 +3,7 @@
 //! redaction and GenAI role), and a span's fields written straight into its inputs' JSON text
 //! ([`SpanInputs`]), as an op's arguments are: no map per span, no attributes copied per span.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use serde_json::Value;
 use tracing::field::Field;
@@ -22,7 +22,9 @@ pub struct SpanSite {
     op: Op,
     fields: Box<[SiteField]>,
     attributes: JsonMap,
-    /// The op's ref and the merged attributes, for the last client seen.
+    /// The op's ref and the merged attributes for the first client seen (read without a
+    /// lock: most programs have one client), and for the last other one.
+    first: OnceLock<Resolved>,
     resolved: RwLock<Option<Resolved>>,
 }
 
@@ -68,6 +70,7 @@ impl SpanSite {
             op: Op::new(name),
             fields: fields.into_iter().map(SiteField::new).collect(),
             attributes,
+            first: OnceLock::new(),
             resolved: RwLock::new(None),
         }
     }
@@ -90,6 +93,9 @@ impl SpanSite {
     /// this site's over them), worked out once per client.
     fn resolve(&self, client: &WeaveClient) -> Result<(Arc<str>, Arc<JsonMap>)> {
         let serial = client.serial();
+        if let Some(r) = self.first.get().filter(|r| r.serial == serial) {
+            return Ok((r.op_ref.clone(), r.attributes.clone()));
+        }
         if let Some(r) = &*self.resolved.read().unwrap_or_else(|e| e.into_inner()) {
             if r.serial == serial {
                 return Ok((r.op_ref.clone(), r.attributes.clone()));
@@ -101,11 +107,14 @@ impl SpanSite {
             attributes.insert(k.clone(), v.clone());
         }
         let attributes = Arc::new(attributes);
-        *self.resolved.write().unwrap_or_else(|e| e.into_inner()) = Some(Resolved {
+        let resolved = Resolved {
             serial,
             op_ref: op_ref.clone(),
             attributes: attributes.clone(),
-        });
+        };
+        if let Err(resolved) = self.first.set(resolved) {
+            *self.resolved.write().unwrap_or_else(|e| e.into_inner()) = Some(resolved);
+        }
         Ok((op_ref, attributes))
     }
 
