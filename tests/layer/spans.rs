@@ -151,6 +151,46 @@ fn instrument_ret_is_the_output_and_a_number_stays_a_number() {
     assert_eq!(half_call.status(), TraceStatus::Success);
 }
 
+/// JSON text nested `depth` arrays deep, as a `Debug` value would print it.
+struct Nested(usize);
+
+impl std::fmt::Debug for Nested {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}1{}", "[".repeat(self.0), "]".repeat(self.0))
+    }
+}
+
+#[instrument(ret)]
+fn deep(levels: usize) -> Nested {
+    Nested(levels)
+}
+
+#[test]
+fn deep_values_in_fields_and_ret_are_capped_in_depth() {
+    let s = TestStore::new();
+    with_layer(&s.client, || {
+        info_span!("with_deep_field", tree = ?Nested(120)).in_scope(|| {});
+        deep(120);
+    });
+    let calls = all_calls(&s.client);
+    let by_name = |n: &str| calls.iter().find(|c| c.func_name() == n).unwrap().clone();
+    let marker = weave::limits::too_deep_marker();
+    let depth_to_marker = |mut v: &serde_json::Value| {
+        let mut d = 0;
+        while let Some(inner) = v.as_array().and_then(|a| a.first()) {
+            v = inner;
+            d += 1;
+        }
+        (d, v.clone())
+    };
+    let (d, leaf) = depth_to_marker(&by_name("with_deep_field").inputs()["tree"]);
+    assert_eq!(leaf, marker, "a field nested 120 deep is capped");
+    assert!(d <= weave::limits::MAX_DEPTH, "{d}");
+    let (d, leaf) = depth_to_marker(&by_name("deep").output());
+    assert_eq!(leaf, marker, "a ret value nested 120 deep is capped");
+    assert!(d <= weave::limits::MAX_DEPTH, "{d}");
+}
+
 #[derive(Debug)]
 struct QuotaError {
     left: u32,

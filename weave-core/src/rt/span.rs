@@ -160,6 +160,11 @@ impl SpanSite {
 /// Ends a span's call with `output` and, when it failed, `exception` (see
 /// [`WeaveClient::finish_call_with`]).
 pub fn finish_span_call(call: &Call, output: Value, exception: Option<Exception>) -> Result<()> {
+    // Capped in depth like any output (most spans have none: nothing to copy).
+    let output = match output {
+        Value::Null => Value::Null,
+        other => crate::client::to_json(&other),
+    };
     call.client()
         .finish_call_value(call, output, exception, None)
 }
