@@ -89,6 +89,17 @@ pub enum FieldRole {
     Result,
 }
 
+impl FieldRole {
+    /// Whether the field is an input of the call.
+    pub fn is_input(self) -> bool {
+        matches!(self, FieldRole::Input | FieldRole::InputAndModel)
+    }
+    /// Whether the field is a GenAI field, kept for when the call ends.
+    pub fn is_genai(self) -> bool {
+        matches!(self, FieldRole::Result | FieldRole::InputAndModel)
+    }
+}
+
 /// The role of the span field or attribute `name` (see [`FieldRole`]).
 pub fn field_role(name: &str) -> FieldRole {
     if RESULT_PREFIXES.iter().any(|p| name.starts_with(p)) {
@@ -168,44 +179,53 @@ impl GenAiFields {
     pub fn add(&mut self, name: &str, role: GenAiRole, value: Value) {
         if let Some((slot, rank)) = role.usage {
             if let Some(n) = as_count(&value) {
-                let kept = &mut self.counts[slot as usize];
-                if kept.is_none_or(|(r, _)| rank <= r) {
-                    *kept = Some((rank, n));
-                }
+                self.keep_count(slot as usize, rank, n);
             }
         }
         if let (Some(rank), Value::String(model)) = (role.model, &value) {
-            if self.model.as_ref().is_none_or(|(r, _)| rank <= *r) {
-                self.model = Some((rank, model.clone()));
-            }
+            self.keep_model(rank, model);
         }
         if role.response {
-            match self.response.iter_mut().find(|(k, _)| k == name) {
-                Some((_, v)) => *v = value,
-                None => self.response.push((name.to_string(), value)),
-            }
+            self.keep_response(name, value);
         }
     }
 
     /// Keeps what `later` kept, as if its fields were added after these.
     pub fn merge(&mut self, later: GenAiFields) {
-        for (kept, new) in self.counts.iter_mut().zip(later.counts) {
+        for (slot, new) in later.counts.into_iter().enumerate() {
             if let Some((rank, n)) = new {
-                if kept.is_none_or(|(r, _)| rank <= r) {
-                    *kept = Some((rank, n));
-                }
+                self.keep_count(slot, rank, n);
             }
         }
         if let Some((rank, model)) = later.model {
-            if self.model.as_ref().is_none_or(|(r, _)| rank <= *r) {
-                self.model = Some((rank, model));
-            }
+            self.keep_model(rank, &model);
         }
         for (name, value) in later.response {
-            match self.response.iter_mut().find(|(k, _)| *k == name) {
-                Some((_, v)) => *v = value,
-                None => self.response.push((name, value)),
-            }
+            self.keep_response(&name, value);
+        }
+    }
+
+    /// A count for the usage key in `slot` from a source of rank `rank`: kept unless a
+    /// better-ranked source gave one.
+    fn keep_count(&mut self, slot: usize, rank: u8, n: i64) {
+        let kept = &mut self.counts[slot];
+        if kept.is_none_or(|(r, _)| rank <= r) {
+            *kept = Some((rank, n));
+        }
+    }
+
+    /// The model from a source of rank `rank`: kept unless a better-ranked source gave one.
+    fn keep_model(&mut self, rank: u8, model: &str) {
+        if self.model.as_ref().is_none_or(|(r, _)| rank <= *r) {
+            self.model = Some((rank, model.to_string()));
+        }
+    }
+
+    /// A response field: replaces an earlier value of the same field in its place.
+    fn keep_response(&mut self, name: &str, value: Value) {
+        match self.response.iter_mut().find(|(k, _)| k == name) {
+            Some((_, v)) => *v = value,
+            None => self.response.push((name.to_string(), value)),
         }
     }
 

@@ -135,12 +135,11 @@ where
                 return;
             }
             Placement::Child(p) => (p.client().clone(), Some(p)),
-            Placement::Root(global) => {
-                match self.client.clone().or(global).or_else(rt::root_client) {
-                    Some(c) => (c, None),
-                    None => return,
-                }
-            }
+            // The layer's own client first, else the process-wide one (looked up only then).
+            Placement::Root(_) => match self.client.clone().or_else(rt::root_client) {
+                Some(c) => (c, None),
+                None => return,
+            },
         };
         let mut inputs = site.span.inputs();
         attrs.record(&mut SpanValues(&mut inputs));

@@ -98,6 +98,14 @@ pub(crate) fn is_plain(s: &str) -> bool {
     })
 }
 
+/// Appends the JSON string of `s`, which [`is_plain`]: the text between quotes, as it is.
+fn push_plain_string(buf: &mut Vec<u8>, s: &str) {
+    buf.reserve(s.len() + 2);
+    buf.push(b'"');
+    buf.extend_from_slice(s.as_bytes());
+    buf.push(b'"');
+}
+
 /// Appends `value`'s JSON text to `out`, nested at most `MAX_DEPTH - depth` levels (a value
 /// that starts `depth` levels down in a document), with values under redacted keys written as
 /// [`REDACTED_VALUE`] (`out.redact_again` is set when the text still needs [`redact_text`]).
@@ -221,13 +229,7 @@ impl<'a, S: Serializer> Serializer for DepthSerializer<'a, S> {
     /// string with its quotes skipped, for its bookkeeping.
     fn serialize_str(self, v: &str) -> Result<S::Ok, S::Error> {
         if let Some(t) = self.text.filter(|_| is_plain(v)) {
-            {
-                let mut buf = t.buf.borrow_mut();
-                buf.reserve(v.len() + 2);
-                buf.push(b'"');
-                buf.extend_from_slice(v.as_bytes());
-                buf.push(b'"');
-            }
+            push_plain_string(&mut t.buf.borrow_mut(), v);
             t.skip_string.set(true);
             let r = self.inner.serialize_str("");
             t.skip_string.set(false);
@@ -654,10 +656,7 @@ impl Serializer for ScalarText<'_> {
 
     fn serialize_str(self, v: &str) -> Result<(), NotAScalar> {
         if is_plain(v) {
-            self.0.reserve(v.len() + 2);
-            self.0.push(b'"');
-            self.0.extend_from_slice(v.as_bytes());
-            self.0.push(b'"');
+            push_plain_string(self.0, v);
         } else {
             // A `str` always serialises.
             let _ = serde_json::to_writer(&mut *self.0, v);

@@ -112,13 +112,6 @@ impl ArgsWriter {
         true
     }
 
-    /// The text after a key [`ArgsWriter::key_text`] started: for values whose JSON text is
-    /// written directly (numbers, booleans).
-    #[inline]
-    pub(super) fn raw(&mut self) -> &mut Vec<u8> {
-        self.out.buf.get_mut()
-    }
-
     /// Writes `value` through `serde` after a key [`ArgsWriter::key_text`] started (capped in
     /// depth, redacted); a value that fails to serialise is written as a string saying so.
     pub(super) fn serialize_after_key<T: Serialize + ?Sized>(&mut self, value: &T) {

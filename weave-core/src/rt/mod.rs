@@ -32,6 +32,7 @@ pub use tracing;
 mod capture;
 mod layer;
 mod op;
+mod per_client;
 mod sampling;
 mod span;
 

@@ -11,6 +11,7 @@ use std::task::{Context as TaskContext, Poll};
 use serde_json::Value;
 
 use super::capture::ArgsWriter;
+use super::per_client::PerClient;
 use super::sampling::random_unit;
 use super::{placement, Placement};
 use crate::client::context::{self, Frame, FrameGuard, SavedFrames, SegmentGuard};
@@ -29,12 +30,9 @@ pub struct OpSite {
     op: OnceLock<Op>,
     /// A method's ops, one per `Self` type (a trait default method, a generic impl).
     methods: std::sync::RwLock<Vec<(&'static str, &'static Op)>>,
-    /// The op ref resolved for the first client and op seen (read without a lock: most
-    /// programs have one client), and the last other one: (client serial, op address, ref).
-    /// Saves the client's lookup (a hash of the name, a comparison of the code digest) on
-    /// every call.
-    first: OnceLock<(u64, usize, Arc<str>)>,
-    resolved: std::sync::RwLock<Option<(u64, usize, Arc<str>)>>,
+    /// The op ref, by (client serial, op address): saves the client's lookup (a hash of the
+    /// name, a comparison of the code digest) on every call.
+    resolved: PerClient<(u64, usize), Arc<str>>,
 }
 
 /// How a call's display name is given.
@@ -56,27 +54,14 @@ impl OpSite {
             sample_rate,
             op: OnceLock::new(),
             methods: std::sync::RwLock::new(Vec::new()),
-            first: OnceLock::new(),
-            resolved: std::sync::RwLock::new(None),
+            resolved: PerClient::new(),
         }
     }
 
     /// The ref `op` is recorded under on `client` (cached for the last client seen).
     fn resolve(&self, client: &WeaveClient, op: &'static Op) -> crate::Result<Arc<str>> {
         let key = (client.serial(), op as *const Op as usize);
-        if let Some((_, _, r)) = self.first.get().filter(|(s, a, _)| (*s, *a) == key) {
-            return Ok(r.clone());
-        }
-        if let Some((serial, addr, r)) = &*self.resolved.read().unwrap_or_else(|e| e.into_inner()) {
-            if (*serial, *addr) == key {
-                return Ok(r.clone());
-            }
-        }
-        let r = client.resolve_op(op)?;
-        if let Err(other) = self.first.set((key.0, key.1, r.clone())) {
-            *self.resolved.write().unwrap_or_else(|e| e.into_inner()) = Some(other);
-        }
-        Ok(r)
+        self.resolved.get_or_try_init(key, || client.resolve_op(op))
     }
 
     /// The op. A method's op is named `Type.method` after its `Self` type (Python names

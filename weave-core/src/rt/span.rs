@@ -3,12 +3,14 @@
 //! redaction and GenAI role), and a span's fields written straight into its inputs' JSON text
 //! ([`SpanInputs`]), as an op's arguments are: no map per span, no attributes copied per span.
 
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::Arc;
 
+use serde::Serialize;
 use serde_json::Value;
 use tracing::field::Field;
 
 use super::capture::{is_quoted_key, ArgsWriter};
+use super::per_client::PerClient;
 use crate::genai::{field_role, FieldRole, GenAiFields, GenAiRole};
 use crate::record::Inputs;
 use crate::redact::is_redacted_key;
@@ -22,10 +24,8 @@ pub struct SpanSite {
     op: Op,
     fields: Box<[SiteField]>,
     attributes: JsonMap,
-    /// The op's ref and the merged attributes for the first client seen (read without a
-    /// lock: most programs have one client), and for the last other one.
-    first: OnceLock<Resolved>,
-    resolved: RwLock<Option<Resolved>>,
+    /// The op's ref and the merged attributes, by client serial.
+    resolved: PerClient<u64, (Arc<str>, Arc<JsonMap>)>,
 }
 
 #[derive(Debug)]
@@ -51,13 +51,6 @@ impl SiteField {
     }
 }
 
-#[derive(Debug)]
-struct Resolved {
-    serial: u64,
-    op_ref: Arc<str>,
-    attributes: Arc<JsonMap>,
-}
-
 impl SpanSite {
     /// The site of spans named `name` with the fields `fields` (in the callsite's order, so
     /// that a field's index finds it), whose calls carry `attributes` over the client's.
@@ -70,8 +63,7 @@ impl SpanSite {
             op: Op::new(name),
             fields: fields.into_iter().map(SiteField::new).collect(),
             attributes,
-            first: OnceLock::new(),
-            resolved: RwLock::new(None),
+            resolved: PerClient::new(),
         }
     }
 
@@ -92,30 +84,14 @@ impl SpanSite {
     /// The op's ref on `client` and the attributes of its calls there (the client's, with
     /// this site's over them), worked out once per client.
     fn resolve(&self, client: &WeaveClient) -> Result<(Arc<str>, Arc<JsonMap>)> {
-        let serial = client.serial();
-        if let Some(r) = self.first.get().filter(|r| r.serial == serial) {
-            return Ok((r.op_ref.clone(), r.attributes.clone()));
-        }
-        if let Some(r) = &*self.resolved.read().unwrap_or_else(|e| e.into_inner()) {
-            if r.serial == serial {
-                return Ok((r.op_ref.clone(), r.attributes.clone()));
+        self.resolved.get_or_try_init(client.serial(), || {
+            let op_ref = client.resolve_op(&self.op)?;
+            let mut attributes = (**client.attributes_arc()).clone();
+            for (k, v) in &self.attributes {
+                attributes.insert(k.clone(), v.clone());
             }
-        }
-        let op_ref = client.resolve_op(&self.op)?;
-        let mut attributes = (**client.attributes_arc()).clone();
-        for (k, v) in &self.attributes {
-            attributes.insert(k.clone(), v.clone());
-        }
-        let attributes = Arc::new(attributes);
-        let resolved = Resolved {
-            serial,
-            op_ref: op_ref.clone(),
-            attributes: attributes.clone(),
-        };
-        if let Err(resolved) = self.first.set(resolved) {
-            *self.resolved.write().unwrap_or_else(|e| e.into_inner()) = Some(resolved);
-        }
-        Ok((op_ref, attributes))
+            Ok((op_ref, Arc::new(attributes)))
+        })
     }
 
     /// An empty set of fields recorded on a span of this site after it was made.
@@ -184,6 +160,19 @@ pub enum FieldValue<'a> {
     Json(Value),
 }
 
+/// Written as its JSON: scalars straight into the text (see [`SpanInputs`]).
+impl Serialize for FieldValue<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            FieldValue::U64(v) => s.serialize_u64(*v),
+            FieldValue::I64(v) => s.serialize_i64(*v),
+            FieldValue::Bool(v) => s.serialize_bool(*v),
+            FieldValue::Str(v) => s.serialize_str(v),
+            FieldValue::Json(v) => v.serialize(s),
+        }
+    }
+}
+
 impl FieldValue<'_> {
     fn into_json(self) -> Value {
         match self {
@@ -222,37 +211,24 @@ pub struct SpanInputs<'s> {
 impl FieldSink for SpanInputs<'_> {
     fn put(&mut self, field: &Field, value: FieldValue<'_>) {
         let site = self.site;
-        site.field(field, |f| match f.role {
-            FieldRole::Input => self.write(f, value),
-            FieldRole::Result => keep_genai(&mut self.genai, f, value.into_json()),
-            FieldRole::InputAndModel => {
-                let v = value.into_json();
-                self.write(f, FieldValue::Json(v.clone()));
-                keep_genai(&mut self.genai, f, v);
+        site.field(field, |f| {
+            if !f.role.is_genai() {
+                // Most fields: written as they are, no `Value` made.
+                return self.write(f, &value);
             }
+            let v = value.into_json();
+            if f.role.is_input() {
+                self.write(f, &v);
+            }
+            keep_genai(&mut self.genai, f, v);
         })
     }
 }
 
 impl SpanInputs<'_> {
-    fn write(&mut self, f: &SiteField, value: FieldValue<'_>) {
-        if !self.args.key_text(f.name, f.quoted.as_deref(), f.redacted) {
-            return;
-        }
-        // Numbers, booleans and strings always serialise.
-        let buf = self.args.raw();
-        match value {
-            FieldValue::U64(v) => {
-                let _ = serde_json::to_writer(buf, &v);
-            }
-            FieldValue::I64(v) => {
-                let _ = serde_json::to_writer(buf, &v);
-            }
-            FieldValue::Bool(v) => buf.extend_from_slice(if v { b"true" } else { b"false" }),
-            FieldValue::Str(v) => {
-                let _ = serde_json::to_writer(buf, v);
-            }
-            FieldValue::Json(v) => self.args.serialize_after_key(&v),
+    fn write(&mut self, f: &SiteField, value: &(impl Serialize + ?Sized)) {
+        if self.args.key_text(f.name, f.quoted.as_deref(), f.redacted) {
+            self.args.serialize_after_key(value);
         }
     }
 }
@@ -271,15 +247,11 @@ impl FieldSink for SpanRecord<'_> {
         let site = self.site;
         site.field(field, |f| {
             let v = value.into_json();
-            match f.role {
-                FieldRole::Input => {
-                    self.inputs.insert(f.name.to_string(), v);
-                }
-                FieldRole::Result => keep_genai(&mut self.genai, f, v),
-                FieldRole::InputAndModel => {
-                    self.inputs.insert(f.name.to_string(), v.clone());
-                    keep_genai(&mut self.genai, f, v);
-                }
+            if f.role.is_genai() {
+                keep_genai(&mut self.genai, f, v.clone());
+            }
+            if f.role.is_input() {
+                self.inputs.insert(f.name.to_string(), v);
             }
         })
     }
