@@ -81,6 +81,11 @@ impl Call {
         self.inner.clone()
     }
 
+    /// The call's record, borrowed.
+    pub(crate) fn record_ref(&self) -> &CallRecord {
+        &self.inner
+    }
+
     /// The client this call belongs to.
     pub fn client(&self) -> &WeaveClient {
         &self.client

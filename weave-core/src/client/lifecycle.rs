@@ -175,7 +175,9 @@ impl WeaveClient {
         } else if opts.defer_start {
             call.state().start_deferred = true;
         } else {
-            self.inner.writer.enqueue_start(&call);
+            if !self.inner.writer.enqueue_start(&call) {
+                call.record_ref().start_not_queued();
+            }
             self.print_call_link(&call);
         }
         if use_stack {
@@ -360,10 +362,16 @@ impl WeaveClient {
             return Ok(());
         }
         if start_deferred {
-            self.inner.writer.enqueue_start(call);
+            if !self.inner.writer.enqueue_start(call) {
+                call.record_ref().start_not_queued();
+            }
             self.print_call_link(call);
         }
-        self.inner.writer.enqueue_end(call);
+        // A call that ends before the writer takes its start is written from that one
+        // message; otherwise its end is queued on its own.
+        if !call.record_ref().fold_end_into_start() {
+            self.inner.writer.enqueue_end(call);
+        }
         Ok(())
     }
 }

@@ -7,7 +7,7 @@
 
 pub(crate) mod stored;
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
@@ -55,8 +55,17 @@ pub struct CallRecord {
     pub(crate) finished: AtomicBool,
     /// Made inside a sampled-out trace: current while it runs, never written.
     pub(crate) untraced: bool,
+    /// Where the call's queued start stands ([`CallRecord::fold_end_into_start`]).
+    start: AtomicU8,
     state: Mutex<CallState>,
 }
+
+/// The call's start is queued and the writer has not taken it yet.
+const START_QUEUED: u8 = 0;
+/// The writer took the start (or it was never queued): the end needs a message of its own.
+const START_TAKEN: u8 = 1;
+/// The call ended before the writer took its start: the start's message brings the end too.
+const START_WITH_END: u8 = 2;
 
 pub(crate) struct ReadSide {
     pub(crate) wb_user_id: Option<String>,
@@ -100,6 +109,34 @@ impl CallRecord {
     /// The turn in the conversation thread.
     pub(crate) fn turn_id(&self) -> Option<&str> {
         self.thread.as_ref()?.turn_id.as_deref()
+    }
+
+    /// At the call's end: when the writer has not taken the call's start yet, marks the end
+    /// as coming with it and returns true — the traced thread then queues nothing more (one
+    /// queue push per call instead of two, and one message less for the writer). False when
+    /// the start is taken or was never queued: the end needs its own message.
+    pub(crate) fn fold_end_into_start(&self) -> bool {
+        self.start
+            .compare_exchange(
+                START_QUEUED,
+                START_WITH_END,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    }
+
+    /// The writer takes the call's start: returns whether the call's end comes with it
+    /// ([`CallRecord::fold_end_into_start`]). The end's fields were set before the fold, so
+    /// they are read after this.
+    pub(crate) fn take_start(&self) -> bool {
+        self.start.swap(START_TAKEN, Ordering::AcqRel) == START_WITH_END
+    }
+
+    /// The call's start could not be queued (the queue was full or closed): its end gets a
+    /// message of its own, so that it is written, or dropped and counted, on its own.
+    pub(crate) fn start_not_queued(&self) {
+        self.start.store(START_TAKEN, Ordering::Release);
     }
 }
 
@@ -335,6 +372,7 @@ impl CallRecord {
             parent: c.parent,
             finished: AtomicBool::new(false),
             untraced: c.untraced,
+            start: AtomicU8::new(START_QUEUED),
             state: Mutex::new(CallState::default()),
         }
     }
@@ -361,6 +399,7 @@ impl CallRecord {
             parent: None,
             finished: AtomicBool::new(s.ended_at.is_some()),
             untraced: false,
+            start: AtomicU8::new(START_TAKEN),
             state: Mutex::new(CallState {
                 output: s.output,
                 exception: s.exception,
@@ -397,6 +436,7 @@ impl CallRecord {
             parent: None,
             finished: AtomicBool::new(s.ended_at.is_some()),
             untraced: false,
+            start: AtomicU8::new(START_TAKEN),
             state: Mutex::new(CallState {
                 exception: s.exception,
                 ended_at: s.ended_at,

@@ -200,7 +200,11 @@ impl Queue {
 
 #[derive(Debug, Default)]
 struct Counters {
+    /// Items written or dropped: queued messages, and the ends that came with their start's
+    /// message ([`CallRecord::fold_end_into_start`]) when those are written as items of
+    /// their own (counted in `folded` first).
     done: AtomicU64,
+    folded: AtomicU64,
     dropped: AtomicU64,
     /// The first drop of this client is reported on stderr.
     reported: crate::report::ReportOnce,
@@ -217,6 +221,13 @@ struct Counters {
 }
 
 impl Counters {
+    /// How many queued messages are written or dropped (at most: a lower bound is safe, as
+    /// flush then waits for the writer's answer).
+    fn messages_done(&self) -> u64 {
+        let done = self.done.load(Ordering::SeqCst);
+        done.saturating_sub(self.folded.load(Ordering::SeqCst))
+    }
+
     fn deadline(&self) -> Option<Instant> {
         *self.deadline.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -294,13 +305,13 @@ impl Writer {
     /// Returns whether it finished in time.
     pub(crate) fn flush(&self, timeout: Duration) -> bool {
         let target = self.queue.pushed();
-        if self.counters.done.load(Ordering::SeqCst) >= target {
+        if self.counters.messages_done() >= target {
             return true;
         }
         let (ack_tx, ack_rx) = mpsc::channel();
         // The flush message itself counts as one more message done.
         if self.queue.push(Msg::Flush(ack_tx), true).is_err() {
-            return self.counters.done.load(Ordering::SeqCst) >= target;
+            return self.counters.messages_done() >= target;
         }
         ack_rx.recv_timeout(timeout).is_ok()
     }
@@ -418,30 +429,43 @@ fn write_calls(server: &dyn TraceServer, calls: Vec<Msg>, counters: &Counters, s
     if calls.is_empty() {
         return;
     }
+    let messages = calls.len() as u64;
+    // A start whose call ended before it was taken brings the end too.
+    let mut items: Vec<RemoteCall> = Vec::with_capacity(calls.len() * 2);
+    for m in calls {
+        match m {
+            Msg::Start(c) => {
+                if c.take_start() {
+                    items.push(RemoteCall::Start(c.clone()));
+                    items.push(RemoteCall::End(c));
+                } else {
+                    items.push(RemoteCall::Start(c));
+                }
+            }
+            Msg::End(c) => items.push(RemoteCall::End(c)),
+            _ => {}
+        }
+    }
     if let Some(store) = server.capabilities().records {
-        let writes: Vec<RecordWrite<'_>> = calls
+        let writes: Vec<RecordWrite<'_>> = items
             .iter()
-            .filter_map(|m| match m {
-                Msg::Start(c) => Some(RecordWrite::Start(c)),
-                Msg::End(c) => Some(RecordWrite::End(c)),
-                _ => None,
+            .filter_map(|item| match item {
+                RemoteCall::Start(c) => Some(RecordWrite::Start(c)),
+                RemoteCall::End(c) => Some(RecordWrite::End(c)),
+                // Only made by shrinking, later.
+                RemoteCall::Item(_) => None,
             })
             .collect();
         if store.write_records(&writes).is_ok() {
-            counters
-                .done
-                .fetch_add(calls.len() as u64, Ordering::SeqCst);
+            counters.done.fetch_add(messages, Ordering::SeqCst);
             return;
         }
     }
-    let items: Vec<RemoteCall> = calls
-        .into_iter()
-        .filter_map(|m| match m {
-            Msg::Start(c) => Some(RemoteCall::Start(c)),
-            Msg::End(c) => Some(RemoteCall::End(c)),
-            _ => None,
-        })
-        .collect();
+    // Each item counts as done once written or dropped: the ends that came with their
+    // start's message were never pushed, so they are counted apart (see `messages_done`).
+    counters
+        .folded
+        .fetch_add(items.len() as u64 - messages, Ordering::SeqCst);
     write_batch(server, items, counters, Some(senders))
 }
 
