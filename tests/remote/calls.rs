@@ -179,3 +179,46 @@ fn batches_go_to_the_reference_server_one_at_a_time() {
     );
     assert_eq!(backend.concurrent_call_batches(), 1);
 }
+
+/// A GenAI span (fields as rig and genai record them) under a parent span: the server gets
+/// the LLM call's usage by model and its response fields as output, and the parent's
+/// rolled-up usage — kept as numbers on the traced thread, written as JSON by the writer.
+#[test]
+fn genai_spans_arrive_with_usage_output_and_rollup() {
+    let client = remote_client();
+    let subscriber = tracing_subscriber::registry().with(WeaveLayer::with_client(client.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        let agent = tracing::info_span!("agent");
+        let _in_agent = agent.enter();
+        let chat = tracing::info_span!(
+            "chat",
+            gen_ai.request.model = "gpt-4o",
+            gen_ai.response.model = tracing::field::Empty,
+            gen_ai.response.id = tracing::field::Empty,
+            gen_ai.usage.input_tokens = tracing::field::Empty,
+            gen_ai.usage.output_tokens = tracing::field::Empty,
+        );
+        chat.record("gen_ai.response.model", "gpt-4o-2024-08-06");
+        chat.record("gen_ai.response.id", "chatcmpl-7");
+        chat.record("gen_ai.usage.input_tokens", 12u64);
+        chat.record("gen_ai.usage.output_tokens", 5u64);
+        chat.in_scope(|| {});
+    });
+    client.flush();
+    let all = calls(&client, CallsQuery::new());
+    let chat = all.iter().find(|c| c.func_name() == "chat").expect("chat");
+    let agent = all
+        .iter()
+        .find(|c| c.func_name() == "agent")
+        .expect("agent");
+    let usage = json!({"gpt-4o-2024-08-06": {
+        "input_tokens": 12, "output_tokens": 5, "total_tokens": 17, "requests": 1
+    }});
+    assert_eq!(serde_json::Value::Object(chat.usage()), usage);
+    assert_eq!(
+        chat.output(),
+        json!({"gen_ai.response.model": "gpt-4o-2024-08-06", "gen_ai.response.id": "chatcmpl-7"})
+    );
+    assert_eq!(chat.summary().unwrap()["status_counts"]["success"], 1);
+    assert_eq!(serde_json::Value::Object(agent.usage()), usage);
+}

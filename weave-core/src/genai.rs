@@ -9,7 +9,9 @@
 //! - [`usage_by_model`]: the GenAI fields → `summary.usage[model]`;
 //! - [`response_output`]: the `gen_ai.response.*` fields → `output` (when there is no other).
 
-use serde_json::{json, Map, Value};
+use std::borrow::Cow;
+
+use serde_json::{Map, Value};
 
 use crate::JsonMap;
 
@@ -166,7 +168,7 @@ impl GenAiRole {
 pub struct GenAiFields {
     counts: [Option<(u8, i64)>; USAGE_KEYS.len()],
     model: Option<(u8, String)>,
-    response: Vec<(String, Value)>,
+    response: Vec<(Cow<'static, str>, Value)>,
 }
 
 impl GenAiFields {
@@ -175,8 +177,9 @@ impl GenAiFields {
         self.counts.iter().all(Option::is_none) && self.model.is_none() && self.response.is_empty()
     }
 
-    /// Keeps the field `name` (whose role is `role`) with `value`.
-    pub fn add(&mut self, name: &str, role: GenAiRole, value: Value) {
+    /// Keeps the field `name` (whose role is `role`) with `value`. A `&'static str` name (a
+    /// tracing field's) is kept without a copy.
+    pub fn add(&mut self, name: impl Into<Cow<'static, str>>, role: GenAiRole, value: Value) {
         if let Some((slot, rank)) = role.usage {
             if let Some(n) = as_count(&value) {
                 self.keep_count(slot as usize, rank, n);
@@ -186,7 +189,7 @@ impl GenAiFields {
             self.keep_model(rank, model);
         }
         if role.response {
-            self.keep_response(name, value);
+            self.keep_response(name.into(), value);
         }
     }
 
@@ -201,7 +204,7 @@ impl GenAiFields {
             self.keep_model(rank, &model);
         }
         for (name, value) in later.response {
-            self.keep_response(&name, value);
+            self.keep_response(name, value);
         }
     }
 
@@ -222,10 +225,10 @@ impl GenAiFields {
     }
 
     /// A response field: replaces an earlier value of the same field in its place.
-    fn keep_response(&mut self, name: &str, value: Value) {
-        match self.response.iter_mut().find(|(k, _)| k == name) {
+    fn keep_response(&mut self, name: Cow<'static, str>, value: Value) {
+        match self.response.iter_mut().find(|(k, _)| *k == name) {
             Some((_, v)) => *v = value,
-            None => self.response.push((name.to_string(), value)),
+            None => self.response.push((name, value)),
         }
     }
 
@@ -234,39 +237,29 @@ impl GenAiFields {
     /// The model is the best-ranked of [`MODEL_KEYS`] found, else `"unknown"`. `None`
     /// without usage.
     pub fn usage(&self) -> Option<(String, JsonMap)> {
-        let found = self.counts.iter().filter(|c| c.is_some()).count();
-        if found == 0 {
+        self.model_usage().map(|u| (u.model.clone(), u.to_map()))
+    }
+
+    /// [`GenAiFields::usage`], typed: made into JSON where it is written (the writer's
+    /// thread), not where the span ends.
+    pub fn model_usage(&self) -> Option<ModelUsage> {
+        self.clone().take_model_usage()
+    }
+
+    /// [`GenAiFields::model_usage`], taking the model's name (nothing copied).
+    pub fn take_model_usage(&mut self) -> Option<ModelUsage> {
+        if self.counts.iter().all(Option::is_none) {
             return None;
         }
-        let count = |key: &str| {
-            let slot = USAGE_KEYS.iter().position(|(k, _)| *k == key)?;
-            self.counts[slot].map(|(_, n)| n)
-        };
-        let total = match count("total_tokens") {
-            Some(_) => None,
-            None => match (count("prompt_tokens"), count("completion_tokens")) {
-                (Some(p), Some(c)) => Some(p + c),
-                _ => match (count("input_tokens"), count("output_tokens")) {
-                    (Some(i), Some(o)) => Some(i + o),
-                    _ => None,
-                },
-            },
-        };
-        let mut usage = Map::with_capacity(found + 2);
-        for ((key, _), kept) in USAGE_KEYS.iter().zip(&self.counts) {
-            if let Some((_, n)) = kept {
-                usage.insert((*key).to_string(), json!(n));
-            }
+        let mut counts = [None; USAGE_KEYS.len()];
+        for (c, kept) in counts.iter_mut().zip(&self.counts) {
+            *c = kept.map(|(_, n)| n);
         }
-        if let Some(total) = total {
-            usage.insert("total_tokens".into(), json!(total));
-        }
-        usage.insert("requests".into(), json!(1));
-        let model = match &self.model {
-            Some((_, m)) => m.clone(),
+        let model = match self.model.take() {
+            Some((_, m)) => m,
             None => "unknown".to_string(),
         };
-        Some((model, usage))
+        Some(ModelUsage { model, counts })
     }
 
     /// The `gen_ai.response.*` fields (id, model, finish reasons), as the call's output when
@@ -275,12 +268,18 @@ impl GenAiFields {
         self.clone().into_response_output()
     }
 
+    /// The response fields, in the order first recorded, taken (see
+    /// [`ResponseFields::to_value`]).
+    pub fn take_response(&mut self) -> ResponseFields {
+        ResponseFields(std::mem::take(&mut self.response))
+    }
+
     /// [`GenAiFields::response_output`], taking the fields (nothing copied).
     pub fn into_response_output(self) -> Option<Value> {
         (!self.response.is_empty()).then(|| {
             let mut m = Map::with_capacity(self.response.len());
             for (k, v) in self.response {
-                m.insert(k, v);
+                m.insert(k.into_owned(), v);
             }
             Value::Object(m)
         })
@@ -291,10 +290,109 @@ impl GenAiFields {
         for (k, v) in genai {
             let role = GenAiRole::of(k);
             if !role.is_empty() {
-                g.add(k, role, v.clone());
+                g.add(k.clone(), role, v.clone());
             }
         }
         g
+    }
+}
+
+/// A span's `gen_ai.response.*` fields, kept as recorded until the output is written
+/// ([`GenAiFields::take_response`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ResponseFields(Vec<(Cow<'static, str>, Value)>);
+
+impl ResponseFields {
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The fields as a JSON object (`null` when there is none).
+    pub fn to_value(&self) -> Value {
+        if self.0.is_empty() {
+            return Value::Null;
+        }
+        Value::Object(
+            self.0
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        )
+    }
+}
+
+/// One model's token usage from a span's GenAI fields ([`GenAiFields::model_usage`]): the
+/// counts of [`USAGE_KEYS`] found, kept as numbers until the summary is written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelUsage {
+    model: String,
+    counts: [Option<i64>; USAGE_KEYS.len()],
+}
+
+impl ModelUsage {
+    /// The model the usage is for.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn count(&self, key: &str) -> Option<i64> {
+        let slot = USAGE_KEYS.iter().position(|(k, _)| *k == key)?;
+        self.counts[slot]
+    }
+
+    /// `total_tokens` when no source gave it: prompt + completion, else input + output.
+    fn derived_total(&self) -> Option<i64> {
+        if self.count("total_tokens").is_some() {
+            return None;
+        }
+        match (self.count("prompt_tokens"), self.count("completion_tokens")) {
+            (Some(p), Some(c)) => Some(p.saturating_add(c)),
+            _ => match (self.count("input_tokens"), self.count("output_tokens")) {
+                (Some(i), Some(o)) => Some(i.saturating_add(o)),
+                _ => None,
+            },
+        }
+    }
+
+    /// The `(key, count)` pairs of `summary.usage[model]`, in order, `requests: 1` last.
+    fn entries(&self) -> impl Iterator<Item = (&'static str, i64)> + '_ {
+        USAGE_KEYS
+            .iter()
+            .zip(&self.counts)
+            .filter_map(|((key, _), n)| Some((*key, (*n)?)))
+            .chain(self.derived_total().map(|t| ("total_tokens", t)))
+            .chain(std::iter::once(("requests", 1)))
+    }
+
+    /// `summary.usage[model]` as JSON.
+    pub fn to_map(&self) -> JsonMap {
+        self.entries()
+            .map(|(k, n)| (k.to_string(), Value::from(n)))
+            .collect()
+    }
+
+    /// `{"<model>": {...}}`: the value of `summary.usage`.
+    pub fn to_usage_map(&self) -> JsonMap {
+        let mut m = Map::with_capacity(1);
+        m.insert(self.model.clone(), Value::Object(self.to_map()));
+        m
+    }
+
+    /// Appends the JSON text of [`ModelUsage::to_usage_map`] to `out`.
+    pub fn write_usage_text(&self, out: &mut String) {
+        use std::fmt::Write;
+        out.push('{');
+        // A `str` always serialises.
+        out.push_str(&serde_json::to_string(&self.model).unwrap_or_default());
+        out.push_str(":{");
+        for (i, (k, n)) in self.entries().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "\"{k}\":{n}");
+        }
+        out.push_str("}}");
     }
 }
 
@@ -312,6 +410,8 @@ pub fn response_output(genai: &JsonMap) -> Option<Value> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -359,7 +459,7 @@ mod tests {
 
     #[test]
     fn the_best_ranked_source_wins_whatever_the_order_and_later_values_replace() {
-        let add = |g: &mut GenAiFields, k: &str, v: Value| g.add(k, GenAiRole::of(k), v);
+        let add = |g: &mut GenAiFields, k: &'static str, v: Value| g.add(k, GenAiRole::of(k), v);
         let mut g = GenAiFields::default();
         add(&mut g, "llm.token_count.prompt", json!(7));
         add(&mut g, "gen_ai.usage.prompt_tokens", json!(5));
@@ -389,6 +489,33 @@ mod tests {
         );
         assert!(GenAiRole::of("url").is_empty());
         assert!(GenAiFields::default().is_empty());
+    }
+
+    #[test]
+    fn typed_usage_writes_the_same_json_as_its_map() {
+        let add = |g: &mut GenAiFields, k: &'static str, v: Value| g.add(k, GenAiRole::of(k), v);
+        let mut g = GenAiFields::default();
+        add(&mut g, "gen_ai.usage.input_tokens", json!(7));
+        add(&mut g, "gen_ai.usage.output_tokens", json!(2));
+        add(&mut g, "gen_ai.usage.cache_read.input_tokens", json!(1));
+        add(&mut g, "gen_ai.response.model", json!("m \"quoted\" \\ é"));
+        let u = g.model_usage().unwrap();
+        assert_eq!(u.model(), "m \"quoted\" \\ é");
+        let mut text = String::from("[");
+        u.write_usage_text(&mut text);
+        let parsed: Value = serde_json::from_str(&text[1..]).unwrap();
+        assert_eq!(parsed, Value::Object(u.to_usage_map()));
+        assert_eq!(
+            parsed,
+            json!({"m \"quoted\" \\ é": {"input_tokens": 7, "output_tokens": 2,
+                "cache_read_input_tokens": 1, "total_tokens": 9, "requests": 1}})
+        );
+        assert_eq!(g.usage().unwrap().1, u.to_map());
+        // Counts near the limit saturate instead of overflowing.
+        let mut big = GenAiFields::default();
+        add(&mut big, "gen_ai.usage.input_tokens", json!(i64::MAX));
+        add(&mut big, "gen_ai.usage.output_tokens", json!(5));
+        assert_eq!(big.usage().unwrap().1["total_tokens"], json!(i64::MAX));
     }
 
     #[test]

@@ -174,12 +174,7 @@ where
             if !inputs.is_empty() {
                 o.call.extend_deferred_inputs(inputs);
             }
-            if let Some(later) = genai {
-                match &mut o.genai {
-                    Some(g) => g.merge(*later),
-                    None => o.genai = Some(later),
-                }
-            }
+            genai.add_to(&mut o.genai);
         }
     }
 
@@ -316,20 +311,12 @@ where
         if entered > 0 {
             weave_core::pop_call(&call);
         }
-        let mut output = output;
-        if let Some(genai) = genai {
-            if let Some((model, usage)) = genai.usage() {
-                let mut by_model = Map::new();
-                by_model.insert(model, Value::Object(usage));
-                call.set_summary_value("usage", Value::Object(by_model));
-            }
-            // Without a `ret` value, the GenAI response fields (id, model, finish reasons)
-            // are the output: they are results, not inputs.
-            if output.is_none() {
-                output = genai.into_response_output();
-            }
-        }
-        let _ = rt::finish_span_call(&call, output.unwrap_or(Value::Null), error);
+        let _ = match genai {
+            // Usage by model; without a `ret` value, the GenAI response fields (id, model,
+            // finish reasons) are the output: they are results, not inputs.
+            Some(genai) => rt::finish_genai_span_call(&call, *genai, output, error),
+            None => rt::finish_span_call(&call, output.unwrap_or(Value::Null), error),
+        };
     }
 }
 

@@ -226,7 +226,7 @@ impl Call {
     }
     /// The output (`null` while running or when the call failed).
     pub fn output(&self) -> Value {
-        self.state().output.clone()
+        self.state().output().into_owned()
     }
     /// The exception as stored: the Python SDK's JSON string. See [`Call::exception_info`].
     pub fn exception(&self) -> Option<String> {
@@ -372,7 +372,7 @@ impl Call {
             inputs: self.inner.inputs.to_map(),
             ended_at: st.ended_at,
             exception: st.exception.clone(),
-            output: st.output.clone(),
+            output: st.output().into_owned(),
             summary: st.summary().map(std::borrow::Cow::into_owned),
             wb_user_id: self.wb_user_id().map(str::to_string),
             wb_run_id: self.wb_run_id().map(str::to_string),

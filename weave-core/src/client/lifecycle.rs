@@ -5,6 +5,7 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::call::Call;
@@ -311,7 +312,13 @@ impl WeaveClient {
             let mut st = call.state();
             let rollup = if computed.is_none() && st.summary.is_none() && !st.has_events() {
                 st.counts = Some(counts);
-                Rollup::Counts(counts)
+                match st.genai_usage() {
+                    // Usage stays typed until the summary is written; a parent sums it now.
+                    Some(_) if call.parent().is_some() => {
+                        Rollup::Summary(st.summary().map(Cow::into_owned).unwrap_or_default())
+                    }
+                    _ => Rollup::Counts(counts),
+                }
             } else {
                 let mut computed = computed.unwrap_or_default();
                 match computed.get_mut(STATUS_COUNTS_KEY) {
@@ -328,6 +335,11 @@ impl WeaveClient {
                     }
                 }
                 let mut merged = st.summary.take().map(|b| *b).unwrap_or_default();
+                if let Some(u) = st.rare.as_mut().and_then(|r| r.genai_usage.take()) {
+                    let mut usage = JsonMap::new();
+                    usage.insert("usage".into(), Value::Object(u.to_usage_map()));
+                    deep_update(&mut merged, usage);
+                }
                 deep_update(&mut merged, computed);
                 // What the parent rolls up excludes this call's own events.
                 let rollup = call.parent().map(|_| merged.clone());

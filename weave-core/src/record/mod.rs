@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::Value;
 
 use self::stored::{parse_stored_json, stored_object, StoredCall, StoredJson};
+use crate::genai::{ModelUsage, ResponseFields};
 use crate::ids::IdText;
 use crate::schema::summary::{sum_dict_leaves, STATUS_COUNTS_KEY};
 use crate::schema::{CallSchema, JsonMap};
@@ -200,6 +201,12 @@ pub(crate) struct RareState {
     pub(crate) events: Vec<Value>,
     /// Events not kept because the call already had [`MAX_EVENTS`].
     pub(crate) events_dropped: u64,
+    /// A GenAI span's token usage, set when it ends and kept as numbers beside the status
+    /// counts until the summary is written ([`CallState::summary`]).
+    pub(crate) genai_usage: Option<ModelUsage>,
+    /// A GenAI span's response fields, its output when it has no other: kept as recorded
+    /// until the output is written ([`CallState::output`]).
+    pub(crate) genai_output: ResponseFields,
 }
 
 impl RareState {
@@ -225,9 +232,51 @@ impl CallState {
     pub(crate) fn summary(&self) -> Option<std::borrow::Cow<'_, JsonMap>> {
         match (&self.summary, self.counts) {
             (Some(m), _) => Some(std::borrow::Cow::Borrowed(&**m)),
-            (None, Some(c)) => Some(std::borrow::Cow::Owned(c.to_map())),
+            (None, Some(c)) => {
+                let mut m = JsonMap::new();
+                if let Some(u) = self.genai_usage() {
+                    m.insert("usage".into(), Value::Object(u.to_usage_map()));
+                }
+                m.extend(c.to_map());
+                Some(std::borrow::Cow::Owned(m))
+            }
             (None, None) => None,
         }
+    }
+
+    /// The JSON text of a summary that is only status counts and GenAI usage (`counts` set,
+    /// `summary` not), written without building a map (see [`CallState::summary`]).
+    pub(crate) fn compact_summary_text(&self, n: StatusCounts) -> String {
+        let mut text = String::with_capacity(64);
+        text.push('{');
+        if let Some(u) = self.genai_usage() {
+            text.push_str("\"usage\":");
+            u.write_usage_text(&mut text);
+            text.push(',');
+        }
+        use std::fmt::Write;
+        let _ = write!(
+            text,
+            "\"status_counts\":{{\"success\":{},\"error\":{}}}}}",
+            n.success, n.error
+        );
+        text
+    }
+
+    /// The output: `output`, or a GenAI span's response fields when it has no other
+    /// ([`RareState::genai_output`]).
+    pub(crate) fn output(&self) -> std::borrow::Cow<'_, Value> {
+        match &self.rare {
+            Some(r) if self.output.is_null() && !r.genai_output.is_empty() => {
+                std::borrow::Cow::Owned(r.genai_output.to_value())
+            }
+            _ => std::borrow::Cow::Borrowed(&self.output),
+        }
+    }
+
+    /// A GenAI span's token usage, kept typed ([`RareState::genai_usage`]).
+    pub(crate) fn genai_usage(&self) -> Option<&ModelUsage> {
+        self.rare.as_ref()?.genai_usage.as_ref()
     }
 
     /// The rare parts, made when first needed.
@@ -542,7 +591,7 @@ impl CallRecord {
             id: self.id.to_string(),
             ended_at: st.ended_at.unwrap_or(self.started_at),
             exception: st.exception.clone(),
-            output: st.output.clone(),
+            output: st.output().into_owned(),
             summary: st
                 .summary()
                 .map(std::borrow::Cow::into_owned)

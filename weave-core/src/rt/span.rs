@@ -99,7 +99,7 @@ impl SpanSite {
         SpanRecord {
             site: self,
             inputs: JsonMap::new(),
-            genai: None,
+            genai: GenAiRecorded::default(),
         }
     }
 
@@ -140,6 +140,38 @@ pub fn finish_span_call(call: &Call, output: Value, exception: Option<Exception>
     let output = match output {
         Value::Null => Value::Null,
         other => crate::client::to_json(&other),
+    };
+    call.client()
+        .finish_call_value(call, output, exception, None)
+}
+
+/// Ends a GenAI span's call (one with fields of [`crate::genai`]'s conventions): its token
+/// usage becomes `summary.usage[model]` — kept as numbers until the summary is written, on
+/// the writer's thread — and, without `ret` (a value the span returned), its response fields
+/// are the output (flat, so not capped again).
+pub fn finish_genai_span_call(
+    call: &Call,
+    mut genai: GenAiFields,
+    ret: Option<Value>,
+    exception: Option<Exception>,
+) -> Result<()> {
+    let usage = genai.take_model_usage();
+    // Kept as recorded; made into the output's JSON where it is written.
+    let response = match ret {
+        None => genai.take_response(),
+        Some(_) => Default::default(),
+    };
+    if usage.is_some() || !response.is_empty() {
+        let mut st = call.state();
+        if st.ended_at.is_none() {
+            let rare = st.rare_mut();
+            rare.genai_usage = usage;
+            rare.genai_output = response;
+        }
+    }
+    let output = match ret {
+        None | Some(Value::Null) => Value::Null,
+        Some(other) => crate::client::to_json(&other),
     };
     call.client()
         .finish_call_value(call, output, exception, None)
@@ -234,12 +266,47 @@ impl SpanInputs<'_> {
 }
 
 /// Fields recorded on a span after it was made (`Span::record`): inputs for
-/// [`Call::extend_deferred_inputs`], GenAI fields to [`GenAiFields::merge`] into the span's.
+/// [`Call::extend_deferred_inputs`], GenAI fields for the span's [`GenAiFields`].
 #[derive(Debug)]
 pub struct SpanRecord<'s> {
     site: &'s SpanSite,
     inputs: JsonMap,
-    genai: Option<Box<GenAiFields>>,
+    genai: GenAiRecorded,
+}
+
+/// GenAI fields recorded on a span, to add to the span's [`GenAiFields`] in the order
+/// recorded ([`GenAiRecorded::add_to`]): no second set of fields to merge, and the first
+/// field kept inline (`Span::record` records one field at a time: no allocation).
+#[derive(Debug, Default)]
+pub struct GenAiRecorded {
+    first: Option<GenAiEntry>,
+    more: Vec<GenAiEntry>,
+}
+
+type GenAiEntry = (&'static str, GenAiRole, Value);
+
+impl GenAiRecorded {
+    /// Whether no GenAI field was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    fn push(&mut self, entry: GenAiEntry) {
+        if self.first.is_none() {
+            self.first = Some(entry);
+        } else {
+            self.more.push(entry);
+        }
+    }
+
+    /// Adds the fields to `fields` (made when there is none yet).
+    pub fn add_to(self, fields: &mut Option<Box<GenAiFields>>) {
+        let Some(first) = self.first else { return };
+        let fields = fields.get_or_insert_with(Default::default);
+        for (name, role, value) in std::iter::once(first).chain(self.more) {
+            fields.add(name, role, value);
+        }
+    }
 }
 
 impl FieldSink for SpanRecord<'_> {
@@ -247,11 +314,17 @@ impl FieldSink for SpanRecord<'_> {
         let site = self.site;
         site.field(field, |f| {
             let v = value.into_json();
-            if f.role.is_genai() {
-                keep_genai(&mut self.genai, f, v.clone());
-            }
-            if f.role.is_input() {
-                self.inputs.insert(f.name.to_string(), v);
+            let genai = f.role.is_genai() && !f.genai.is_empty();
+            match (f.role.is_input(), genai) {
+                (true, true) => {
+                    self.inputs.insert(f.name.to_string(), v.clone());
+                    self.genai.push((f.name, f.genai, v));
+                }
+                (true, false) => {
+                    self.inputs.insert(f.name.to_string(), v);
+                }
+                (false, true) => self.genai.push((f.name, f.genai, v)),
+                (false, false) => {}
             }
         })
     }
@@ -259,7 +332,7 @@ impl FieldSink for SpanRecord<'_> {
 
 impl SpanRecord<'_> {
     /// The inputs recorded (for [`Call::extend_deferred_inputs`]) and the GenAI fields.
-    pub fn into_parts(self) -> (JsonMap, Option<Box<GenAiFields>>) {
+    pub fn into_parts(self) -> (JsonMap, GenAiRecorded) {
         (self.inputs, self.genai)
     }
 }

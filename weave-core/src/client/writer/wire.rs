@@ -123,7 +123,7 @@ impl serde::Serialize for EndWire<'_> {
         m.serialize_field("id", c.id.as_str())?;
         m.serialize_field("ended_at", &st.ended_at.unwrap_or(c.started_at))?;
         m.serialize_field("exception", &st.exception)?;
-        m.serialize_field("output", &st.output)?;
+        m.serialize_field("output", &*st.output())?;
         match st.summary() {
             Some(summary) => m.serialize_field("summary", &*summary)?,
             None => m.serialize_field("summary", &JsonMap::new())?,

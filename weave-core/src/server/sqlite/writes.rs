@@ -381,14 +381,12 @@ fn raw_end_row<'a>(e: &'a RawEnd<'a>) -> Result<EndRow<'a>> {
 fn record_end_row(c: &CallRecord) -> EndRow<'_> {
     let st = c.state();
     let summary = match (&st.summary, st.counts) {
-        (None, Some(n)) => format!(
-            "{{\"status_counts\":{{\"success\":{},\"error\":{}}}}}",
-            n.success, n.error
-        ),
+        (None, Some(n)) => st.compact_summary_text(n),
         (Some(m), _) => capped_map_text(m),
         (None, None) => "{}".to_string(),
     };
-    let mut texts = limits::limit_row_texts(vec![capped_text(&st.output), summary]);
+    let output_value = st.output();
+    let mut texts = limits::limit_row_texts(vec![capped_text(&output_value), summary]);
     let summary = texts.pop().unwrap_or_default();
     let output = texts.pop().unwrap_or_default();
     EndRow {
@@ -403,7 +401,7 @@ fn record_end_row(c: &CallRecord) -> EndRow<'_> {
         output: Cow::Owned(output),
         summary: Cow::Owned(summary),
         wb_run_step_end: None,
-        refs: extract_refs(&st.output),
+        refs: extract_refs(&output_value),
     }
 }
 
