@@ -14,6 +14,8 @@
 //!   fields (two numbers, two strings, a flag), under `WeaveLayer` / tracing-opentelemetry.
 //! - `weave_layer_span_genai` / `tracing_otel_genai`: an LLM call's span with GenAI fields,
 //!   its response and usage recorded on it later, as rig and genai write them.
+//! - `weave_op_in_layer`: `weave_op` with `WeaveLayer` installed, so that the op's `tracing`
+//!   span is made (with the GenAI fields an LLM library may record on it, declared empty).
 //! - `weave_op_nested3`: three nested ops; the figure is for the three (divide by 3 per op).
 //! - `weave_op_1k_input`: an op whose input is a 1 KiB JSON-like struct.
 //!
@@ -253,6 +255,15 @@ fn overhead(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 timed_then_flushed(&client, iters, || {
                     black_box(genai_span(black_box("hello")));
+                })
+            })
+        });
+        // An op whose span the layer sees (it declares the GenAI fields an LLM library may
+        // record on it; nothing is recorded here, so they must cost nothing).
+        g.bench_function("weave_op_in_layer", |b| {
+            b.iter_custom(|iters| {
+                timed_then_flushed(&client, iters, || {
+                    black_box(op(black_box(7), black_box("hello")));
                 })
             })
         });

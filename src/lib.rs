@@ -167,6 +167,12 @@ pub mod query {
     pub use weave_core::query::*;
 }
 
+/// The GenAI conventions (OpenTelemetry GenAI, OpenInference, …) spans' fields are read
+/// by: which names become `summary.usage[model]`, the model, the output.
+pub mod genai {
+    pub use weave_core::genai::*;
+}
+
 /// The protocol's wire types.
 pub mod schema {
     pub use weave_core::schema::*;

@@ -177,3 +177,139 @@ fn genai_response_fields_are_the_output_of_a_span_without_ret() {
     assert_eq!(call.inputs()["gen_ai.request.model"], "gpt-4o");
     assert_eq!(call.usage()["gpt-4o-2024-08-06"]["input_tokens"], 3);
 }
+
+/// What an LLM library does inside an op when a span is current (rig's `completion` inside
+/// `#[weave::op]`): it records the response's GenAI fields on `Span::current()` — the op's
+/// span — instead of making its own.
+fn library_records_on_current_span(model: &str, id: &str, input: u64, output: u64) {
+    let span = tracing::Span::current();
+    span.record("gen_ai.request.model", "gpt-4o");
+    span.record("gen_ai.usage.input_tokens", input);
+    span.record("gen_ai.usage.output_tokens", output);
+    span.record("gen_ai.response.id", id);
+    span.record("gen_ai.response.model", model);
+}
+
+#[weave::op]
+fn answer(question: &str) -> String {
+    library_records_on_current_span("gpt-4o-2024-08-06", "chatcmpl-1", 20, 7);
+    format!("re: {question}")
+}
+
+#[weave::op]
+fn two_calls() -> u32 {
+    library_records_on_current_span("gpt-4o-2024-08-06", "chatcmpl-1", 20, 7);
+    library_records_on_current_span("gpt-4o-mini", "chatcmpl-2", 5, 1);
+    library_records_on_current_span("gpt-4o-2024-08-06", "chatcmpl-3", 2, 3);
+    let span = tracing::Span::current();
+    span.record("gen_ai.usage.reasoning.output_tokens", 11u64);
+    2
+}
+
+#[weave::op]
+fn agent() -> String {
+    answer("why")
+}
+
+/// The op whose span a field lands on, read back by name.
+fn named<'a>(calls: &'a [weave::Call], name: &str) -> &'a weave::Call {
+    calls
+        .iter()
+        .find(|c| c.func_name() == name)
+        .unwrap_or_else(|| panic!("no call {name}"))
+}
+
+#[test]
+fn genai_fields_recorded_inside_an_op_land_in_its_call() {
+    let s = TestStore::new();
+    s.client
+        .add_cost("gpt-4o-2024-08-06", 0.000_002_5, 0.000_01)
+        .unwrap();
+    with_layer(&s.client, || {
+        let root = s.client.create_call("root", json!({})).unwrap();
+        assert_eq!(agent(), "re: why");
+        s.client.finish_call(&root, ()).unwrap();
+    });
+    let calls = all_calls(&s.client);
+    let op = named(&calls, "answer");
+    let usage = json!({"gpt-4o-2024-08-06": {
+        "input_tokens": 20, "output_tokens": 7, "total_tokens": 27, "requests": 1
+    }});
+    assert_eq!(Value::Object(op.usage()), usage);
+    // The op's output is what it returned; the response fields are in its summary.
+    assert_eq!(op.output(), json!("re: why"));
+    assert_eq!(
+        op.summary().unwrap()["gen_ai"],
+        json!({"response": {"id": "chatcmpl-1", "model": "gpt-4o-2024-08-06"}})
+    );
+    assert_eq!(op.summary().unwrap()["status_counts"]["success"], 1);
+    // Inputs are the op's arguments only.
+    assert_eq!(
+        Value::Object(op.inputs().clone()),
+        json!({"question": "why"})
+    );
+    // Rolled up to the op that called it, and to the root; priced like any usage.
+    assert_eq!(Value::Object(named(&calls, "agent").usage()), usage);
+    assert_eq!(Value::Object(named(&calls, "root").usage()), usage);
+    let root_back = s
+        .client
+        .get_call_with(named(&calls, "root").id(), true)
+        .unwrap();
+    let cost = &root_back.weave_summary().unwrap()["costs"]["gpt-4o-2024-08-06"];
+    assert_eq!(cost["prompt_tokens"], 20, "{cost}");
+    assert!(close(
+        cost["completion_tokens_total_cost"].as_f64().unwrap(),
+        7.0 * 0.000_01
+    ));
+}
+
+#[test]
+fn several_llm_calls_inside_one_op_are_summed_by_model() {
+    let s = TestStore::new();
+    with_layer(&s.client, || {
+        let root = s.client.create_call("root", json!({})).unwrap();
+        two_calls();
+        s.client.finish_call(&root, ()).unwrap();
+    });
+    let calls = all_calls(&s.client);
+    let op = named(&calls, "two_calls");
+    assert_eq!(
+        Value::Object(op.usage()),
+        json!({
+            "gpt-4o-2024-08-06": {"input_tokens": 22, "output_tokens": 10,
+                "total_tokens": 32, "reasoning_tokens": 11, "requests": 2},
+            "gpt-4o-mini": {"input_tokens": 5, "output_tokens": 1,
+                "total_tokens": 6, "requests": 1}
+        })
+    );
+    assert_eq!(
+        op.summary().unwrap()["gen_ai"]["response"]["id"],
+        "chatcmpl-3"
+    );
+}
+
+#[weave::op]
+fn declared_fields() -> Vec<String> {
+    let span = tracing::Span::current();
+    let meta = span.metadata().expect("the op's span");
+    meta.fields().iter().map(|f| f.name().to_string()).collect()
+}
+
+#[test]
+fn an_ops_span_declares_only_fields_the_genai_mapping_reads() {
+    let s = TestStore::new();
+    let names = with_layer(&s.client, || {
+        let root = s.client.create_call("root", json!({})).unwrap();
+        let names = declared_fields();
+        s.client.finish_call(&root, ()).unwrap();
+        names
+    });
+    assert_eq!(names[0], "weave.call_id");
+    assert!(names.len() > 10, "{names:?}");
+    for name in &names[1..] {
+        assert!(
+            !weave::genai::GenAiRole::of(name).is_empty(),
+            "{name} is declared on op spans but not mapped"
+        );
+    }
+}

@@ -1,13 +1,16 @@
-//! The OpenTelemetry GenAI (and OpenInference, Vercel AI) conventions Weave reads token usage
-//! from, in one table shared by the tracing layer (span fields → `summary.usage`) and the
-//! server's OTLP ingest (span attributes → `summary.usage`), as the Weave server maps
-//! OpenTelemetry spans (its `trace_server/opentelemetry/constants.py`) — and how a span's
-//! fields become the call's fields under these conventions, as plain functions over field
-//! names and JSON values:
+//! The GenAI conventions Weave reads token usage, the model and the response from —
+//! OpenTelemetry GenAI (current and older names), OpenInference, the Vercel AI SDK — in one
+//! place: [`USAGE_KEYS`] and [`MODEL_KEYS`] for the tracing layer's spans (and the spans the
+//! Rust GenAI crates make), [`WEAVE_SERVER_USAGE_KEYS`] for `weave serve`'s OTLP ingest, which
+//! maps spans exactly as the Weave server does (its `trace_server/opentelemetry/constants.py`).
 //!
 //! - [`field_role`]: whether a field is an input, a GenAI result, or the requested model;
-//! - [`usage_by_model`]: the GenAI fields → `summary.usage[model]`;
-//! - [`response_output`]: the `gen_ai.response.*` fields → `output` (when there is no other).
+//! - [`GenAiFields`]: a span's GenAI fields as recorded → [`ModelUsage`] (`summary.usage[model]`)
+//!   and [`ResponseFields`] (the output, when the span returned none);
+//! - [`OpGenAi`]: the same fields recorded on an op's span by an LLM library called inside
+//!   the op (`Span::current().record(…)`), one response after another, summed by model
+//!   ([`usage_map`]);
+//! - [`usage_by_model`], [`response_output`]: the same from a map of attributes.
 
 use std::borrow::Cow;
 
@@ -19,8 +22,66 @@ use crate::JsonMap;
 /// first key present wins.
 pub type UsageConvention = (&'static str, &'static [&'static str]);
 
-/// Weave's usage keys and the span attributes they come from.
+/// Weave's usage keys and the span fields (or attributes) they come from: every name in use
+/// today — OpenTelemetry GenAI in its current and older names, OpenInference, the Vercel AI
+/// SDK — read by the tracing layer (and so by spans of the Rust GenAI crates).
 pub const USAGE_KEYS: &[UsageConvention] = &[
+    ("input_tokens", &["gen_ai.usage.input_tokens"]),
+    (
+        "prompt_tokens",
+        &[
+            "gen_ai.usage.prompt_tokens",
+            "llm.token_count.prompt",
+            "ai.usage.promptTokens",
+        ],
+    ),
+    (
+        "completion_tokens",
+        &[
+            "gen_ai.usage.completion_tokens",
+            "llm.token_count.completion",
+            "ai.usage.completionTokens",
+        ],
+    ),
+    ("output_tokens", &["gen_ai.usage.output_tokens"]),
+    (
+        "total_tokens",
+        &[
+            "gen_ai.usage.total_tokens",
+            "llm.usage.total_tokens",
+            "llm.token_count.total",
+        ],
+    ),
+    (
+        "cache_creation_input_tokens",
+        &[
+            "gen_ai.usage.cache_creation.input_tokens",
+            "gen_ai.usage.cache_creation_input_tokens",
+            "llm.token_count.prompt_details.cache_write",
+        ],
+    ),
+    (
+        "cache_read_input_tokens",
+        &[
+            "gen_ai.usage.cache_read.input_tokens",
+            "gen_ai.usage.cache_read_input_tokens",
+            "llm.token_count.prompt_details.cache_read",
+        ],
+    ),
+    (
+        "reasoning_tokens",
+        &[
+            "gen_ai.usage.reasoning.output_tokens",
+            "gen_ai.usage.reasoning_tokens",
+            "llm.token_count.completion_details.reasoning",
+        ],
+    ),
+];
+
+/// The usage keys exactly as the Weave server reads them from OTLP spans (its
+/// `trace_server/opentelemetry/constants.py`): what `weave serve`'s `/otel/v1/traces` reads,
+/// so that a span sent to it becomes the call the Weave server would make of it.
+pub const WEAVE_SERVER_USAGE_KEYS: &[UsageConvention] = &[
     ("input_tokens", &["gen_ai.usage.input_tokens"]),
     (
         "prompt_tokens",
@@ -308,6 +369,34 @@ impl ResponseFields {
         self.0.is_empty()
     }
 
+    /// The fields nested by the dots of their names, without the `gen_ai.` prefix:
+    /// `{"response": {"id": …, "model": …}}` (for an op's `summary.gen_ai`, where they are
+    /// not the output).
+    pub fn nested(&self) -> JsonMap {
+        let mut root = JsonMap::new();
+        'fields: for (k, v) in &self.0 {
+            let path: Vec<&str> = k.strip_prefix("gen_ai.").unwrap_or(k).split('.').collect();
+            let Some((last, parents)) = path.split_last() else {
+                continue;
+            };
+            let mut map = &mut root;
+            for p in parents {
+                let entry = map
+                    .entry((*p).to_string())
+                    .or_insert_with(|| Value::Object(JsonMap::new()));
+                if !entry.is_object() {
+                    *entry = Value::Object(JsonMap::new());
+                }
+                let Value::Object(inner) = entry else {
+                    continue 'fields;
+                };
+                map = inner;
+            }
+            map.insert((*last).to_string(), v.clone());
+        }
+        root
+    }
+
     /// The fields as a JSON object (`null` when there is none).
     pub fn to_value(&self) -> Value {
         if self.0.is_empty() {
@@ -356,7 +445,7 @@ impl ModelUsage {
     }
 
     /// The `(key, count)` pairs of `summary.usage[model]`, in order, `requests: 1` last.
-    fn entries(&self) -> impl Iterator<Item = (&'static str, i64)> + '_ {
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&'static str, i64)> + '_ {
         USAGE_KEYS
             .iter()
             .zip(&self.counts)
@@ -393,6 +482,67 @@ impl ModelUsage {
             let _ = write!(out, "\"{k}\":{n}");
         }
         out.push_str("}}");
+    }
+}
+
+/// `summary.usage` of several responses: each model's counts summed, `requests` counting
+/// the responses.
+pub fn usage_map(usages: &[ModelUsage]) -> JsonMap {
+    let mut by_model: Vec<(&str, JsonMap)> = Vec::new();
+    for u in usages {
+        let i = match by_model.iter().position(|(m, _)| *m == u.model) {
+            Some(i) => i,
+            None => {
+                by_model.push((&u.model, JsonMap::new()));
+                by_model.len() - 1
+            }
+        };
+        let counts = &mut by_model[i].1;
+        for (k, n) in u.entries() {
+            let sum = counts
+                .get(k)
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                .saturating_add(n);
+            counts.insert(k.to_string(), Value::from(sum));
+        }
+    }
+    by_model
+        .into_iter()
+        .map(|(m, counts)| (m.to_string(), Value::Object(counts)))
+        .collect()
+}
+
+/// GenAI fields recorded on an op's span (`Span::current().record(…)` by an LLM library
+/// called inside the op), possibly by several LLM calls in turn: a token count recorded for
+/// a key that already has one starts the next response (its usage is kept apart and summed
+/// by model), and the model recorded last stays until another is.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct OpGenAi {
+    done: Vec<ModelUsage>,
+    current: GenAiFields,
+}
+
+impl OpGenAi {
+    /// Keeps the field `name` (whose role is `role`) with `value`.
+    pub fn add(&mut self, name: &'static str, role: GenAiRole, value: Value) {
+        if let Some((slot, _)) = role.usage {
+            if self.current.counts[slot as usize].is_some() && as_count(&value).is_some() {
+                let model = self.current.model.clone();
+                if let Some(u) = self.current.take_model_usage() {
+                    self.done.push(u);
+                }
+                self.current.counts = Default::default();
+                self.current.model = model;
+            }
+        }
+        self.current.add(name, role, value);
+    }
+
+    /// The usage of each response, and the response fields recorded last.
+    pub fn finish(mut self) -> (Vec<ModelUsage>, ResponseFields) {
+        self.done.extend(self.current.take_model_usage());
+        (self.done, self.current.take_response())
     }
 }
 
@@ -516,6 +666,39 @@ mod tests {
         add(&mut big, "gen_ai.usage.input_tokens", json!(i64::MAX));
         add(&mut big, "gen_ai.usage.output_tokens", json!(5));
         assert_eq!(big.usage().unwrap().1["total_tokens"], json!(i64::MAX));
+    }
+
+    #[test]
+    fn response_fields_nest_by_their_dots_and_a_later_parent_wins_over_a_leaf() {
+        let mut g = GenAiFields::default();
+        let add = |g: &mut GenAiFields, k: &'static str, v: Value| g.add(k, GenAiRole::of(k), v);
+        add(&mut g, "gen_ai.response.id", json!("r1"));
+        add(&mut g, "gen_ai.response.finish_reasons", json!(["stop"]));
+        add(&mut g, "gen_ai.response.id.extra", json!(1));
+        assert_eq!(
+            Value::Object(g.take_response().nested()),
+            json!({"response": {"id": {"extra": 1}, "finish_reasons": ["stop"]}})
+        );
+    }
+
+    #[test]
+    fn an_ops_repeated_counts_start_new_responses_summed_by_model() {
+        let mut op = OpGenAi::default();
+        let add = |op: &mut OpGenAi, k: &'static str, v: Value| op.add(k, GenAiRole::of(k), v);
+        add(&mut op, "gen_ai.request.model", json!("m"));
+        add(&mut op, "gen_ai.usage.input_tokens", json!(3));
+        add(&mut op, "gen_ai.usage.output_tokens", json!(1));
+        add(&mut op, "gen_ai.usage.input_tokens", json!(4));
+        add(&mut op, "gen_ai.response.model", json!("m2"));
+        add(&mut op, "gen_ai.usage.input_tokens", json!("not a count"));
+        let (usages, response) = op.finish();
+        assert_eq!(
+            Value::Object(usage_map(&usages)),
+            json!({"m": {"input_tokens": 3, "output_tokens": 1, "total_tokens": 4, "requests": 1},
+                   "m2": {"input_tokens": 4, "requests": 1}})
+        );
+        assert_eq!(response.to_value(), json!({"gen_ai.response.model": "m2"}));
+        assert!(OpGenAi::default().finish().0.is_empty());
     }
 
     #[test]

@@ -84,7 +84,7 @@ pub(crate) fn expand(args: Args, func: ItemFn, source: String) -> syn::Result<To
             )*
         }
     };
-    let span = quote!(|__weave_id| #rt::tracing::info_span!(#name, weave.call_id = __weave_id));
+    let span = quote!(|__weave_id| #rt::op_span!(#name, __weave_id));
     let start = quote! {
         #[allow(clippy::used_underscore_binding)]
         let mut __weave_op = if #rt::enabled() {

@@ -161,9 +161,22 @@ where
 
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
-        let site = match span.extensions().get::<SpanEntry>() {
-            Some(SpanEntry::Owned(o)) => o.site,
+        let entry = match span.extensions().get::<SpanEntry>() {
+            Some(SpanEntry::Owned(o)) => Ok(o.site),
+            Some(SpanEntry::Op(call, _)) => Err(call.clone()),
             _ => return,
+        };
+        let site = match entry {
+            Ok(site) => site,
+            // An LLM library recording on the current span inside an op: its GenAI fields
+            // (declared by the op's span) go to the op's call. Formatted with no lock held.
+            Err(op_call) => {
+                let mut record = crate::sites::site(span.metadata()).span.record();
+                values.record(&mut SpanValues(&mut record));
+                let (_, genai) = record.into_parts();
+                rt::record_op_genai(&op_call, genai);
+                return;
+            }
         };
         // Format the values (user Debug/Display code) before taking the extensions lock.
         let mut record = site.span.record();

@@ -15,9 +15,10 @@ use super::{
     Op, WeaveClient, EVENTS_DROPPED_KEY, EVENTS_KEY,
 };
 use crate::error::{Result, WeaveError};
+use crate::genai::usage_map;
 use crate::ids::IdText;
 use crate::record::{Inputs, NewCall, StatusCounts};
-use crate::schema::summary::{deep_update, usage_from_output, STATUS_COUNTS_KEY};
+use crate::schema::summary::{deep_update, sum_dict_leaves, usage_from_output, STATUS_COUNTS_KEY};
 use crate::schema::JsonMap;
 use crate::time::Timestamp;
 
@@ -310,14 +311,24 @@ impl WeaveClient {
         }
         let (rollup, start_deferred) = {
             let mut st = call.state();
+            // What an LLM library recorded on an op's span: usage by model, and the response
+            // fields as `summary.gen_ai` (the op's output is what it returned).
+            if let Some(op_genai) = st.rare.as_mut().and_then(|r| r.op_genai.take()) {
+                let (usage, response) = op_genai.finish();
+                st.rare_mut().genai_usage.extend(usage);
+                if !response.is_empty() {
+                    st.summary
+                        .get_or_insert_with(Default::default)
+                        .insert("gen_ai".into(), Value::Object(response.nested()));
+                }
+            }
             let rollup = if computed.is_none() && st.summary.is_none() && !st.has_events() {
                 st.counts = Some(counts);
-                match st.genai_usage() {
-                    // Usage stays typed until the summary is written; a parent sums it now.
-                    Some(_) if call.parent().is_some() => {
-                        Rollup::Summary(st.summary().map(Cow::into_owned).unwrap_or_default())
-                    }
-                    _ => Rollup::Counts(counts),
+                // Usage stays typed until the summary is written; a parent sums it now.
+                if !st.genai_usage().is_empty() && call.parent().is_some() {
+                    Rollup::Summary(st.summary().map(Cow::into_owned).unwrap_or_default())
+                } else {
+                    Rollup::Counts(counts)
                 }
             } else {
                 let mut computed = computed.unwrap_or_default();
@@ -335,11 +346,19 @@ impl WeaveClient {
                     }
                 }
                 let mut merged = st.summary.take().map(|b| *b).unwrap_or_default();
-                if let Some(u) = st.rare.as_mut().and_then(|r| r.genai_usage.take()) {
+                let own = st
+                    .rare
+                    .as_mut()
+                    .map(|r| std::mem::take(&mut r.genai_usage))
+                    .unwrap_or_default();
+                // The call's own LLM usage adds to its children's.
+                let computed = if own.is_empty() {
+                    computed
+                } else {
                     let mut usage = JsonMap::new();
-                    usage.insert("usage".into(), Value::Object(u.to_usage_map()));
-                    deep_update(&mut merged, usage);
-                }
+                    usage.insert("usage".into(), Value::Object(usage_map(&own)));
+                    sum_dict_leaves([&computed, &usage])
+                };
                 deep_update(&mut merged, computed);
                 // What the parent rolls up excludes this call's own events.
                 let rollup = call.parent().map(|_| merged.clone());

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::Value;
 
 use self::stored::{parse_stored_json, stored_object, StoredCall, StoredJson};
-use crate::genai::{ModelUsage, ResponseFields};
+use crate::genai::{usage_map, ModelUsage, OpGenAi, ResponseFields};
 use crate::ids::IdText;
 use crate::schema::summary::{sum_dict_leaves, STATUS_COUNTS_KEY};
 use crate::schema::{CallSchema, JsonMap};
@@ -201,9 +201,12 @@ pub(crate) struct RareState {
     pub(crate) events: Vec<Value>,
     /// Events not kept because the call already had [`MAX_EVENTS`].
     pub(crate) events_dropped: u64,
-    /// A GenAI span's token usage, set when it ends and kept as numbers beside the status
-    /// counts until the summary is written ([`CallState::summary`]).
-    pub(crate) genai_usage: Option<ModelUsage>,
+    /// Token usage of the LLM responses of a GenAI span (one) or an op (any number), set
+    /// when it ends and kept as numbers beside the status counts until the summary is
+    /// written ([`CallState::summary`]).
+    pub(crate) genai_usage: Vec<ModelUsage>,
+    /// GenAI fields recorded on an op's span while it runs ([`OpGenAi`]).
+    pub(crate) op_genai: Option<Box<OpGenAi>>,
     /// A GenAI span's response fields, its output when it has no other: kept as recorded
     /// until the output is written ([`CallState::output`]).
     pub(crate) genai_output: ResponseFields,
@@ -234,8 +237,9 @@ impl CallState {
             (Some(m), _) => Some(std::borrow::Cow::Borrowed(&**m)),
             (None, Some(c)) => {
                 let mut m = JsonMap::new();
-                if let Some(u) = self.genai_usage() {
-                    m.insert("usage".into(), Value::Object(u.to_usage_map()));
+                let usage = self.genai_usage();
+                if !usage.is_empty() {
+                    m.insert("usage".into(), Value::Object(usage_map(usage)));
                 }
                 m.extend(c.to_map());
                 Some(std::borrow::Cow::Owned(m))
@@ -249,10 +253,18 @@ impl CallState {
     pub(crate) fn compact_summary_text(&self, n: StatusCounts) -> String {
         let mut text = String::with_capacity(64);
         text.push('{');
-        if let Some(u) = self.genai_usage() {
-            text.push_str("\"usage\":");
-            u.write_usage_text(&mut text);
-            text.push(',');
+        match self.genai_usage() {
+            [] => {}
+            [one] => {
+                text.push_str("\"usage\":");
+                one.write_usage_text(&mut text);
+                text.push(',');
+            }
+            several => {
+                text.push_str("\"usage\":");
+                text.push_str(&Value::Object(usage_map(several)).to_string());
+                text.push(',');
+            }
         }
         use std::fmt::Write;
         let _ = write!(
@@ -275,8 +287,8 @@ impl CallState {
     }
 
     /// A GenAI span's token usage, kept typed ([`RareState::genai_usage`]).
-    pub(crate) fn genai_usage(&self) -> Option<&ModelUsage> {
-        self.rare.as_ref()?.genai_usage.as_ref()
+    pub(crate) fn genai_usage(&self) -> &[ModelUsage] {
+        self.rare.as_ref().map_or(&[], |r| &r.genai_usage)
     }
 
     /// The rare parts, made when first needed.

@@ -40,6 +40,8 @@ pub use self::capture::*;
 pub use self::layer::*;
 pub use self::op::*;
 pub use self::span::*;
+#[doc(hidden)]
+pub use crate::__weave_op_span as op_span;
 
 // ---------------------------------------------------------------------------------------
 // On / off (the switch itself is `crate::switch`, which the client sets too)

@@ -165,7 +165,7 @@ pub fn finish_genai_span_call(
         let mut st = call.state();
         if st.ended_at.is_none() {
             let rare = st.rare_mut();
-            rare.genai_usage = usage;
+            rare.genai_usage.extend(usage);
             rare.genai_output = response;
         }
     }
@@ -175,6 +175,55 @@ pub fn finish_genai_span_call(
     };
     call.client()
         .finish_call_value(call, output, exception, None)
+}
+
+/// Adds GenAI fields recorded on an op's span to the op's call (see [`crate::genai::OpGenAi`]): its
+/// usage by model and response fields when the op ends. Ignored once the call has ended.
+pub fn record_op_genai(call: &Call, genai: GenAiRecorded) {
+    let Some(first) = genai.first else { return };
+    let mut st = call.state();
+    if st.ended_at.is_some() {
+        return;
+    }
+    let op = st.rare_mut().op_genai.get_or_insert_with(Default::default);
+    for (name, role, value) in std::iter::once(first).chain(genai.more) {
+        op.add(name, role, value);
+    }
+}
+
+/// An op's `tracing` span: `weave.call_id` (how the layer knows it is an op's), and the GenAI
+/// fields an LLM library may record on the current span (`Span::current().record(…)`),
+/// declared empty — `tracing` keeps a recorded value only for a field its span declared, so
+/// without them the usage of an LLM call made inside an op would be lost. Recording nothing
+/// costs nothing: an empty field is never visited. The layer adds what is recorded to the
+/// op's call ([`record_op_genai`]). The names are [`crate::genai`]'s conventions (a test
+/// checks each is one); `tracing` allows 32 fields a span.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __weave_op_span {
+    ($name:expr, $id:expr) => {
+        $crate::rt::tracing::info_span!(
+            $name,
+            weave.call_id = $id,
+            gen_ai.usage.input_tokens = $crate::rt::tracing::field::Empty,
+            gen_ai.usage.output_tokens = $crate::rt::tracing::field::Empty,
+            gen_ai.usage.prompt_tokens = $crate::rt::tracing::field::Empty,
+            gen_ai.usage.completion_tokens = $crate::rt::tracing::field::Empty,
+            gen_ai.usage.total_tokens = $crate::rt::tracing::field::Empty,
+            gen_ai.usage.cache_read.input_tokens = $crate::rt::tracing::field::Empty,
+            gen_ai.usage.cache_creation.input_tokens = $crate::rt::tracing::field::Empty,
+            gen_ai.usage.reasoning.output_tokens = $crate::rt::tracing::field::Empty,
+            gen_ai.usage.reasoning_tokens = $crate::rt::tracing::field::Empty,
+            gen_ai.request.model = $crate::rt::tracing::field::Empty,
+            gen_ai.response.model = $crate::rt::tracing::field::Empty,
+            gen_ai.response.id = $crate::rt::tracing::field::Empty,
+            gen_ai.response.finish_reasons = $crate::rt::tracing::field::Empty,
+            llm.model_name = $crate::rt::tracing::field::Empty,
+            llm.token_count.prompt = $crate::rt::tracing::field::Empty,
+            llm.token_count.completion = $crate::rt::tracing::field::Empty,
+            llm.token_count.total = $crate::rt::tracing::field::Empty,
+        )
+    };
 }
 
 /// A field's value, as the tracing layer's visitor hands it over.

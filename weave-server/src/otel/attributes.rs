@@ -60,7 +60,7 @@ pub type Convention = (&'static str, &'static [&'static str]);
 
 /// Token usage: each value is read as an integer where it can be (the table the tracing
 /// layer reads too).
-pub use weave_core::genai::USAGE_KEYS;
+pub use weave_core::genai::WEAVE_SERVER_USAGE_KEYS as USAGE_KEYS;
 
 /// The call's `attributes` (model, provider, …).
 pub const ATTRIBUTE_KEYS: &[Convention] = &[
