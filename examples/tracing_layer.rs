@@ -14,6 +14,9 @@
 //! - an LLM client that follows the OpenTelemetry GenAI conventions
 //!   (`gen_ai.usage.input_tokens`, `gen_ai.response.model`, …) gets its token usage recorded
 //!   as `summary.usage`, which rolls up to the request;
+//! - an LLM library called inside a `#[weave::op]` that records its response on the current
+//!   span (as rig does when a span is current) gets it into the op's call: usage by model
+//!   and the response fields in `summary.gen_ai`;
 //! - a `DEBUG` span (like the ones HTTP libraries emit) is not recorded by default.
 
 use std::time::Duration;
@@ -43,6 +46,24 @@ fn llm_complete(model: &str, prompt: &str) -> String {
     "It will rain in Paris.".to_string()
 }
 
+/// An LLM library that makes no span of its own when one is current (as rig does): it
+/// records the response on `Span::current()` — inside an op, the op's span, which declares
+/// these fields so that `tracing` keeps them.
+fn library_complete(prompt: &str) -> String {
+    let span = Span::current();
+    span.record("gen_ai.response.model", "acme-llm-mini-2025-01");
+    span.record("gen_ai.response.id", "resp-42");
+    span.record("gen_ai.usage.input_tokens", prompt.len() as u64 / 4 + 3);
+    span.record("gen_ai.usage.output_tokens", 6u64);
+    format!("in short: {prompt}")
+}
+
+/// An op calling that library: the usage lands in this op's call.
+#[weave::op(kind = "llm")]
+fn summarize(text: &str) -> String {
+    library_complete(text)
+}
+
 /// A lookup that returns a value (recorded as the call's output with `ret`).
 #[instrument(ret)]
 fn lookup_user(user_id: u64) -> String {
@@ -70,6 +91,7 @@ fn handle_request(user_id: u64, question: &str) -> String {
         return "invalid question".into();
     }
     let answer = llm_complete("acme-llm-1", question);
+    let _short = summarize(&answer);
     Span::current().record("answer", answer.as_str());
     info!(chars = answer.len(), "answered");
     answer
@@ -87,6 +109,9 @@ fn print_tree(call: &Call, depth: usize) -> weave::Result<()> {
     );
     if let Some(usage) = call.summary().and_then(|s| s.get("usage").cloned()) {
         println!("{:indent$}  usage: {usage}", "", indent = depth * 2);
+    }
+    if let Some(genai) = call.summary().and_then(|s| s.get("gen_ai").cloned()) {
+        println!("{:indent$}  gen_ai: {genai}", "", indent = depth * 2);
     }
     if let Some(serde_json::Value::Array(events)) =
         call.summary().and_then(|s| s.get("events").cloned())

@@ -250,6 +250,12 @@ fn genai_fields_recorded_inside_an_op_land_in_its_call() {
     );
     // Rolled up to the op that called it, and to the root; priced like any usage.
     assert_eq!(Value::Object(named(&calls, "agent").usage()), usage);
+    // The response fields are the op's own, not rolled up.
+    assert!(named(&calls, "agent")
+        .summary()
+        .unwrap()
+        .get("gen_ai")
+        .is_none());
     assert_eq!(Value::Object(named(&calls, "root").usage()), usage);
     let root_back = s
         .client

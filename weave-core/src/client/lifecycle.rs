@@ -313,16 +313,20 @@ impl WeaveClient {
             let mut st = call.state();
             // What an LLM library recorded on an op's span: usage by model, and the response
             // fields as `summary.gen_ai` (the op's output is what it returned).
+            // Like events, the response fields are the call's own: not rolled up.
+            let mut op_response = None;
             if let Some(op_genai) = st.rare.as_mut().and_then(|r| r.op_genai.take()) {
                 let (usage, response) = op_genai.finish();
                 st.rare_mut().genai_usage.extend(usage);
                 if !response.is_empty() {
-                    st.summary
-                        .get_or_insert_with(Default::default)
-                        .insert("gen_ai".into(), Value::Object(response.nested()));
+                    op_response = Some(response.nested());
                 }
             }
-            let rollup = if computed.is_none() && st.summary.is_none() && !st.has_events() {
+            let rollup = if computed.is_none()
+                && st.summary.is_none()
+                && op_response.is_none()
+                && !st.has_events()
+            {
                 st.counts = Some(counts);
                 // Usage stays typed until the summary is written; a parent sums it now.
                 if !st.genai_usage().is_empty() && call.parent().is_some() {
@@ -360,8 +364,11 @@ impl WeaveClient {
                     sum_dict_leaves([&computed, &usage])
                 };
                 deep_update(&mut merged, computed);
-                // What the parent rolls up excludes this call's own events.
+                // What the parent rolls up excludes this call's own events and GenAI response.
                 let rollup = call.parent().map(|_| merged.clone());
+                if let Some(response) = op_response {
+                    merged.insert("gen_ai".into(), Value::Object(response));
+                }
                 if let Some(rare) = &mut st.rare {
                     if !rare.events.is_empty() {
                         merged.insert(
