@@ -319,3 +319,82 @@ fn an_ops_span_declares_only_fields_the_genai_mapping_reads() {
         );
     }
 }
+
+#[test]
+fn otel_and_genai_call_properties_set_the_calls_name_kind_thread_and_exception() {
+    let s = TestStore::new();
+    with_layer(&s.client, || {
+        let span = info_span!(
+            "tool_call",
+            otel.name = "get_weather(Paris)",
+            otel.kind = "client",
+            gen_ai.operation.name = "execute_tool",
+            gen_ai.conversation.id = "conv-1",
+            city = "Paris",
+            error.type = Empty,
+            otel.status_message = Empty,
+        );
+        span.record("error.type", "TimeoutError");
+        span.record("otel.status_message", "no answer in 30 s");
+        span.in_scope(|| {});
+    });
+    let calls = all_calls(&s.client);
+    let c = &calls[0];
+    assert_eq!(c.func_name(), "tool_call");
+    assert_eq!(c.display_name().as_deref(), Some("get_weather(Paris)"));
+    assert_eq!(c.attributes()["weave"]["kind"], "tool");
+    assert_eq!(c.thread_id(), Some("conv-1"));
+    let e = c.exception_info().expect("failed");
+    assert_eq!(
+        (e.r#type.as_str(), e.message.as_str()),
+        ("TimeoutError", "no answer in 30 s")
+    );
+    // Properties are not inputs; the operation name stays one.
+    assert_eq!(
+        Value::Object(c.inputs().clone()),
+        json!({"gen_ai.operation.name": "execute_tool", "city": "Paris"})
+    );
+}
+
+#[test]
+fn openinference_spans_give_kind_output_and_usage_and_error_status_fails_the_call() {
+    let s = TestStore::new();
+    with_layer(&s.client, || {
+        let span = info_span!(
+            "llm",
+            openinference.span.kind = "LLM",
+            input.value = "hi",
+            llm.model_name = "m-1",
+            output.value = Empty,
+            llm.token_count.prompt = Empty,
+            llm.token_count.completion_details.reasoning = Empty,
+        );
+        span.record("output.value", "hello");
+        span.record("llm.token_count.prompt", 3);
+        span.record("llm.token_count.completion_details.reasoning", 2);
+        span.in_scope(|| {});
+        let failed = info_span!(
+            "chat",
+            gen_ai.operation.name = "chat",
+            otel.status_code = Empty
+        );
+        failed.record("otel.status_code", "ERROR");
+        failed.in_scope(|| {});
+    });
+    let calls = all_calls(&s.client);
+    let llm = named(&calls, "llm");
+    assert_eq!(llm.attributes()["weave"]["kind"], "llm");
+    assert_eq!(llm.output(), json!("hello"));
+    assert_eq!(
+        Value::Object(llm.usage()),
+        json!({"m-1": {"prompt_tokens": 3, "reasoning_tokens": 2, "requests": 1}})
+    );
+    assert_eq!(
+        Value::Object(llm.inputs().clone()),
+        json!({"openinference.span.kind": "LLM", "input.value": "hi", "llm.model_name": "m-1"})
+    );
+    assert!(llm.exception_info().is_none());
+    let chat = named(&calls, "chat");
+    assert_eq!(chat.exception_info().expect("failed").r#type, "Error");
+    assert_eq!(chat.attributes()["weave"]["kind"], "llm");
+}

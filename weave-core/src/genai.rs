@@ -123,7 +123,7 @@ pub const MODEL_KEYS: &[&str] = &[
 ];
 
 /// The attribute keys that name the requested model: inputs of the call that are also kept
-/// for [`usage_by_model`] (see [`FieldRole::InputAndModel`]).
+/// for [`usage_by_model`] (see [`FieldRole::InputAndRead`]).
 const REQUEST_MODEL_KEYS: &[&str] = &["gen_ai.request.model", "llm.model_name"];
 
 /// The key prefixes of GenAI results (token usage, response fields): not inputs of the call.
@@ -139,27 +139,109 @@ const RESULT_PREFIXES: &[&str] = &[
 /// output when it has no other (see [`response_output`]).
 const RESPONSE_PREFIX: &str = "gen_ai.response.";
 
+/// A property of the call that a span field sets, by the conventions in use: `otel.*` (as
+/// tracing-opentelemetry reads them), OpenTelemetry GenAI, OpenInference, Langfuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallProp {
+    /// `otel.name`: the call's display name.
+    DisplayName,
+    /// `gen_ai.operation.name`, `openinference.span.kind`, `langfuse.observation.type`: the
+    /// op's kind ([`kind_of`]), when given as the span is made. Still an input.
+    Kind,
+    /// `otel.status_code`: `ERROR` fails the call.
+    Status,
+    /// `error.type`: fails the call, named so.
+    ErrorType,
+    /// `otel.status_message`, `error.message`: the failure's message.
+    ErrorMessage,
+    /// `gen_ai.output.messages`, `output.value`, `langfuse.observation.output`: the output,
+    /// when the span returned none (`#[instrument(ret)]`).
+    Output,
+    /// `gen_ai.conversation.id`, `session.id`, `langfuse.session.id`: the call's thread,
+    /// when given as the span is made.
+    Thread,
+    /// `otel.kind`: read by OpenTelemetry exporters; not an input, no effect on the call.
+    SpanKind,
+}
+
+/// Field names → the call property they set.
+const CALL_PROPS: &[(&str, CallProp)] = &[
+    ("otel.name", CallProp::DisplayName),
+    ("gen_ai.operation.name", CallProp::Kind),
+    ("openinference.span.kind", CallProp::Kind),
+    ("langfuse.observation.type", CallProp::Kind),
+    ("otel.status_code", CallProp::Status),
+    ("error.type", CallProp::ErrorType),
+    ("otel.status_message", CallProp::ErrorMessage),
+    ("error.message", CallProp::ErrorMessage),
+    ("gen_ai.output.messages", CallProp::Output),
+    ("output.value", CallProp::Output),
+    ("langfuse.observation.output", CallProp::Output),
+    ("gen_ai.conversation.id", CallProp::Thread),
+    ("session.id", CallProp::Thread),
+    ("langfuse.session.id", CallProp::Thread),
+    ("otel.kind", CallProp::SpanKind),
+];
+
+/// The call property the field `name` sets, if any.
+pub fn call_prop(name: &str) -> Option<CallProp> {
+    CALL_PROPS.iter().find(|(n, _)| *n == name).map(|(_, p)| *p)
+}
+
+/// The Weave op kind (`llm`, `tool`, `agent`, `search`, `guardrail`, `scorer`) of a span's
+/// operation as the conventions name it: `gen_ai.operation.name` (`chat`, `execute_tool`,
+/// `invoke_agent`, …), `openinference.span.kind` (`LLM`, `TOOL`, `RETRIEVER`, …),
+/// `langfuse.observation.type` (`generation`, `tool`, …). `None` for one with no Weave kind
+/// (a chain, a reranker).
+pub fn kind_of(operation: &str) -> Option<&'static str> {
+    const KINDS: &[(&str, &str)] = &[
+        ("chat", "llm"),
+        ("text_completion", "llm"),
+        ("generate_content", "llm"),
+        ("completion", "llm"),
+        ("embeddings", "llm"),
+        ("embedding", "llm"),
+        ("llm", "llm"),
+        ("generation", "llm"),
+        ("execute_tool", "tool"),
+        ("tool", "tool"),
+        ("invoke_agent", "agent"),
+        ("create_agent", "agent"),
+        ("agent", "agent"),
+        ("retriever", "search"),
+        ("retrieval", "search"),
+        ("guardrail", "guardrail"),
+        ("evaluator", "scorer"),
+    ];
+    KINDS
+        .iter()
+        .find(|(name, _)| operation.eq_ignore_ascii_case(name))
+        .map(|(_, kind)| *kind)
+}
+
 /// What a span field (or attribute) is to the Weave call made of the span, by its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FieldRole {
     /// An input of the call: any name the GenAI conventions do not claim.
     Input,
-    /// The requested model (`gen_ai.request.model`, `llm.model_name`): an input, and also a
-    /// GenAI field, naming the model usage is reported under when the response names none.
-    InputAndModel,
-    /// A GenAI result (`gen_ai.usage.*`, `gen_ai.response.*`, `llm.token_count.*`, …): not an
-    /// input; read by [`usage_by_model`] and [`response_output`] when the call ends.
+    /// An input that the conventions also read: the requested model (`gen_ai.request.model`,
+    /// `llm.model_name`: usage is reported under it when the response names none), the
+    /// operation (its kind, [`CallProp::Kind`]).
+    InputAndRead,
+    /// A GenAI result (`gen_ai.usage.*`, `gen_ai.response.*`, `llm.token_count.*`, …) or a
+    /// call property ([`CallProp`]) other than the kind: not an input; read when the call
+    /// ends.
     Result,
 }
 
 impl FieldRole {
     /// Whether the field is an input of the call.
     pub fn is_input(self) -> bool {
-        matches!(self, FieldRole::Input | FieldRole::InputAndModel)
+        matches!(self, FieldRole::Input | FieldRole::InputAndRead)
     }
     /// Whether the field is a GenAI field, kept for when the call ends.
     pub fn is_genai(self) -> bool {
-        matches!(self, FieldRole::Result | FieldRole::InputAndModel)
+        matches!(self, FieldRole::Result | FieldRole::InputAndRead)
     }
 }
 
@@ -168,7 +250,13 @@ pub fn field_role(name: &str) -> FieldRole {
     if RESULT_PREFIXES.iter().any(|p| name.starts_with(p)) {
         FieldRole::Result
     } else if REQUEST_MODEL_KEYS.contains(&name) {
-        FieldRole::InputAndModel
+        FieldRole::InputAndRead
+    } else if let Some(prop) = call_prop(name) {
+        if prop == CallProp::Kind {
+            FieldRole::InputAndRead
+        } else {
+            FieldRole::Result
+        }
     } else {
         FieldRole::Input
     }
@@ -192,6 +280,7 @@ pub struct GenAiRole {
     usage: Option<(u8, u8)>,
     model: Option<u8>,
     response: bool,
+    prop: Option<CallProp>,
 }
 
 impl GenAiRole {
@@ -212,12 +301,13 @@ impl GenAiRole {
                 .position(|k| *k == name)
                 .map(|rank| rank as u8),
             response: name.starts_with(RESPONSE_PREFIX),
+            prop: call_prop(name),
         }
     }
 
     /// Whether the field feeds nothing.
     pub fn is_empty(&self) -> bool {
-        self.usage.is_none() && self.model.is_none() && !self.response
+        self.usage.is_none() && self.model.is_none() && !self.response && self.prop.is_none()
     }
 }
 
@@ -230,17 +320,111 @@ pub struct GenAiFields {
     counts: [Option<(u8, i64)>; USAGE_KEYS.len()],
     model: Option<(u8, String)>,
     response: Vec<(Cow<'static, str>, Value)>,
+    /// Call properties ([`CallProp`]), for the few spans that set any.
+    props: Option<Box<CallProps>>,
+}
+
+/// The call properties a span's fields set ([`CallProp`]).
+#[derive(Debug, Default, Clone, PartialEq)]
+struct CallProps {
+    display_name: Option<String>,
+    kind: Option<&'static str>,
+    /// `Some(true)`: `otel.status_code` was `ERROR`; `Some(false)`: `OK`.
+    error_status: Option<bool>,
+    error_type: Option<String>,
+    error_message: Option<String>,
+    output: Option<Value>,
+    thread: Option<String>,
+}
+
+/// A field's value as text: a string as it is, anything else as its JSON.
+fn as_text(value: Value) -> String {
+    match value {
+        Value::String(s) => s,
+        other => other.to_string(),
+    }
 }
 
 impl GenAiFields {
     /// Whether nothing was kept.
     pub fn is_empty(&self) -> bool {
-        self.counts.iter().all(Option::is_none) && self.model.is_none() && self.response.is_empty()
+        self.counts.iter().all(Option::is_none)
+            && self.model.is_none()
+            && self.response.is_empty()
+            && self.props.is_none()
+    }
+
+    fn keep_prop(&mut self, prop: CallProp, value: Value) {
+        let props = self.props.get_or_insert_with(Default::default);
+        match prop {
+            CallProp::DisplayName => props.display_name = Some(as_text(value)),
+            CallProp::Kind => {
+                if let Value::String(op) = &value {
+                    props.kind = kind_of(op).or(props.kind);
+                }
+            }
+            CallProp::Status => {
+                let status = as_text(value);
+                props.error_status = if status.eq_ignore_ascii_case("error") {
+                    Some(true)
+                } else if status.eq_ignore_ascii_case("ok") {
+                    Some(false)
+                } else {
+                    props.error_status
+                };
+            }
+            CallProp::ErrorType => props.error_type = Some(as_text(value)),
+            CallProp::ErrorMessage => props.error_message = Some(as_text(value)),
+            CallProp::Output => props.output = Some(value),
+            CallProp::Thread => props.thread = Some(as_text(value)),
+            CallProp::SpanKind => {}
+        }
+    }
+
+    /// The op kind the fields name ([`CallProp::Kind`]).
+    pub fn kind(&self) -> Option<&'static str> {
+        self.props.as_ref()?.kind
+    }
+
+    /// The thread the fields name ([`CallProp::Thread`]).
+    pub fn thread(&self) -> Option<&str> {
+        self.props.as_ref()?.thread.as_deref()
+    }
+
+    /// The display name the fields give (`otel.name`), taken.
+    pub fn take_display_name(&mut self) -> Option<String> {
+        self.props.as_mut()?.display_name.take()
+    }
+
+    /// The output the fields give ([`CallProp::Output`]), taken.
+    pub fn take_output(&mut self) -> Option<Value> {
+        self.props.as_mut()?.output.take()
+    }
+
+    /// `(type, message)` of the failure the fields report: `otel.status_code = ERROR` or an
+    /// `error.type` (unless the status is `OK`), typed by `error.type` (else `Error`) with
+    /// the status or error message.
+    pub fn failure(&self) -> Option<(String, String)> {
+        let p = self.props.as_ref()?;
+        let failed = match p.error_status {
+            Some(error) => error,
+            None => p.error_type.is_some(),
+        };
+        failed.then(|| {
+            (
+                p.error_type.clone().unwrap_or_else(|| "Error".to_string()),
+                p.error_message.clone().unwrap_or_default(),
+            )
+        })
     }
 
     /// Keeps the field `name` (whose role is `role`) with `value`. A `&'static str` name (a
     /// tracing field's) is kept without a copy.
     pub fn add(&mut self, name: impl Into<Cow<'static, str>>, role: GenAiRole, value: Value) {
+        if let Some(prop) = role.prop {
+            // A property's name is nothing else.
+            return self.keep_prop(prop, value);
+        }
         if let Some((slot, rank)) = role.usage {
             if let Some(n) = as_count(&value) {
                 self.keep_count(slot as usize, rank, n);
@@ -266,6 +450,25 @@ impl GenAiFields {
         }
         for (name, value) in later.response {
             self.keep_response(name, value);
+        }
+        if let Some(later) = later.props {
+            let props = self.props.get_or_insert_with(Default::default);
+            let CallProps {
+                display_name,
+                kind,
+                error_status,
+                error_type,
+                error_message,
+                output,
+                thread,
+            } = *later;
+            props.display_name = display_name.or(props.display_name.take());
+            props.kind = kind.or(props.kind);
+            props.error_status = error_status.or(props.error_status);
+            props.error_type = error_type.or(props.error_type.take());
+            props.error_message = error_message.or(props.error_message.take());
+            props.output = output.or(props.output.take());
+            props.thread = thread.or(props.thread.take());
         }
     }
 
@@ -571,8 +774,8 @@ mod tests {
         assert_eq!(field_role("llm.token_count.prompt"), FieldRole::Result);
         assert_eq!(field_role("llm.usage.total_tokens"), FieldRole::Result);
         assert_eq!(field_role("ai.usage.promptTokens"), FieldRole::Result);
-        assert_eq!(field_role("gen_ai.request.model"), FieldRole::InputAndModel);
-        assert_eq!(field_role("llm.model_name"), FieldRole::InputAndModel);
+        assert_eq!(field_role("gen_ai.request.model"), FieldRole::InputAndRead);
+        assert_eq!(field_role("llm.model_name"), FieldRole::InputAndRead);
         assert_eq!(field_role("gen_ai.request.temperature"), FieldRole::Input);
         assert_eq!(field_role("url"), FieldRole::Input);
     }

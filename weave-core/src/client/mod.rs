@@ -116,7 +116,7 @@ fn check_name(what: &str, s: &str) -> Result<()> {
     Ok(())
 }
 
-fn truncate_display_name(name: String) -> String {
+pub(crate) fn truncate_display_name(name: String) -> String {
     if name.chars().count() <= MAX_DISPLAY_NAME_CHARS {
         return name;
     }

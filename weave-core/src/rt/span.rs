@@ -26,7 +26,12 @@ pub struct SpanSite {
     attributes: JsonMap,
     /// The op's ref and the merged attributes, by client serial.
     resolved: PerClient<u64, (Arc<str>, Arc<JsonMap>)>,
+    /// The merged attributes with a kind the span's fields named, by (client serial, kind).
+    kinded: std::sync::RwLock<Vec<KindedAttributes>>,
 }
+
+/// Attributes with a kind, by (client serial, kind) ([`SpanSite::with_kind`]).
+type KindedAttributes = ((u64, &'static str), Arc<JsonMap>);
 
 #[derive(Debug)]
 struct SiteField {
@@ -64,6 +69,7 @@ impl SpanSite {
             fields: fields.into_iter().map(SiteField::new).collect(),
             attributes,
             resolved: PerClient::new(),
+            kinded: Default::default(),
         }
     }
 
@@ -92,6 +98,36 @@ impl SpanSite {
             }
             Ok((op_ref, Arc::new(attributes)))
         })
+    }
+
+    /// `attributes` (this site's on `client`) with `weave.kind` set to `kind`: one map per
+    /// (client, kind), kept.
+    fn with_kind(
+        &self,
+        client: &WeaveClient,
+        attributes: &Arc<JsonMap>,
+        kind: &'static str,
+    ) -> Arc<JsonMap> {
+        let key = (client.serial(), kind);
+        if let Some((_, a)) = self
+            .kinded
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(k, _)| *k == key)
+        {
+            return a.clone();
+        }
+        let mut with = (**attributes).clone();
+        if let Some(Value::Object(w)) = with.get_mut("weave") {
+            w.insert("kind".into(), Value::from(kind));
+        }
+        let with = Arc::new(with);
+        self.kinded
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((key, with.clone()));
+        with
     }
 
     /// An empty set of fields recorded on a span of this site after it was made.
@@ -123,8 +159,16 @@ impl SpanSite {
         parent: Option<Call>,
         inputs: SpanInputs<'_>,
     ) -> Result<(Call, Option<Box<GenAiFields>>)> {
-        let (op_ref, attributes) = self.resolve(client)?;
+        let (op_ref, mut attributes) = self.resolve(client)?;
         let mut opts = CallOptions::new().use_stack(false).defer_start(true);
+        if let Some(genai) = &inputs.genai {
+            // The kind and thread its fields name when the span is made (`gen_ai.*`,
+            // OpenInference, Langfuse): the kind goes with the attributes, made once per kind.
+            if let Some(kind) = genai.kind() {
+                attributes = self.with_kind(client, &attributes, kind);
+            }
+            opts.thread_id = genai.thread().map(str::to_string);
+        }
         opts.parent = parent;
         opts.merged_attributes = Some(attributes);
         let text = inputs.args.finish();
@@ -156,17 +200,28 @@ pub fn finish_genai_span_call(
     exception: Option<Exception>,
 ) -> Result<()> {
     let usage = genai.take_model_usage();
-    // Kept as recorded; made into the output's JSON where it is written.
+    let display_name = genai.take_display_name();
+    // The output: `ret`, else an output field (`gen_ai.output.messages`, `output.value`),
+    // else the response fields — kept as recorded, made into JSON where they are written.
+    let ret = ret.or_else(|| genai.take_output());
     let response = match ret {
         None => genai.take_response(),
         Some(_) => Default::default(),
     };
-    if usage.is_some() || !response.is_empty() {
+    let exception = exception.or_else(|| {
+        genai
+            .failure()
+            .map(|(kind, message)| Exception::new(kind, message))
+    });
+    if usage.is_some() || !response.is_empty() || display_name.is_some() {
         let mut st = call.state();
         if st.ended_at.is_none() {
             let rare = st.rare_mut();
             rare.genai_usage.extend(usage);
             rare.genai_output = response;
+            if let Some(d) = display_name.filter(|d| !d.is_empty()) {
+                rare.display_name = Some(crate::client::truncate_display_name(d));
+            }
         }
     }
     let output = match ret {
