@@ -309,6 +309,12 @@ impl GenAiRole {
     pub fn is_empty(&self) -> bool {
         self.usage.is_none() && self.model.is_none() && !self.response && self.prop.is_none()
     }
+
+    /// Whether the field names the operation's kind and nothing else ([`CallProp::Kind`]):
+    /// its text is all that is read.
+    pub fn is_kind(&self) -> bool {
+        self.prop == Some(CallProp::Kind)
+    }
 }
 
 /// A span's GenAI fields as they are recorded, kept by what they feed ([`GenAiRole`]):
@@ -320,7 +326,10 @@ pub struct GenAiFields {
     counts: [Option<(u8, i64)>; USAGE_KEYS.len()],
     model: Option<(u8, String)>,
     response: Vec<(Cow<'static, str>, Value)>,
-    /// Call properties ([`CallProp`]), for the few spans that set any.
+    /// The op kind the fields name ([`CallProp::Kind`]; kept inline: most GenAI spans
+    /// name their operation).
+    kind: Option<&'static str>,
+    /// The other call properties ([`CallProp`]), for the few spans that set any.
     props: Option<Box<CallProps>>,
 }
 
@@ -328,7 +337,6 @@ pub struct GenAiFields {
 #[derive(Debug, Default, Clone, PartialEq)]
 struct CallProps {
     display_name: Option<String>,
-    kind: Option<&'static str>,
     /// `Some(true)`: `otel.status_code` was `ERROR`; `Some(false)`: `OK`.
     error_status: Option<bool>,
     error_type: Option<String>,
@@ -351,18 +359,26 @@ impl GenAiFields {
         self.counts.iter().all(Option::is_none)
             && self.model.is_none()
             && self.response.is_empty()
+            && self.kind.is_none()
             && self.props.is_none()
     }
 
+    /// Keeps the kind the operation `operation` names ([`kind_of`]), unless it names none.
+    pub fn keep_kind(&mut self, operation: &str) {
+        self.kind = kind_of(operation).or(self.kind);
+    }
+
     fn keep_prop(&mut self, prop: CallProp, value: Value) {
+        if prop == CallProp::Kind {
+            if let Value::String(op) = &value {
+                self.keep_kind(op);
+            }
+            return;
+        }
         let props = self.props.get_or_insert_with(Default::default);
         match prop {
             CallProp::DisplayName => props.display_name = Some(as_text(value)),
-            CallProp::Kind => {
-                if let Value::String(op) = &value {
-                    props.kind = kind_of(op).or(props.kind);
-                }
-            }
+            CallProp::Kind => {}
             CallProp::Status => {
                 let status = as_text(value);
                 props.error_status = if status.eq_ignore_ascii_case("error") {
@@ -383,7 +399,7 @@ impl GenAiFields {
 
     /// The op kind the fields name ([`CallProp::Kind`]).
     pub fn kind(&self) -> Option<&'static str> {
-        self.props.as_ref()?.kind
+        self.kind
     }
 
     /// The thread the fields name ([`CallProp::Thread`]).
@@ -451,11 +467,11 @@ impl GenAiFields {
         for (name, value) in later.response {
             self.keep_response(name, value);
         }
+        self.kind = later.kind.or(self.kind);
         if let Some(later) = later.props {
             let props = self.props.get_or_insert_with(Default::default);
             let CallProps {
                 display_name,
-                kind,
                 error_status,
                 error_type,
                 error_message,
@@ -463,7 +479,6 @@ impl GenAiFields {
                 thread,
             } = *later;
             props.display_name = display_name.or(props.display_name.take());
-            props.kind = kind.or(props.kind);
             props.error_status = error_status.or(props.error_status);
             props.error_type = error_type.or(props.error_type.take());
             props.error_message = error_message.or(props.error_message.take());

@@ -352,6 +352,19 @@ impl FieldSink for SpanInputs<'_> {
                 // Most fields: written as they are, no `Value` made.
                 return self.write(f, &value);
             }
+            if f.genai.is_kind() {
+                // The operation's name: an input, and its text names the kind.
+                self.write(f, &value);
+                let op = match &value {
+                    FieldValue::Str(op) => *op,
+                    FieldValue::Json(Value::String(op)) => op.as_str(),
+                    _ => return,
+                };
+                self.genai
+                    .get_or_insert_with(Default::default)
+                    .keep_kind(op);
+                return;
+            }
             let v = value.into_json();
             if f.role.is_input() {
                 self.write(f, &v);
