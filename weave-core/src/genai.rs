@@ -454,39 +454,6 @@ impl GenAiFields {
         }
     }
 
-    /// Keeps what `later` kept, as if its fields were added after these.
-    pub fn merge(&mut self, later: GenAiFields) {
-        for (slot, new) in later.counts.into_iter().enumerate() {
-            if let Some((rank, n)) = new {
-                self.keep_count(slot, rank, n);
-            }
-        }
-        if let Some((rank, model)) = later.model {
-            self.keep_model(rank, &model);
-        }
-        for (name, value) in later.response {
-            self.keep_response(name, value);
-        }
-        self.kind = later.kind.or(self.kind);
-        if let Some(later) = later.props {
-            let props = self.props.get_or_insert_with(Default::default);
-            let CallProps {
-                display_name,
-                error_status,
-                error_type,
-                error_message,
-                output,
-                thread,
-            } = *later;
-            props.display_name = display_name.or(props.display_name.take());
-            props.error_status = error_status.or(props.error_status);
-            props.error_type = error_type.or(props.error_type.take());
-            props.error_message = error_message.or(props.error_message.take());
-            props.output = output.or(props.output.take());
-            props.thread = thread.or(props.thread.take());
-        }
-    }
-
     /// A count for the usage key in `slot` from a source of rank `rank`: kept unless a
     /// better-ranked source gave one.
     fn keep_count(&mut self, slot: usize, rank: u8, n: i64) {
@@ -522,22 +489,26 @@ impl GenAiFields {
     /// [`GenAiFields::usage`], typed: made into JSON where it is written (the writer's
     /// thread), not where the span ends.
     pub fn model_usage(&self) -> Option<ModelUsage> {
-        self.clone().take_model_usage()
+        Self::usage_of(&self.counts, || self.model.as_ref().map(|(_, m)| m.clone()))
     }
 
     /// [`GenAiFields::model_usage`], taking the model's name (nothing copied).
     pub fn take_model_usage(&mut self) -> Option<ModelUsage> {
-        if self.counts.iter().all(Option::is_none) {
+        let model = &mut self.model;
+        let counts = &self.counts;
+        Self::usage_of(counts, || model.take().map(|(_, m)| m))
+    }
+
+    /// The counts kept, under the model `model` names (else `"unknown"`); `None` without any.
+    fn usage_of(
+        kept: &[Option<(u8, i64)>; USAGE_KEYS.len()],
+        model: impl FnOnce() -> Option<String>,
+    ) -> Option<ModelUsage> {
+        if kept.iter().all(Option::is_none) {
             return None;
         }
-        let mut counts = [None; USAGE_KEYS.len()];
-        for (c, kept) in counts.iter_mut().zip(&self.counts) {
-            *c = kept.map(|(_, n)| n);
-        }
-        let model = match self.model.take() {
-            Some((_, m)) => m,
-            None => "unknown".to_string(),
-        };
+        let counts = kept.map(|c| c.map(|(_, n)| n));
+        let model = model().unwrap_or_else(|| "unknown".to_string());
         Some(ModelUsage { model, counts })
     }
 
@@ -679,14 +650,8 @@ impl ModelUsage {
             .collect()
     }
 
-    /// `{"<model>": {...}}`: the value of `summary.usage`.
-    pub fn to_usage_map(&self) -> JsonMap {
-        let mut m = Map::with_capacity(1);
-        m.insert(self.model.clone(), Value::Object(self.to_map()));
-        m
-    }
-
-    /// Appends the JSON text of [`ModelUsage::to_usage_map`] to `out`.
+    /// Appends the JSON text of `summary.usage` for this usage alone (`{"<model>": {...}}`,
+    /// [`usage_map`] of it) to `out`.
     pub fn write_usage_text(&self, out: &mut String) {
         use std::fmt::Write;
         out.push('{');
@@ -839,11 +804,9 @@ mod tests {
         );
         add(&mut g, "llm.model_name", json!("m-requested"));
         add(&mut g, "gen_ai.response.id", json!("r1"));
-        let mut later = GenAiFields::default();
-        add(&mut later, "gen_ai.usage.completion_tokens", json!(2));
-        add(&mut later, "gen_ai.response.model", json!("m-served"));
-        add(&mut later, "gen_ai.response.id", json!("r2"));
-        g.merge(later);
+        add(&mut g, "gen_ai.usage.completion_tokens", json!(2));
+        add(&mut g, "gen_ai.response.model", json!("m-served"));
+        add(&mut g, "gen_ai.response.id", json!("r2"));
         let (model, u) = g.usage().unwrap();
         assert_eq!(model, "m-served");
         assert_eq!(
@@ -860,6 +823,19 @@ mod tests {
     }
 
     #[test]
+    fn spans_read_every_name_the_weave_servers_ingest_reads_for_the_same_key() {
+        for (key, sources) in WEAVE_SERVER_USAGE_KEYS {
+            let (_, ours) = USAGE_KEYS
+                .iter()
+                .find(|(k, _)| k == key)
+                .unwrap_or_else(|| panic!("{key} missing from USAGE_KEYS"));
+            for source in *sources {
+                assert!(ours.contains(source), "{key}: {source}");
+            }
+        }
+    }
+
+    #[test]
     fn typed_usage_writes_the_same_json_as_its_map() {
         let add = |g: &mut GenAiFields, k: &'static str, v: Value| g.add(k, GenAiRole::of(k), v);
         let mut g = GenAiFields::default();
@@ -872,7 +848,7 @@ mod tests {
         let mut text = String::from("[");
         u.write_usage_text(&mut text);
         let parsed: Value = serde_json::from_str(&text[1..]).unwrap();
-        assert_eq!(parsed, Value::Object(u.to_usage_map()));
+        assert_eq!(parsed, Value::Object(usage_map(std::slice::from_ref(&u))));
         assert_eq!(
             parsed,
             json!({"m \"quoted\" \\ é": {"input_tokens": 7, "output_tokens": 2,

@@ -403,11 +403,6 @@ pub struct GenAiRecorded {
 type GenAiEntry = (&'static str, GenAiRole, Value);
 
 impl GenAiRecorded {
-    /// Whether no GenAI field was recorded.
-    pub fn is_empty(&self) -> bool {
-        self.first.is_none()
-    }
-
     fn push(&mut self, entry: GenAiEntry) {
         if self.first.is_none() {
             self.first = Some(entry);

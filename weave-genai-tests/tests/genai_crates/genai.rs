@@ -11,7 +11,7 @@ use serde_json::json;
 use weave::Call;
 
 use crate::stub::{stub, ANSWER, COMPLETION_TOKENS, PROMPT_TOKENS, REQUESTED_MODEL, SERVED_MODEL};
-use crate::{all_calls, cost_of, priced_store, traced};
+use crate::{all_calls, cost_of, named, priced_store, traced};
 
 /// A genai client whose OpenAI-compatible target is `base_url`.
 fn client_at(base_url: String) -> Client {
@@ -62,18 +62,6 @@ async fn complete(question: &str, streaming: bool) -> String {
 #[weave::op]
 async fn ask(question: &str, streaming: bool) -> String {
     complete(question, streaming).await
-}
-
-fn named<'a>(calls: &'a [Call], name: &str) -> &'a Call {
-    calls
-        .iter()
-        .find(|c| c.func_name() == name)
-        .unwrap_or_else(|| {
-            panic!(
-                "no {name} in {:?}",
-                calls.iter().map(Call::func_name).collect::<Vec<_>>()
-            )
-        })
 }
 
 /// The model usage is reported under: the response's, which genai records only when not

@@ -28,6 +28,19 @@ pub fn all_calls(client: &WeaveClient) -> Vec<Call> {
     weave_testkit::calls(client, CallsQuery::new())
 }
 
+/// The call named `name` (its op's name) among `calls`.
+pub fn named<'a>(calls: &'a [Call], name: &str) -> &'a Call {
+    calls
+        .iter()
+        .find(|c| c.func_name() == name)
+        .unwrap_or_else(|| {
+            panic!(
+                "no {name} in {:?}",
+                calls.iter().map(Call::func_name).collect::<Vec<_>>()
+            )
+        })
+}
+
 /// A fresh store, the requested and the served model priced.
 pub fn priced_store() -> TestStore {
     let s = TestStore::new();

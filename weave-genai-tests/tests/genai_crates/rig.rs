@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use weave::Call;
 
 use crate::stub::{stub, ANSWER, COMPLETION_TOKENS, PROMPT_TOKENS, REQUESTED_MODEL, SERVED_MODEL};
-use crate::{all_calls, cost_of, priced_store, traced, COMPLETION_PRICE, PROMPT_PRICE};
+use crate::{all_calls, cost_of, named, priced_store, traced, COMPLETION_PRICE, PROMPT_PRICE};
 
 /// Asks the stub through rig, streaming or not; the answer's text.
 async fn complete(question: &str, streaming: bool) -> String {
@@ -41,18 +41,6 @@ fn stub_usage(requests: i64) -> Value {
         "total_tokens": (PROMPT_TOKENS + COMPLETION_TOKENS) * requests,
         "requests": requests,
     })
-}
-
-fn named<'a>(calls: &'a [Call], name: &str) -> &'a Call {
-    calls
-        .iter()
-        .find(|c| c.func_name() == name)
-        .unwrap_or_else(|| {
-            panic!(
-                "no {name} in {:?}",
-                calls.iter().map(Call::func_name).collect::<Vec<_>>()
-            )
-        })
 }
 
 /// rig's own span, checked as the LLM call it is.
