@@ -173,6 +173,13 @@ pub mod genai {
     pub use weave_core::genai::*;
 }
 
+/// Traces across processes: the current call put into outgoing request headers (W3C
+/// `traceparent` and `tracestate`) or a child process's environment, and continued from
+/// them on the other side ([`Context::from_headers`], [`Context::from_env`]).
+pub mod propagation {
+    pub use weave_core::propagation::*;
+}
+
 /// The protocol's wire types.
 pub mod schema {
     pub use weave_core::schema::*;

@@ -18,6 +18,7 @@
 //! | `NO_COLOR` | set and not empty: the `weave` CLI prints without colour | unset |
 //! | `HOME` / `USERPROFILE` | where `~/.netrc` (`_netrc`) is looked for | none |
 //! | `XDG_DATA_HOME` / `LOCALAPPDATA` | where the embedded store's default file goes | see [`Settings::db_path`] |
+//! | `TRACEPARENT` / `TRACESTATE` | the trace context a parent process handed this one (read by [`trace_context_env`] when asked) | unset |
 //!
 //! `weave serve --api-key` also takes `WEAVE_SERVER_API_KEY`, declared with the command's
 //! arguments (clap reads it).
@@ -251,4 +252,12 @@ impl Settings {
             .trim_end_matches('/')
             .to_string()
     }
+}
+
+/// The trace context a parent process put in this one's environment: `TRACEPARENT` and
+/// `TRACESTATE` (W3C Trace Context values, the names OpenTelemetry uses for environment
+/// carriers). Read when asked — by `weave::propagation::TraceContext::from_env` — not with
+/// [`Settings`]: a process continues its parent's trace only where it says so.
+pub fn trace_context_env() -> (Option<String>, Option<String>) {
+    (env_trimmed("TRACEPARENT"), env_trimmed("TRACESTATE"))
 }

@@ -28,6 +28,7 @@ pub mod genai;
 mod ids;
 pub mod limits;
 mod own_work;
+pub mod propagation;
 pub mod query;
 mod rand;
 mod record;

@@ -28,8 +28,8 @@ const LAYERS: &[&[&str]] = &[
     &["server"],
     // The client: `WeaveClient`, `Call`, queries, the background writer.
     &["client"],
-    // The op runtime the macro's code calls.
-    &["rt"],
+    // The op runtime the macro's code calls; traces across processes.
+    &["rt", "propagation"],
 ];
 
 /// Inside `server`: the backends do not know each other.

@@ -18,6 +18,10 @@ use crate::schema::summary::{op_display_name, sum_dict_leaves, TraceStatus, USAG
 use crate::schema::{CallSchema, CallsFilter, JsonMap};
 use crate::time::Timestamp;
 
+/// The op name of the stand-in for another process's call ([`Call::is_remote`]); never
+/// written.
+const REMOTE_PARENT_OP: &str = "remote-parent";
+
 /// A call: the record of one invocation of an op — its inputs, output or exception, timing,
 /// place in the trace tree, and summary.
 ///
@@ -40,6 +44,33 @@ impl Call {
     /// A new call, recorded as it runs.
     pub(crate) fn new_live(client: WeaveClient, c: NewCall) -> Call {
         let record = CallRecord::live(client.project_id_arc(), c);
+        Call {
+            client,
+            inner: Arc::new(record),
+        }
+    }
+
+    /// The stand-in for a call of another process, continued here: calls made under it are
+    /// its children (they carry its id and trace id); it is never written or finished
+    /// ([`crate::propagation`]).
+    pub(crate) fn remote(client: WeaveClient, trace_id: IdText, id: IdText) -> Call {
+        let record = CallRecord::live(
+            client.project_id_arc(),
+            NewCall {
+                id,
+                trace_id,
+                parent: None,
+                parent_id: None,
+                op_name: Arc::from(REMOTE_PARENT_OP),
+                inputs: crate::record::Inputs::Map(Box::default()),
+                attributes: client.attributes_arc().clone(),
+                started_at: Timestamp::now(),
+                thread_id: None,
+                turn_id: None,
+                untraced: false,
+                remote: true,
+            },
+        );
         Call {
             client,
             inner: Arc::new(record),
@@ -258,6 +289,14 @@ impl Call {
     /// as the rest of that trace. Finishing it writes nothing.
     pub fn is_untraced(&self) -> bool {
         self.inner.untraced
+    }
+
+    /// Whether this handle stands for a call of another process, continued here from its
+    /// trace context ([`crate::propagation`]): its [`Call::id`] and [`Call::trace_id`] are
+    /// that call's, calls made under it are its children, and it is never written or
+    /// finished here (its inputs, output and summary are the other process's).
+    pub fn is_remote(&self) -> bool {
+        self.inner.remote
     }
 
     /// Marks the call finished; false when it already was (so only one finish wins).

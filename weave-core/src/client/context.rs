@@ -380,6 +380,16 @@ impl Context {
         Context { frame }
     }
 
+    /// A context of `frame` (none: the empty context).
+    pub(crate) fn of_frame(frame: Option<Frame>) -> Self {
+        Context { frame }
+    }
+
+    /// The context's frame.
+    pub(crate) fn frame(&self) -> Option<&Frame> {
+        self.frame.as_ref()
+    }
+
     /// The call this context would make new calls children of.
     pub fn call(&self) -> Option<&Call> {
         match &self.frame {

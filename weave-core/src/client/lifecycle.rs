@@ -161,6 +161,7 @@ impl WeaveClient {
                 thread_id,
                 turn_id,
                 untraced,
+                remote: false,
             },
         );
         let display_name = opts.display_name.and_then(|d| match d {
@@ -276,6 +277,13 @@ impl WeaveClient {
         exception: Option<Exception>,
         op: Option<&Op>,
     ) -> Result<()> {
+        if call.is_remote() {
+            return Err(WeaveError::invalid_input(format!(
+                "call {} belongs to another process (continued from its trace context): \
+                 it is finished there, not here",
+                call.id()
+            )));
+        }
         if !call.try_mark_finished() {
             return Err(WeaveError::invalid_input(format!(
                 "call {} is already finished",

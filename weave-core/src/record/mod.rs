@@ -56,6 +56,10 @@ pub struct CallRecord {
     pub(crate) finished: AtomicBool,
     /// Made inside a sampled-out trace: current while it runs, never written.
     pub(crate) untraced: bool,
+    /// A call of another process, continued here ([`crate::propagation`]): the parent of
+    /// the calls made under it, never written, never finished, and no child's summary is
+    /// rolled up into it.
+    pub(crate) remote: bool,
     /// Where the call's queued start stands ([`CallRecord::fold_end_into_start`]).
     start: AtomicU8,
     state: Mutex<CallState>,
@@ -412,11 +416,14 @@ pub(crate) struct NewCall {
     pub(crate) thread_id: Option<String>,
     pub(crate) turn_id: Option<String>,
     pub(crate) untraced: bool,
+    pub(crate) remote: bool,
 }
 
 impl CallRecord {
     pub(crate) fn live(project_id: Arc<str>, c: NewCall) -> CallRecord {
-        if let Some(p) = &c.parent {
+        // A remote parent's summary is its own process's: nothing is rolled up into it.
+        let parent = c.parent.filter(|p| !p.remote);
+        if let Some(p) = &parent {
             p.state().child_count += 1;
         }
         CallRecord {
@@ -430,9 +437,10 @@ impl CallRecord {
             started_at: c.started_at,
             thread: ThreadTurn::boxed(c.thread_id, c.turn_id),
             read: None,
-            parent: c.parent,
+            parent,
             finished: AtomicBool::new(false),
             untraced: c.untraced,
+            remote: c.remote,
             start: AtomicU8::new(START_QUEUED),
             state: Mutex::new(CallState::default()),
         }
@@ -460,6 +468,7 @@ impl CallRecord {
             parent: None,
             finished: AtomicBool::new(s.ended_at.is_some()),
             untraced: false,
+            remote: false,
             start: AtomicU8::new(START_TAKEN),
             state: Mutex::new(CallState {
                 output: s.output,
@@ -497,6 +506,7 @@ impl CallRecord {
             parent: None,
             finished: AtomicBool::new(s.ended_at.is_some()),
             untraced: false,
+            remote: false,
             start: AtomicU8::new(START_TAKEN),
             state: Mutex::new(CallState {
                 exception: s.exception,
