@@ -22,7 +22,7 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context as TaskContext, Poll};
 
 use super::call::Call;
@@ -52,9 +52,52 @@ pub(crate) enum Current {
     Call(Call),
 }
 
+/// Another tracing system's current span as a call, when one is set up to mirror its spans
+/// into calls (the OpenTelemetry span processor): an op or span made while such a span is
+/// current — and deeper than this thread's own current call — becomes its child.
+static FOREIGN_CURRENT: OnceLock<fn() -> Option<Call>> = OnceLock::new();
+
+/// Sets the hook that names another tracing system's current span's call (once per
+/// process; false when one was set before).
+pub(crate) fn set_foreign_current(hook: fn() -> Option<Call>) -> bool {
+    FOREIGN_CURRENT.set(hook).is_ok()
+}
+
+/// What the stack says, or the other tracing system's current span when it is deeper
+/// ([`FOREIGN_CURRENT`]).
+pub(crate) fn current() -> Current {
+    let own = current_on_stack();
+    let Some(hook) = FOREIGN_CURRENT.get() else {
+        return own;
+    };
+    match (own, hook()) {
+        (Current::Suppressed, _) => Current::Suppressed,
+        (own, None) => own,
+        (Current::None, Some(f)) if !f.is_finished() => Current::Call(f),
+        (Current::Call(w), Some(f)) if !f.is_finished() && descends_from(&f, &w) => {
+            Current::Call(f)
+        }
+        (own, Some(_)) => own,
+    }
+}
+
+/// Whether `call` is below `ancestor` (by the parent ids of its live ancestors).
+fn descends_from(call: &Call, ancestor: &Call) -> bool {
+    let mut record = call.record_ref();
+    loop {
+        if record.parent_id.as_deref() == Some(ancestor.id()) {
+            return true;
+        }
+        match &record.parent {
+            Some(p) => record = p,
+            None => return false,
+        }
+    }
+}
+
 /// Reads the stack from the top: capture frames are transparent, finished calls are skipped
 /// (and dropped when at the top).
-pub(crate) fn current() -> Current {
+fn current_on_stack() -> Current {
     STACK
         .try_with(|s| {
             let Ok(mut s) = s.try_borrow_mut() else {

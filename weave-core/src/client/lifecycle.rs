@@ -124,7 +124,7 @@ impl WeaveClient {
         // One clock read for the start time and the ids' millisecond.
         let now = Timestamp::now();
         let ms = crate::ids::ms_of_nanos(now.as_nanos());
-        let (id, trace_id, parent_id) = match &parent {
+        let (mut id, mut trace_id, parent_id) = match &parent {
             Some(p) => {
                 let [id] = IdText::generate_at(ms);
                 (id, p.trace_id_text().clone(), Some(p.id_text().clone()))
@@ -134,6 +134,28 @@ impl WeaveClient {
                 (id, trace_id, None)
             }
         };
+        if let Some(given) = opts.id {
+            if !crate::ids::is_valid_call_id(&given) {
+                return Err(WeaveError::invalid_input(format!(
+                    "call id {given:?} is not a lowercase UUID or 16-hex-digit span id"
+                )));
+            }
+            id = IdText::from(given);
+        }
+        if let Some(given) = opts.trace_id {
+            if !crate::ids::is_valid_trace_id(&given) {
+                return Err(WeaveError::invalid_input(format!(
+                    "trace id {given:?} is not a lowercase UUID or 32-hex-digit trace id"
+                )));
+            }
+            if parent.is_some() && given != *trace_id {
+                return Err(WeaveError::invalid_input(format!(
+                    "trace id {given:?} is not the parent's ({:?}): a child is in its parent's trace",
+                    &*trace_id
+                )));
+            }
+            trace_id = IdText::from(given);
+        }
         let thread_id = opts.thread_id.or_else(|| {
             parent
                 .as_ref()

@@ -53,6 +53,10 @@ pub struct CallOptions {
     /// Write the start together with the end, when the call finishes, instead of now (see
     /// [`CallOptions::defer_start`]).
     pub defer_start: bool,
+    /// The call's id (default: a new UUIDv7); see [`CallOptions::id`].
+    pub id: Option<String>,
+    /// A root call's trace id (default: a new UUIDv7); see [`CallOptions::trace_id`].
+    pub trace_id: Option<String>,
     /// The call's whole attributes, the client's included, made once for many calls (the
     /// tracing layer's per-callsite attributes); replaces the merge of `attributes`.
     pub(crate) merged_attributes: Option<Arc<JsonMap>>,
@@ -109,6 +113,21 @@ impl CallOptions {
     /// the store; a call that never finishes is never written.
     pub fn defer_start(mut self, yes: bool) -> Self {
         self.defer_start = yes;
+        self
+    }
+    /// Gives the call this id — a lowercase UUID or a 16-hex-digit OpenTelemetry span id —
+    /// instead of a new one: for calls that mirror another tracing system's spans, so that
+    /// what refers to the span (a `traceparent` header, a child span) refers to the call.
+    /// `create_call` fails on an id of another form.
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+    /// Gives a root call this trace id — a lowercase UUID or a 32-hex-digit OpenTelemetry
+    /// trace id — instead of a new one. A child's trace is always its parent's: with a
+    /// parent, `create_call` fails when the two differ.
+    pub fn trace_id(mut self, id: impl Into<String>) -> Self {
+        self.trace_id = Some(id.into());
         self
     }
 }

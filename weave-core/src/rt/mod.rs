@@ -60,6 +60,14 @@ pub fn enabled() -> bool {
     m & switch::DISABLED == 0 && context::stack_is_nonempty()
 }
 
+/// Names another tracing system's current span's call, for mirrors of its spans (the
+/// OpenTelemetry span processor): from then on, an op, span or `create_call` made while
+/// such a span is current — and deeper than this thread's own current call — is its child.
+/// Once per process; false when a hook was set before.
+pub fn set_foreign_current(hook: fn() -> Option<Call>) -> bool {
+    context::set_foreign_current(hook)
+}
+
 /// The client a new root call (no enclosing call) is recorded with: the process-wide one.
 pub fn root_client() -> Option<WeaveClient> {
     if !switch::has_global_client() {
