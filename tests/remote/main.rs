@@ -7,5 +7,6 @@ mod common;
 mod faults;
 mod init;
 mod objects_feedback_costs;
+mod otlp_export;
 mod runtime;
 mod stream;

@@ -10,6 +10,7 @@
 //! Methods are synchronous: the client calls them from its background writer thread or, for
 //! reads, from the caller's thread. A backend that speaks HTTP owns its own runtime.
 
+pub mod otlp;
 pub mod remote;
 pub mod sqlite;
 pub(crate) mod untraced;
