@@ -120,11 +120,16 @@ pub const MODEL_KEYS: &[&str] = &[
     "gen_ai.response.model",
     "gen_ai.request.model",
     "llm.model_name",
+    "langfuse.observation.model.name",
 ];
 
 /// The attribute keys that name the requested model: inputs of the call that are also kept
 /// for [`usage_by_model`] (see [`FieldRole::InputAndRead`]).
-const REQUEST_MODEL_KEYS: &[&str] = &["gen_ai.request.model", "llm.model_name"];
+const REQUEST_MODEL_KEYS: &[&str] = &[
+    "gen_ai.request.model",
+    "llm.model_name",
+    "langfuse.observation.model.name",
+];
 
 /// The key prefixes of GenAI results (token usage, response fields): not inputs of the call.
 const RESULT_PREFIXES: &[&str] = &[
@@ -133,11 +138,14 @@ const RESULT_PREFIXES: &[&str] = &[
     "llm.token_count.",
     "llm.usage.",
     "ai.usage.",
+    "llm.cost.",
 ];
 
-/// The key prefix of the GenAI response fields (id, model, finish reasons) that are a call's
-/// output when it has no other (see [`response_output`]).
-const RESPONSE_PREFIX: &str = "gen_ai.response.";
+/// The key prefixes of the GenAI response fields that are a call's output when it has no
+/// other (see [`response_output`]): the response's id, model, finish reasons; the cost an
+/// OpenInference library reports (`llm.cost.total`, in USD — kept as reported; Weave's own
+/// costs come from its prices and the usage).
+const RESPONSE_PREFIXES: &[&str] = &["gen_ai.response.", "llm.cost."];
 
 /// A property of the call that a span field sets, by the conventions in use: `otel.*` (as
 /// tracing-opentelemetry reads them), OpenTelemetry GenAI, OpenInference, Langfuse.
@@ -300,7 +308,7 @@ impl GenAiRole {
                 .iter()
                 .position(|k| *k == name)
                 .map(|rank| rank as u8),
-            response: name.starts_with(RESPONSE_PREFIX),
+            response: RESPONSE_PREFIXES.iter().any(|p| name.starts_with(p)),
             prop: call_prop(name),
         }
     }
@@ -774,6 +782,30 @@ mod tests {
             json!({"input_tokens": 10, "output_tokens": 5, "total_tokens": 15, "requests": 1})
         );
         assert!(usage_by_model(&Map::new()).is_none());
+    }
+
+    #[test]
+    fn reported_costs_are_response_fields_and_langfuse_names_the_model() {
+        assert_eq!(field_role("llm.cost.total"), FieldRole::Result);
+        assert_eq!(
+            field_role("langfuse.observation.model.name"),
+            FieldRole::InputAndRead
+        );
+        let mut g = Map::new();
+        g.insert("llm.token_count.prompt".into(), json!(3));
+        g.insert(
+            "langfuse.observation.model.name".into(),
+            json!("claude-3-5"),
+        );
+        g.insert("llm.cost.total".into(), json!(0.0021));
+        g.insert("llm.cost.prompt".into(), json!(0.0009));
+        let (model, _) = usage_by_model(&g).unwrap();
+        assert_eq!(model, "claude-3-5");
+        // Kept as reported, with the response (not an input, not lost).
+        assert_eq!(
+            response_output(&g),
+            Some(json!({"llm.cost.total": 0.0021, "llm.cost.prompt": 0.0009}))
+        );
     }
 
     #[test]
