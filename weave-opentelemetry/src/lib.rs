@@ -128,7 +128,15 @@ impl WeaveSpanProcessor {
                 let known = live()
                     .as_ref()
                     .and_then(|m| m.get(&(sc.trace_id(), sc.span_id())).cloned());
-                return Some(known.or_else(|| self.remote_parent(&sc)));
+                return Some(match known {
+                    // A weave call made inside that span (a layer span, an op) and current
+                    // now is deeper: the new span is its child.
+                    Some(p) => Some(match weave_core::current_call() {
+                        Some(w) if rt::descends_from(&w, &p) => w,
+                        _ => p,
+                    }),
+                    None => self.remote_parent(&sc),
+                });
             }
         }
         if weave_core::is_suppressed() {

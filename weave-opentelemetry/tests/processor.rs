@@ -219,3 +219,33 @@ fn tracing_spans_through_tracing_opentelemetry_keep_their_attributes() {
     assert_eq!(call.usage()["claude-3-5-haiku"]["input_tokens"], 7);
     assert_eq!(call.attributes()["weave"]["kind"], "llm");
 }
+
+#[test]
+fn a_layer_span_inside_a_current_otel_span_is_its_child() {
+    use tracing_subscriber::prelude::*;
+
+    let (_provider, tracer) = tracer();
+    let subscriber = tracing_subscriber::registry().with(weave::layer());
+    let (trace_id, span_id) = tracing::subscriber::with_default(subscriber, || {
+        tracer.in_span("otel_parent", |cx| {
+            let sc = cx.span().span_context().clone();
+            tracing::info_span!("layer_child", step = 1).in_scope(|| {
+                // And an OpenTelemetry span inside the layer's span: its child.
+                tracer.in_span("otel_grandchild", |_| {});
+            });
+            (sc.trace_id().to_string(), sc.span_id().to_string())
+        })
+    });
+    let calls = trace(&trace_id);
+    assert_eq!(
+        calls.len(),
+        3,
+        "{:?}",
+        calls.iter().map(|c| c.func_name()).collect::<Vec<_>>()
+    );
+    let child = named(&calls, "layer_child");
+    assert_eq!(child.parent_id(), Some(span_id.as_str()));
+    assert_eq!(child.inputs()["step"], 1);
+    let grandchild = named(&calls, "otel_grandchild");
+    assert_eq!(grandchild.parent_id(), Some(child.id()));
+}

@@ -82,7 +82,7 @@ pub(crate) fn current() -> Current {
 }
 
 /// Whether `call` is below `ancestor` (by the parent ids of its live ancestors).
-fn descends_from(call: &Call, ancestor: &Call) -> bool {
+pub(crate) fn descends_from(call: &Call, ancestor: &Call) -> bool {
     let mut record = call.record_ref();
     loop {
         if record.parent_id.as_deref() == Some(ancestor.id()) {

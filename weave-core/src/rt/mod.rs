@@ -68,6 +68,12 @@ pub fn set_foreign_current(hook: fn() -> Option<Call>) -> bool {
     context::set_foreign_current(hook)
 }
 
+/// Whether `call` is below `ancestor` in a trace (by the parent ids of its live ancestors,
+/// in this process).
+pub fn descends_from(call: &Call, ancestor: &Call) -> bool {
+    context::descends_from(call, ancestor)
+}
+
 /// The client a new root call (no enclosing call) is recorded with: the process-wide one.
 pub fn root_client() -> Option<WeaveClient> {
     if !switch::has_global_client() {
