@@ -139,13 +139,34 @@ const RESULT_PREFIXES: &[&str] = &[
     "llm.usage.",
     "ai.usage.",
     "llm.cost.",
+    LANGFUSE_USAGE,
+    "langfuse.observation.cost_details",
+];
+
+/// Langfuse's usage field: one JSON object (`{"input": 10, "output": 5, "total": 15}`, or its
+/// text), read into [`USAGE_KEYS`] by [`LANGFUSE_USAGE_NAMES`].
+const LANGFUSE_USAGE: &str = "langfuse.observation.usage_details";
+
+/// Langfuse's usage names → Weave's (a count an OpenTelemetry GenAI name also gives wins).
+const LANGFUSE_USAGE_NAMES: &[(&str, &str)] = &[
+    ("input", "input_tokens"),
+    ("output", "output_tokens"),
+    ("total", "total_tokens"),
+    ("input_cached_tokens", "cache_read_input_tokens"),
+    ("cache_read_input_tokens", "cache_read_input_tokens"),
+    ("cache_creation_input_tokens", "cache_creation_input_tokens"),
+    ("output_reasoning_tokens", "reasoning_tokens"),
 ];
 
 /// The key prefixes of the GenAI response fields that are a call's output when it has no
 /// other (see [`response_output`]): the response's id, model, finish reasons; the cost an
 /// OpenInference library reports (`llm.cost.total`, in USD — kept as reported; Weave's own
 /// costs come from its prices and the usage).
-const RESPONSE_PREFIXES: &[&str] = &["gen_ai.response.", "llm.cost."];
+const RESPONSE_PREFIXES: &[&str] = &[
+    "gen_ai.response.",
+    "llm.cost.",
+    "langfuse.observation.cost_details",
+];
 
 /// A property of the call that a span field sets, by the conventions in use: `otel.*` (as
 /// tracing-opentelemetry reads them), OpenTelemetry GenAI, OpenInference, Langfuse.
@@ -286,6 +307,8 @@ fn as_count(v: &Value) -> Option<i64> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct GenAiRole {
     usage: Option<(u8, u8)>,
+    /// Langfuse's `usage_details` object ([`LANGFUSE_USAGE`]).
+    usage_details: bool,
     model: Option<u8>,
     response: bool,
     prop: Option<CallProp>,
@@ -304,6 +327,7 @@ impl GenAiRole {
             });
         GenAiRole {
             usage,
+            usage_details: name == LANGFUSE_USAGE,
             model: MODEL_KEYS
                 .iter()
                 .position(|k| *k == name)
@@ -315,7 +339,11 @@ impl GenAiRole {
 
     /// Whether the field feeds nothing.
     pub fn is_empty(&self) -> bool {
-        self.usage.is_none() && self.model.is_none() && !self.response && self.prop.is_none()
+        self.usage.is_none()
+            && !self.usage_details
+            && self.model.is_none()
+            && !self.response
+            && self.prop.is_none()
     }
 
     /// Whether the field names the operation's kind and nothing else ([`CallProp::Kind`]):
@@ -454,11 +482,40 @@ impl GenAiFields {
                 self.keep_count(slot as usize, rank, n);
             }
         }
+        if role.usage_details {
+            self.keep_usage_details(&value);
+        }
         if let (Some(rank), Value::String(model)) = (role.model, &value) {
             self.keep_model(rank, model);
         }
         if role.response {
             self.keep_response(name.into(), value);
+        }
+    }
+
+    /// Langfuse's usage object (or its JSON text): each count it names, ranked after every
+    /// OpenTelemetry GenAI source of the same key.
+    fn keep_usage_details(&mut self, value: &Value) {
+        let parsed;
+        let details = match value {
+            Value::Object(m) => m,
+            Value::String(text) => match serde_json::from_str::<Value>(text) {
+                Ok(Value::Object(m)) => {
+                    parsed = m;
+                    &parsed
+                }
+                _ => return,
+            },
+            _ => return,
+        };
+        for (theirs, ours) in LANGFUSE_USAGE_NAMES {
+            let (Some(n), Some(slot)) = (
+                details.get(*theirs).and_then(as_count),
+                USAGE_KEYS.iter().position(|(k, _)| k == ours),
+            ) else {
+                continue;
+            };
+            self.keep_count(slot, u8::MAX, n);
         }
     }
 
@@ -805,6 +862,37 @@ mod tests {
         assert_eq!(
             response_output(&g),
             Some(json!({"llm.cost.total": 0.0021, "llm.cost.prompt": 0.0009}))
+        );
+    }
+
+    #[test]
+    fn langfuse_usage_details_are_read() {
+        assert_eq!(field_role(LANGFUSE_USAGE), FieldRole::Result);
+        let mut g = Map::new();
+        g.insert("langfuse.observation.model.name".into(), json!("gpt-4o"));
+        g.insert(
+            LANGFUSE_USAGE.into(),
+            json!(r#"{"input": 7, "output": 2, "input_cached_tokens": 4}"#),
+        );
+        g.insert(
+            "langfuse.observation.cost_details".into(),
+            json!(r#"{"total": 0.001}"#),
+        );
+        let (model, u) = usage_by_model(&g).unwrap();
+        assert_eq!(model, "gpt-4o");
+        assert_eq!(u["input_tokens"], 7);
+        assert_eq!(u["output_tokens"], 2);
+        assert_eq!(u["cache_read_input_tokens"], 4);
+        assert_eq!(u["total_tokens"], 9);
+        // An OpenTelemetry GenAI count of the same key wins; a malformed object is ignored.
+        g.insert("gen_ai.usage.input_tokens".into(), json!(8));
+        assert_eq!(usage_by_model(&g).unwrap().1["input_tokens"], 8);
+        let mut bad = Map::new();
+        bad.insert(LANGFUSE_USAGE.into(), json!("not json"));
+        assert!(usage_by_model(&bad).is_none());
+        assert_eq!(
+            response_output(&g),
+            Some(json!({"langfuse.observation.cost_details": r#"{"total": 0.001}"#}))
         );
     }
 
