@@ -870,3 +870,51 @@ fn secret_input_keys_are_stored_as_redacted() {
     // The live handle never held the secret either.
     assert_eq!(call.inputs()["api_key"], json!("REDACTED"));
 }
+
+#[backends]
+fn given_call_and_trace_ids_are_checked_and_kept() {
+    let store = TestStore::new();
+    let c = &store.client;
+    let err = c
+        .create_call_with("op", json!({}), opts().id("NOT-AN-ID"))
+        .unwrap_err();
+    assert!(matches!(err, WeaveError::InvalidInput(_)), "{err}");
+    assert!(err.to_string().contains("\"NOT-AN-ID\""), "{err}");
+    let err = c
+        .create_call_with("op", json!({}), opts().trace_id("0123"))
+        .unwrap_err();
+    assert!(err.to_string().contains("trace id \"0123\""), "{err}");
+
+    // OpenTelemetry-shaped ids, kept as given.
+    let root = c
+        .create_call_with(
+            "op",
+            json!({}),
+            opts()
+                .id("00f067aa0ba902b7")
+                .trace_id("4bf92f3577b34da6a3ce929d0e0e4736"),
+        )
+        .unwrap();
+    // A child is in its parent's trace: another trace id is refused.
+    let err = c
+        .create_call_with(
+            "child",
+            json!({}),
+            opts().parent(&root).trace_id(&*generate_id()),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("is not the parent's"), "{err}");
+    let child = c
+        .create_call_with(
+            "child",
+            json!({}),
+            opts().parent(&root).id("b7ad6b7169203331"),
+        )
+        .unwrap();
+    c.finish_call(&child, 1).unwrap();
+    c.finish_call(&root, 2).unwrap();
+    c.flush();
+    let read = c.get_call("b7ad6b7169203331").unwrap();
+    assert_eq!(read.parent_id(), Some("00f067aa0ba902b7"));
+    assert_eq!(read.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+}
