@@ -24,8 +24,8 @@
 //! under it, never written or finished here. Summaries do not cross processes: the caller's
 //! root does not add up the callee's token usage (each process's calls carry their own).
 //!
-//! Both processes must log to the same project of the same backend (a `weave serve`, the
-//! W&B server) for the trace to show as one tree.
+//! Both processes must log to the same project of the same backend (one embedded store
+//! file, a `weave serve`, W&B) for the trace to show as one tree.
 //!
 //! # Examples
 //!
