@@ -75,28 +75,22 @@ fn child_caller() {
 
         // Outside any call: nothing to continue, the callee's call is a root.
         let http = reqwest::Client::new();
-        let reply: Value = http
-            .post(format!("{callee}/charge"))
-            .with_trace_context()
-            .json(&json!({"amount": 1}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let charge = |request: reqwest::RequestBuilder, amount: u64| async move {
+            let reply = request
+                .json(&json!({"amount": amount}))
+                .send()
+                .await
+                .unwrap();
+            reply.json::<Value>().await.unwrap()
+        };
+        let request = http.post(format!("{callee}/charge")).with_trace_context();
+        let reply = charge(request, 1).await;
         assert_eq!(reply["parent"], Value::Null);
         // A malformed traceparent: ignored (reported once by the callee), a root again.
-        let reply: Value = http
+        let request = http
             .post(format!("{callee}/charge"))
-            .header("traceparent", "00-not-a-trace-01")
-            .json(&json!({"amount": 2}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .header("traceparent", "00-not-a-trace-01");
+        let reply = charge(request, 2).await;
         assert_eq!(reply["receipt"], "receipt-2");
         assert_eq!(reply["parent"], Value::Null);
 

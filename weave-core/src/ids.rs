@@ -211,7 +211,21 @@ pub fn is_valid_trace_id(s: &str) -> bool {
     is_canonical_uuid(s) || (s.len() == 32 && is_lower_hex(s))
 }
 
-fn is_lower_hex(s: &str) -> bool {
+/// An id as OpenTelemetry writes it: the last `digits` hex digits of a call id (16, a span
+/// id) or a trace id (32) — a UUID without its dashes, a hex id as it is. `None` for an id
+/// that is neither a valid call id nor trace id, is too short, or would be all zeros (which
+/// OpenTelemetry reads as no id). `traceparent` and the OTLP exporter both write ids this
+/// way, so that the same call has the same OpenTelemetry id in both.
+pub(crate) fn otel_hex(id: &str, digits: usize) -> Option<String> {
+    if !(is_valid_call_id(id) || is_valid_trace_id(id)) {
+        return None;
+    }
+    let hex: String = id.chars().filter(|c| *c != '-').collect();
+    let tail = &hex[hex.len().checked_sub(digits)?..];
+    tail.bytes().any(|c| c != b'0').then(|| tail.to_string())
+}
+
+pub(crate) fn is_lower_hex(s: &str) -> bool {
     s.bytes()
         .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }

@@ -61,10 +61,10 @@ use std::process::Command;
 use reqwest::header::{HeaderMap, HeaderValue};
 
 use crate::client::call::Call;
-use crate::client::context::{self, Context, Current, Frame};
+use crate::client::context::{Context, Frame};
 use crate::client::WeaveClient;
 use crate::error::{Result, WeaveError};
-use crate::ids::{generate_id, is_valid_call_id, is_valid_trace_id};
+use crate::ids::{generate_id, is_lower_hex, is_valid_call_id, is_valid_trace_id, otel_hex};
 use crate::report::ReportOnce;
 
 /// The W3C `traceparent` header.
@@ -96,15 +96,7 @@ impl TraceContext {
     /// inside a trace that was sampled out (so the other side does not record it either), or
     /// `None` outside any call.
     pub fn current() -> Option<TraceContext> {
-        Self::of(context::current())
-    }
-
-    fn of(current: Current) -> Option<TraceContext> {
-        match current {
-            Current::Call(c) => TraceContext::of_call(&c),
-            Current::Suppressed => Some(TraceContext::sampled_out()),
-            Current::None => None,
-        }
+        Context::current().trace_context()
     }
 
     /// The trace context that makes calls children of `call`. `None` when its ids cannot be
@@ -119,6 +111,27 @@ impl TraceContext {
             sampled: true,
         };
         (trace_hex(&ctx.trace_id).is_some() && span_hex(&ctx.call_id).is_some()).then_some(ctx)
+    }
+
+    /// A recorded trace context of `trace_id` (a lowercase UUID or 32 hex digits) and
+    /// `call_id` (a lowercase UUID or 16 hex digits): for a parent named by another system
+    /// (an OpenTelemetry span context, say). Errors naming the id that is neither.
+    pub fn new(trace_id: &str, call_id: &str) -> Result<TraceContext> {
+        if trace_hex(trace_id).is_none() {
+            return Err(WeaveError::invalid_input(format!(
+                "trace id {trace_id:?} is not a lowercase UUID or 32 hex digits (not all zero)"
+            )));
+        }
+        if span_hex(call_id).is_none() {
+            return Err(WeaveError::invalid_input(format!(
+                "call id {call_id:?} is not a lowercase UUID or 16 hex digits (not all zero)"
+            )));
+        }
+        Ok(TraceContext {
+            trace_id: trace_id.to_string(),
+            call_id: call_id.to_string(),
+            sampled: true,
+        })
     }
 
     /// A trace that was sampled out: fresh ids (nothing of it is recorded), flag `00`.
@@ -346,11 +359,11 @@ impl Context {
 
     /// This context's trace context ([`TraceContext::current`] for the code running now).
     pub fn trace_context(&self) -> Option<TraceContext> {
-        TraceContext::of(match self.frame() {
-            Some(Frame::Call(c)) => Current::Call(c.clone()),
-            Some(Frame::Suppressed) => Current::Suppressed,
-            _ => Current::None,
-        })
+        match self.frame()? {
+            Frame::Call(c) => TraceContext::of_call(c),
+            Frame::Suppressed => Some(TraceContext::sampled_out()),
+            Frame::Capture(_) => None,
+        }
     }
 
     /// Puts this context's call into outgoing request headers (see the [module](self)
@@ -455,23 +468,13 @@ fn entry_key(entry: &str) -> Option<&str> {
 /// A trace id as the 32 hex digits of `traceparent`: a UUID without its dashes, or a 32-hex
 /// OpenTelemetry trace id as it is.
 fn trace_hex(id: &str) -> Option<String> {
-    let hex: String = id.chars().filter(|c| *c != '-').collect();
-    (is_valid_trace_id(id) && hex.len() == 32 && hex.bytes().any(|c| c != b'0')).then_some(hex)
+    is_valid_trace_id(id).then(|| otel_hex(id, 32)).flatten()
 }
 
 /// A call id as the 16 hex digits of `traceparent`'s parent id: a UUID's last 16 digits (the
 /// random end of a UUIDv7), or a 16-hex span id as it is.
 fn span_hex(id: &str) -> Option<String> {
-    if !is_valid_call_id(id) {
-        return None;
-    }
-    let hex: String = id.chars().filter(|c| *c != '-').collect();
-    let span = hex[hex.len() - 16..].to_string();
-    span.bytes().any(|c| c != b'0').then_some(span)
-}
-
-fn is_lower_hex(s: &str) -> bool {
-    s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    is_valid_call_id(id).then(|| otel_hex(id, 16)).flatten()
 }
 
 #[cfg(test)]
@@ -588,6 +591,17 @@ mod tests {
             "weave=8e9f0a1b2c3d4e5f/019a0e4c0000700080000a1b2c3d4e5f,a=1,b=2"
         );
         assert_eq!(TraceContext::from_headers(&headers).unwrap(), Some(ctx));
+    }
+
+    #[test]
+    fn ids_given_directly_are_checked() {
+        let ctx =
+            TraceContext::new("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7").unwrap();
+        assert_eq!(ctx, TraceContext::parse(TP, None).unwrap());
+        let err = TraceContext::new("4bf9", "00f067aa0ba902b7").unwrap_err();
+        assert!(err.to_string().contains("trace id \"4bf9\""), "{err}");
+        let err = TraceContext::new("4bf92f3577b34da6a3ce929d0e0e4736", "0000000000000000");
+        assert!(err.unwrap_err().to_string().contains("call id"));
     }
 
     #[test]

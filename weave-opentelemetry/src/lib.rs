@@ -148,11 +148,8 @@ impl WeaveSpanProcessor {
     /// A parent span not recorded here (another process's, or one made before this
     /// processor): a stand-in with its ids, so that the call names it as its parent.
     fn remote_parent(&self, sc: &SpanContext) -> Option<Call> {
-        let traceparent = format!("00-{}-{}-01", sc.trace_id(), sc.span_id());
-        let ctx = TraceContext::parse(&traceparent, None)
-            .ok()?
-            .context(&self.client);
-        ctx.call().cloned()
+        let remote = TraceContext::new(&sc.trace_id().to_string(), &sc.span_id().to_string());
+        remote.ok()?.context(&self.client).call().cloned()
     }
 
     fn start(&self, span: &Span, cx: &Context) -> weave_core::Result<()> {

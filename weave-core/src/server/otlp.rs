@@ -44,7 +44,7 @@ use serde_json::Value;
 use super::{CallsStream, Capabilities, TraceServer};
 use crate::error::{Result, WeaveError};
 use crate::genai::WEAVE_SERVER_USAGE_KEYS;
-use crate::ids::{is_valid_call_id, is_valid_trace_id};
+use crate::ids::{is_valid_call_id, is_valid_trace_id, otel_hex};
 use crate::report::ReportOnce;
 use crate::schema::*;
 
@@ -526,15 +526,13 @@ fn attr_of(v: &Value) -> Option<Attr<'_>> {
     })
 }
 
-/// An id's hex digits: a UUID's without its dashes, the last `len` of them.
+/// An id as the `len` bytes of an OpenTelemetry id, as `traceparent` writes it
+/// ([`otel_hex`]).
 fn id_bytes(id: &str, len: usize) -> Option<Vec<u8>> {
-    let hex: Vec<u8> = id.bytes().filter(|b| *b != b'-').collect();
-    let hex = &hex[hex.len().checked_sub(len * 2)?..];
-    let bytes: Option<Vec<u8>> = hex
-        .chunks(2)
-        .map(|p| u8::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok())
-        .collect();
-    bytes.filter(|b| b.iter().any(|x| *x != 0))
+    let hex = otel_hex(id, len * 2)?;
+    (0..len)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
+        .collect()
 }
 
 /// The `gen_ai`/`llm` attribute the Weave server reads a usage key from.
@@ -767,7 +765,10 @@ mod tests {
             started_at: crate::Timestamp::from_nanos(1),
             attributes: serde_json::from_str(r#"{"weave": {"kind": "llm"}}"#).unwrap(),
             inputs: serde_json::from_str(r#"{"a": 1}"#).unwrap(),
-            ..serde_json::from_str(r#"{"project_id": "e/p", "op_name": "x", "started_at": "2026-01-01T00:00:00Z", "attributes": {}, "inputs": {}}"#).unwrap()
+            otel_dump: None,
+            wb_user_id: None,
+            wb_run_id: None,
+            wb_run_step: None,
         };
         let mut summary = JsonMap::new();
         summary.insert("usage".into(), serde_json::json!({ "gpt-4o": usage }));
