@@ -8,6 +8,10 @@
 //! - `tracing_registry`: `#[tracing::instrument]` under a `Registry` with a no-op layer.
 //! - `tracing_otel`: `#[tracing::instrument]` under tracing-opentelemetry, exporting to a
 //!   no-op exporter through the simple (synchronous) processor.
+//! - `tracing_otel_batch` (`_5_fields`, `_genai`): the same spans through the batch
+//!   processor (what deployments run), whose thread takes every span and hands it to an
+//!   exporter that counts them; flushed every [`BACKLOG`] spans outside the timed loop as the
+//!   weave cases are, and checked to have lost none.
 //! - `weave_op`: `#[weave::op]` recording into the embedded store.
 //! - `weave_layer_span`: a plain `#[instrument]` span under `WeaveLayer`.
 //! - `weave_layer_span_5_fields` / `tracing_otel_5_fields`: an `#[instrument]` span with five
@@ -24,13 +28,19 @@
 //! (a dropped call would cost less than a recorded one). `WEAVE_BENCH_QUICK=1` runs a few
 //! samples only (CI proves the benchmark still runs).
 
+use std::cell::Cell;
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::testing::trace::NoopSpanExporter;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, SpanData, SpanExporter,
+};
 use serde::Serialize;
 use tracing_subscriber::layer::SubscriberExt;
 use weave::config::Settings;
@@ -143,6 +153,91 @@ fn five_fields_call() -> u64 {
     )
 }
 
+/// tracing-opentelemetry through the batch processor, its queue large enough for a run of
+/// [`BACKLOG`] spans (a dropped span would cost less than an exported one), exporting to
+/// [`Counting`].
+struct OtelBatch {
+    provider: SdkTracerProvider,
+    exported: Arc<AtomicU64>,
+    made: Cell<u64>,
+}
+
+impl OtelBatch {
+    fn new() -> Self {
+        let exported = Arc::new(AtomicU64::new(0));
+        let processor = BatchSpanProcessor::builder(Counting(exported.clone()))
+            .with_batch_config(
+                BatchConfigBuilder::default()
+                    .with_max_queue_size(4 * BACKLOG as usize)
+                    .build(),
+            )
+            .build();
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(processor)
+            .build();
+        OtelBatch {
+            provider,
+            exported,
+            made: Cell::new(0),
+        }
+    }
+
+    fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync {
+        tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(self.provider.tracer("bench")))
+    }
+
+    /// Runs `f` (which makes one span) as the case `name`, flushed as the weave cases are.
+    fn bench(
+        &self,
+        g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+        name: &str,
+        mut f: impl FnMut(),
+    ) {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| timed_in_runs(iters, |n| self.flush(n), &mut f))
+        });
+    }
+
+    /// Waits for the `n` spans just made to be exported. A force flush exports one batch
+    /// (512 spans) in this SDK version: flushes until all are in, or one brings none (then
+    /// they were lost, which [`OtelBatch::assert_none_lost`] reports).
+    fn flush(&self, n: u64) {
+        self.made.set(self.made.get() + n);
+        loop {
+            let before = self.exported.load(Ordering::Relaxed);
+            if before >= self.made.get() {
+                break;
+            }
+            self.provider.force_flush().unwrap();
+            if self.exported.load(Ordering::Relaxed) == before {
+                break;
+            }
+        }
+    }
+
+    fn assert_none_lost(&self) {
+        assert_eq!(
+            self.exported.load(Ordering::Relaxed),
+            self.made.get(),
+            "the batch processor dropped spans"
+        );
+    }
+}
+
+/// An exporter that counts the spans it is handed (and drops them, on the processor's
+/// thread, as an exporter does once they are sent).
+#[derive(Debug)]
+struct Counting(Arc<AtomicU64>);
+
+impl SpanExporter for Counting {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        self.0.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        drop(black_box(batch));
+        Ok(())
+    }
+}
+
 /// A no-op layer: what a `Registry` costs with something subscribed.
 struct Noop;
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Noop {}
@@ -154,7 +249,17 @@ const BACKLOG: u64 = 10_000;
 /// between them, untimed. A program that traces no faster than its store writes has a
 /// bounded backlog; letting one grow to millions within a sample would time the page faults
 /// of a growing heap instead of what a call costs.
-fn timed_then_flushed(client: &WeaveClient, iters: u64, mut f: impl FnMut()) -> Duration {
+fn timed_then_flushed(client: &WeaveClient, iters: u64, f: impl FnMut()) -> Duration {
+    timed_in_runs(
+        iters,
+        |_| assert!(client.flush_timeout(Duration::from_secs(600))),
+        f,
+    )
+}
+
+/// Times `iters` runs of `f` in runs of at most [`BACKLOG`], calling `flush` with each run's
+/// length between them, untimed.
+fn timed_in_runs(iters: u64, mut flush: impl FnMut(u64), mut f: impl FnMut()) -> Duration {
     let mut elapsed = Duration::ZERO;
     let mut left = iters;
     while left > 0 {
@@ -164,7 +269,7 @@ fn timed_then_flushed(client: &WeaveClient, iters: u64, mut f: impl FnMut()) -> 
             f();
         }
         elapsed += t.elapsed();
-        assert!(client.flush_timeout(Duration::from_secs(600)));
+        flush(n);
         left -= n;
     }
     elapsed
@@ -211,6 +316,20 @@ fn overhead(c: &mut Criterion) {
             b.iter(|| genai_span(black_box("hello")))
         });
     });
+
+    let batch = OtelBatch::new();
+    tracing::subscriber::with_default(batch.subscriber(), || {
+        batch.bench(&mut g, "tracing_otel_batch", || {
+            black_box(instrumented(black_box(7), black_box("hello")));
+        });
+        batch.bench(&mut g, "tracing_otel_batch_5_fields", || {
+            black_box(five_fields_call());
+        });
+        batch.bench(&mut g, "tracing_otel_batch_genai", || {
+            black_box(genai_span(black_box("hello")));
+        });
+    });
+    batch.assert_none_lost();
 
     g.bench_function("weave_op", |b| {
         b.iter_custom(|iters| {
