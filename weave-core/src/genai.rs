@@ -586,7 +586,7 @@ impl GenAiFields {
     /// The response fields, in the order first recorded, taken (see
     /// [`ResponseFields::to_value`]).
     pub fn take_response(&mut self) -> ResponseFields {
-        ResponseFields(std::mem::take(&mut self.response))
+        ResponseFields::of(&std::mem::take(&mut self.response))
     }
 
     /// [`GenAiFields::response_output`], taking the fields (nothing copied).
@@ -612,15 +612,62 @@ impl GenAiFields {
     }
 }
 
-/// A span's `gen_ai.response.*` fields, kept as recorded until the output is written
-/// ([`GenAiFields::take_response`]).
+/// A span's `gen_ai.response.*` fields as the JSON text of an object (empty when there is
+/// none), written where the span ends ([`GenAiFields::take_response`]). Text, not a map of
+/// values: a call's end crosses to the writer's thread, where every allocation it carries is
+/// freed on another core (measured: BENCHMARKS.md), and the store keeps the text as it is.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct ResponseFields(Vec<(Cow<'static, str>, Value)>);
+pub struct ResponseFields(String);
 
 impl ResponseFields {
+    /// The fields' object text, each value capped in depth as any output is.
+    fn of(fields: &[(Cow<'static, str>, Value)]) -> Self {
+        if fields.is_empty() {
+            return ResponseFields::default();
+        }
+        if fields
+            .iter()
+            .any(|(_, v)| crate::limits::depth_exceeds(v, crate::limits::MAX_DEPTH - 1))
+        {
+            let mut object = Value::Object(
+                fields
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect(),
+            );
+            crate::limits::cap_depth(&mut object);
+            return ResponseFields(object.to_string());
+        }
+        let room: usize = fields
+            .iter()
+            .map(|(k, v)| k.len() + 4 + v.as_str().map_or(24, |s| s.len() + 2))
+            .sum();
+        let mut out = Vec::with_capacity(room + 2);
+        out.push(b'{');
+        for (i, (k, v)) in fields.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            // A `str` and a `Value` always serialise.
+            let _ = serde_json::to_writer(&mut out, &**k);
+            out.push(b':');
+            let _ = serde_json::to_writer(&mut out, v);
+        }
+        out.push(b'}');
+        // serde_json writes UTF-8 only.
+        ResponseFields(
+            String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into()),
+        )
+    }
+
     /// Whether there is none.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// The object's JSON text (empty when there is none).
+    pub fn as_text(&self) -> &str {
+        &self.0
     }
 
     /// The fields nested by the dots of their names, without the `gen_ai.` prefix:
@@ -628,8 +675,11 @@ impl ResponseFields {
     /// not the output).
     pub fn nested(&self) -> JsonMap {
         let mut root = JsonMap::new();
-        'fields: for (k, v) in &self.0 {
-            let path: Vec<&str> = k.strip_prefix("gen_ai.").unwrap_or(k).split('.').collect();
+        let Value::Object(fields) = self.to_value() else {
+            return root;
+        };
+        'fields: for (k, v) in fields {
+            let path: Vec<&str> = k.strip_prefix("gen_ai.").unwrap_or(&k).split('.').collect();
             let Some((last, parents)) = path.split_last() else {
                 continue;
             };
@@ -646,7 +696,7 @@ impl ResponseFields {
                 };
                 map = inner;
             }
-            map.insert((*last).to_string(), v.clone());
+            map.insert((*last).to_string(), v);
         }
         root
     }
@@ -656,12 +706,8 @@ impl ResponseFields {
         if self.0.is_empty() {
             return Value::Null;
         }
-        Value::Object(
-            self.0
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
-        )
+        // Written by `of`: always an object's text.
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
     }
 }
 
@@ -993,6 +1039,44 @@ mod tests {
             Value::Object(g.take_response().nested()),
             json!({"response": {"id": {"extra": 1}, "finish_reasons": ["stop"]}})
         );
+    }
+
+    #[test]
+    fn response_fields_are_object_text_in_recorded_order_capped_in_depth() {
+        let add = |g: &mut GenAiFields, k: &'static str, v: Value| g.add(k, GenAiRole::of(k), v);
+        let mut g = GenAiFields::default();
+        add(&mut g, "gen_ai.response.model", json!("m\"1"));
+        add(&mut g, "gen_ai.response.id", json!("r1"));
+        // A later value replaces the earlier one in its place.
+        add(&mut g, "gen_ai.response.model", json!("m\"2"));
+        let r = g.take_response();
+        assert_eq!(
+            r.as_text(),
+            r#"{"gen_ai.response.model":"m\"2","gen_ai.response.id":"r1"}"#
+        );
+        assert_eq!(
+            r.to_value(),
+            json!({"gen_ai.response.model": "m\"2", "gen_ai.response.id": "r1"})
+        );
+
+        let mut deep = json!("leaf");
+        for _ in 0..crate::limits::MAX_DEPTH + 5 {
+            deep = json!([deep]);
+        }
+        let mut g = GenAiFields::default();
+        add(&mut g, "gen_ai.response.id", json!("r1"));
+        add(&mut g, "gen_ai.response.finish_reasons", deep.clone());
+        // Capped as any output is: what is nested too deep becomes the marker.
+        let mut capped =
+            json!({"gen_ai.response.id": "r1", "gen_ai.response.finish_reasons": deep});
+        crate::limits::cap_depth(&mut capped);
+        assert!(capped.to_string().contains("EXCEEDS_MAX_DEPTH"));
+        assert_eq!(g.take_response().to_value(), capped);
+
+        let none = GenAiFields::default().take_response();
+        assert!(none.is_empty());
+        assert_eq!(none.to_value(), Value::Null);
+        assert!(none.nested().is_empty());
     }
 
     #[test]

@@ -383,7 +383,7 @@ impl WeaveClient {
                 let own = st
                     .rare
                     .as_mut()
-                    .map(|r| std::mem::take(&mut r.genai_usage))
+                    .map(|r| r.genai_usage.take())
                     .unwrap_or_default();
                 // The call's own LLM usage adds to its children's.
                 let computed = if own.is_empty() {

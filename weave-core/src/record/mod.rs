@@ -208,12 +208,55 @@ pub(crate) struct RareState {
     /// Token usage of the LLM responses of a GenAI span (one) or an op (any number), set
     /// when it ends and kept as numbers beside the status counts until the summary is
     /// written ([`CallState::summary`]).
-    pub(crate) genai_usage: Vec<ModelUsage>,
+    pub(crate) genai_usage: Usages,
     /// GenAI fields recorded on an op's span while it runs ([`OpGenAi`]).
     pub(crate) op_genai: Option<Box<OpGenAi>>,
-    /// A GenAI span's response fields, its output when it has no other: kept as recorded
-    /// until the output is written ([`CallState::output`]).
+    /// A GenAI span's response fields, its output when it has no other: the JSON text the
+    /// store keeps ([`CallState::output`], [`CallState::genai_output_text`]).
     pub(crate) genai_output: ResponseFields,
+}
+
+/// Token usage by model: most calls that have any have one (a GenAI span), kept inline so
+/// that it costs no allocation of its own; an op may have any number.
+#[derive(Default)]
+pub(crate) struct Usages {
+    /// The only one, while `more` is empty.
+    one: Option<ModelUsage>,
+    /// All of them, once there are two or more (then `one` is `None`).
+    more: Vec<ModelUsage>,
+}
+
+impl Usages {
+    pub(crate) fn as_slice(&self) -> &[ModelUsage] {
+        if self.more.is_empty() {
+            self.one.as_slice()
+        } else {
+            &self.more
+        }
+    }
+
+    pub(crate) fn push(&mut self, usage: ModelUsage) {
+        if self.more.is_empty() {
+            match self.one.take() {
+                None => return self.one = Some(usage),
+                Some(first) => self.more.push(first),
+            }
+        }
+        self.more.push(usage);
+    }
+
+    pub(crate) fn extend(&mut self, usages: impl IntoIterator<Item = ModelUsage>) {
+        for u in usages {
+            self.push(u);
+        }
+    }
+
+    /// All of them, taken.
+    pub(crate) fn take(&mut self) -> Vec<ModelUsage> {
+        let mut all = std::mem::take(&mut self.more);
+        all.extend(self.one.take());
+        all
+    }
 }
 
 impl RareState {
@@ -290,9 +333,20 @@ impl CallState {
         }
     }
 
+    /// The output's JSON text when it is a GenAI span's response fields (written where the
+    /// span ended), for a store to keep as it is; `None` for any other output.
+    pub(crate) fn genai_output_text(&self) -> Option<&str> {
+        match &self.rare {
+            Some(r) if self.output.is_null() && !r.genai_output.is_empty() => {
+                Some(r.genai_output.as_text())
+            }
+            _ => None,
+        }
+    }
+
     /// A GenAI span's token usage, kept typed ([`RareState::genai_usage`]).
     pub(crate) fn genai_usage(&self) -> &[ModelUsage] {
-        self.rare.as_ref().map_or(&[], |r| &r.genai_usage)
+        self.rare.as_ref().map_or(&[], |r| r.genai_usage.as_slice())
     }
 
     /// The rare parts, made when first needed.
@@ -630,5 +684,37 @@ impl std::fmt::Debug for CallRecord {
             .field("op_name", &self.op_name)
             .field("parent_id", &self.parent_id)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::genai::{GenAiFields, GenAiRole};
+
+    fn usage(model: &'static str, tokens: i64) -> ModelUsage {
+        let mut g = GenAiFields::default();
+        for (k, v) in [
+            ("gen_ai.response.model", Value::from(model)),
+            ("gen_ai.usage.input_tokens", Value::from(tokens)),
+        ] {
+            g.add(k, GenAiRole::of(k), v);
+        }
+        g.take_model_usage().unwrap()
+    }
+
+    #[test]
+    fn usages_keep_one_inline_and_all_in_order_once_there_are_more() {
+        let mut u = Usages::default();
+        assert!(u.as_slice().is_empty());
+        u.push(usage("a", 1));
+        assert_eq!(u.as_slice(), [usage("a", 1)]);
+        u.extend([usage("b", 2), usage("c", 3)]);
+        assert_eq!(u.as_slice(), [usage("a", 1), usage("b", 2), usage("c", 3)]);
+        assert_eq!(u.take(), [usage("a", 1), usage("b", 2), usage("c", 3)]);
+        assert!(u.as_slice().is_empty());
+        u.push(usage("d", 4));
+        assert_eq!(u.take(), [usage("d", 4)]);
+        assert!(u.take().is_empty());
     }
 }

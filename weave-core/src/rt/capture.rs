@@ -76,7 +76,12 @@ pub struct ArgsWriter {
 
 impl ArgsWriter {
     pub(super) fn new() -> Self {
-        let mut buf = Vec::with_capacity(64);
+        Self::with_capacity(64)
+    }
+
+    /// With room for `capacity` bytes of text.
+    pub(super) fn with_capacity(capacity: usize) -> Self {
+        let mut buf = Vec::with_capacity(capacity);
         buf.push(b'{');
         ArgsWriter {
             out: crate::client::capture::TextOut::new(buf),

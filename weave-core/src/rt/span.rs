@@ -3,6 +3,7 @@
 //! redaction and GenAI role), and a span's fields written straight into its inputs' JSON text
 //! ([`SpanInputs`]), as an op's arguments are: no map per span, no attributes copied per span.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -28,7 +29,13 @@ pub struct SpanSite {
     resolved: PerClient<u64, (Arc<str>, Arc<JsonMap>)>,
     /// The merged attributes with a kind the span's fields named, by (client serial, kind).
     kinded: std::sync::RwLock<Vec<KindedAttributes>>,
+    /// The longest inputs' text of the site's spans so far (up to [`MAX_INPUTS_ROOM`]): the
+    /// room a span's inputs get, so that writing them does not grow the buffer.
+    inputs_room: AtomicUsize,
 }
+
+/// The most room given to a span's inputs up front.
+const MAX_INPUTS_ROOM: usize = 4096;
 
 /// Attributes with a kind, by (client serial, kind) ([`SpanSite::with_kind`]).
 type KindedAttributes = ((u64, &'static str), Arc<JsonMap>);
@@ -70,6 +77,7 @@ impl SpanSite {
             attributes,
             resolved: PerClient::new(),
             kinded: Default::default(),
+            inputs_room: AtomicUsize::new(64),
         }
     }
 
@@ -82,7 +90,7 @@ impl SpanSite {
     pub fn inputs(&self) -> SpanInputs<'_> {
         SpanInputs {
             site: self,
-            args: ArgsWriter::new(),
+            args: ArgsWriter::with_capacity(self.inputs_room.load(Ordering::Relaxed)),
             genai: None,
         }
     }
@@ -172,6 +180,10 @@ impl SpanSite {
         opts.parent = parent;
         opts.merged_attributes = Some(attributes);
         let text = inputs.args.finish();
+        if text.len() > self.inputs_room.load(Ordering::Relaxed) {
+            self.inputs_room
+                .fetch_max(text.len().min(MAX_INPUTS_ROOM), Ordering::Relaxed);
+        }
         let call = client.create_call_inner(&self.op, op_ref, Inputs::json(text), opts)?;
         Ok((call, inputs.genai))
     }

@@ -385,8 +385,15 @@ fn record_end_row(c: &CallRecord) -> EndRow<'_> {
         (Some(m), _) => capped_map_text(m),
         (None, None) => "{}".to_string(),
     };
-    let output_value = st.output();
-    let mut texts = limits::limit_row_texts(vec![capped_text(&output_value), summary]);
+    // A GenAI span's response fields come as text: kept as it is, parsed only for refs.
+    let (output_text, refs) = match st.genai_output_text() {
+        Some(text) if !text.contains(crate::refs::WEAVE_SCHEME) => (text.to_string(), Vec::new()),
+        _ => {
+            let output_value = st.output();
+            (capped_text(&output_value), extract_refs(&output_value))
+        }
+    };
+    let mut texts = limits::limit_row_texts(vec![output_text, summary]);
     let summary = texts.pop().unwrap_or_default();
     let output = texts.pop().unwrap_or_default();
     EndRow {
@@ -401,7 +408,7 @@ fn record_end_row(c: &CallRecord) -> EndRow<'_> {
         output: Cow::Owned(output),
         summary: Cow::Owned(summary),
         wb_run_step_end: None,
-        refs: extract_refs(&output_value),
+        refs,
     }
 }
 
