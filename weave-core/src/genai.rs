@@ -353,6 +353,46 @@ impl GenAiRole {
     }
 }
 
+/// A model's name: one of the names seen so far in the process ([`model_name`]), or its own
+/// text once there are too many.
+type ModelName = Cow<'static, str>;
+
+/// The most model names kept for the life of the process ([`model_name`]), and the longest.
+const MAX_KEPT_MODEL_NAMES: usize = 256;
+const MAX_KEPT_MODEL_NAME_LEN: usize = 256;
+
+/// `name` as a [`ModelName`]. A program calls a handful of models, millions of times: their
+/// names are kept (leaked, at most [`MAX_KEPT_MODEL_NAMES`] of them, each at most
+/// [`MAX_KEPT_MODEL_NAME_LEN`] bytes: 64 KiB at worst) and shared, so that a span's usage
+/// carries no text of its own to the writer's thread, where it would be freed on another core.
+/// Each thread looks in its own list first (no lock), then in the process's.
+fn model_name(name: &str) -> ModelName {
+    use std::cell::RefCell;
+    use std::sync::Mutex;
+    thread_local! {
+        static SEEN: RefCell<Vec<&'static str>> = const { RefCell::new(Vec::new()) };
+    }
+    static KEPT: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    let find = |names: &[&'static str]| names.iter().find(|n| **n == name).copied();
+    if let Ok(Some(kept)) = SEEN.try_with(|seen| find(&seen.borrow())) {
+        return Cow::Borrowed(kept);
+    }
+    let kept = {
+        let mut all = KEPT.lock().unwrap_or_else(|e| e.into_inner());
+        match find(&all) {
+            Some(kept) => kept,
+            None if all.len() < MAX_KEPT_MODEL_NAMES && name.len() <= MAX_KEPT_MODEL_NAME_LEN => {
+                let kept: &'static str = Box::leak(name.into());
+                all.push(kept);
+                kept
+            }
+            None => return Cow::Owned(name.to_string()),
+        }
+    };
+    let _ = SEEN.try_with(|seen| seen.borrow_mut().push(kept));
+    Cow::Borrowed(kept)
+}
+
 /// A span's GenAI fields as they are recorded, kept by what they feed ([`GenAiRole`]):
 /// the usage counts and the model found so far (the best-ranked source wins; a later value
 /// of the same source replaces an earlier one), and the response fields in the order first
@@ -360,7 +400,7 @@ impl GenAiRole {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct GenAiFields {
     counts: [Option<(u8, i64)>; USAGE_KEYS.len()],
-    model: Option<(u8, String)>,
+    model: Option<(u8, ModelName)>,
     response: Vec<(Cow<'static, str>, Value)>,
     /// The op kind the fields name ([`CallProp::Kind`]; kept inline: most GenAI spans
     /// name their operation).
@@ -531,7 +571,7 @@ impl GenAiFields {
     /// The model from a source of rank `rank`: kept unless a better-ranked source gave one.
     fn keep_model(&mut self, rank: u8, model: &str) {
         if self.model.as_ref().is_none_or(|(r, _)| rank <= *r) {
-            self.model = Some((rank, model.to_string()));
+            self.model = Some((rank, model_name(model)));
         }
     }
 
@@ -548,7 +588,8 @@ impl GenAiFields {
     /// The model is the best-ranked of [`MODEL_KEYS`] found, else `"unknown"`. `None`
     /// without usage.
     pub fn usage(&self) -> Option<(String, JsonMap)> {
-        self.model_usage().map(|u| (u.model.clone(), u.to_map()))
+        self.model_usage()
+            .map(|u| (u.model.to_string(), u.to_map()))
     }
 
     /// [`GenAiFields::usage`], typed: made into JSON where it is written (the writer's
@@ -567,13 +608,13 @@ impl GenAiFields {
     /// The counts kept, under the model `model` names (else `"unknown"`); `None` without any.
     fn usage_of(
         kept: &[Option<(u8, i64)>; USAGE_KEYS.len()],
-        model: impl FnOnce() -> Option<String>,
+        model: impl FnOnce() -> Option<ModelName>,
     ) -> Option<ModelUsage> {
         if kept.iter().all(Option::is_none) {
             return None;
         }
         let counts = kept.map(|c| c.map(|(_, n)| n));
-        let model = model().unwrap_or_else(|| "unknown".to_string());
+        let model = model().unwrap_or(Cow::Borrowed("unknown"));
         Some(ModelUsage { model, counts })
     }
 
@@ -648,10 +689,15 @@ impl ResponseFields {
             if i > 0 {
                 out.push(b',');
             }
-            // A `str` and a `Value` always serialise.
-            let _ = serde_json::to_writer(&mut out, &**k);
+            // Scalars (strings, numbers: most response fields) on the fast path; a `str` and
+            // a `Value` always serialise.
+            if !crate::client::capture::write_scalar(&mut out, &**k) {
+                let _ = serde_json::to_writer(&mut out, &**k);
+            }
             out.push(b':');
-            let _ = serde_json::to_writer(&mut out, v);
+            if !crate::client::capture::write_scalar(&mut out, v) {
+                let _ = serde_json::to_writer(&mut out, v);
+            }
         }
         out.push(b'}');
         // serde_json writes UTF-8 only.
@@ -715,7 +761,7 @@ impl ResponseFields {
 /// counts of [`USAGE_KEYS`] found, kept as numbers until the summary is written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelUsage {
-    model: String,
+    model: ModelName,
     counts: [Option<i64>; USAGE_KEYS.len()],
 }
 
@@ -1039,6 +1085,22 @@ mod tests {
             Value::Object(g.take_response().nested()),
             json!({"response": {"id": {"extra": 1}, "finish_reasons": ["stop"]}})
         );
+    }
+
+    #[test]
+    fn model_names_are_kept_once_for_every_thread_and_long_ones_are_not() {
+        let a = model_name("gpt-test-kept");
+        let Cow::Borrowed(a) = a else {
+            panic!("not kept: {a:?}")
+        };
+        let b = std::thread::spawn(|| model_name("gpt-test-kept"))
+            .join()
+            .unwrap();
+        assert!(matches!(b, Cow::Borrowed(b) if std::ptr::eq(a, b)));
+        assert!(matches!(model_name("gpt-test-kept"), Cow::Borrowed(c) if std::ptr::eq(a, c)));
+        let long = "m".repeat(MAX_KEPT_MODEL_NAME_LEN + 1);
+        assert_eq!(model_name(&long), Cow::<str>::Owned(long.clone()));
+        assert!(matches!(model_name(&long), Cow::Owned(_)));
     }
 
     #[test]
