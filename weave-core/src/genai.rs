@@ -689,15 +689,10 @@ impl ResponseFields {
             if i > 0 {
                 out.push(b',');
             }
-            // Scalars (strings, numbers: most response fields) on the fast path; a `str` and
-            // a `Value` always serialise.
-            if !crate::client::capture::write_scalar(&mut out, &**k) {
-                let _ = serde_json::to_writer(&mut out, &**k);
-            }
+            // A `str` and a `Value` always serialise.
+            let _ = serde_json::to_writer(&mut out, &**k);
             out.push(b':');
-            if !crate::client::capture::write_scalar(&mut out, v) {
-                let _ = serde_json::to_writer(&mut out, v);
-            }
+            let _ = serde_json::to_writer(&mut out, v);
         }
         out.push(b'}');
         // serde_json writes UTF-8 only.
