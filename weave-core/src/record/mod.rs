@@ -237,10 +237,11 @@ impl Usages {
 
     pub(crate) fn push(&mut self, usage: ModelUsage) {
         if self.more.is_empty() {
-            match self.one.take() {
-                None => return self.one = Some(usage),
-                Some(first) => self.more.push(first),
-            }
+            let Some(first) = self.one.take() else {
+                self.one = Some(usage);
+                return;
+            };
+            self.more.push(first);
         }
         self.more.push(usage);
     }

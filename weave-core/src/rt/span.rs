@@ -34,8 +34,10 @@ pub struct SpanSite {
     inputs_room: AtomicUsize,
 }
 
-/// The most room given to a span's inputs up front.
-const MAX_INPUTS_ROOM: usize = 4096;
+/// The most room given to a span's inputs up front: a longer text grows its buffer as
+/// before. Kept small because the room stays with the text until the writer has stored it:
+/// one long input must not make every later span of its site hold kilobytes in the queue.
+const MAX_INPUTS_ROOM: usize = 512;
 
 /// Attributes with a kind, by (client serial, kind) ([`SpanSite::with_kind`]).
 type KindedAttributes = ((u64, &'static str), Arc<JsonMap>);
