@@ -326,23 +326,24 @@ impl CallState {
     /// The output: `output`, or a GenAI span's response fields when it has no other
     /// ([`RareState::genai_output`]).
     pub(crate) fn output(&self) -> std::borrow::Cow<'_, Value> {
-        match &self.rare {
-            Some(r) if self.output.is_null() && !r.genai_output.is_empty() => {
-                std::borrow::Cow::Owned(r.genai_output.to_value())
-            }
-            _ => std::borrow::Cow::Borrowed(&self.output),
+        match self.genai_output() {
+            Some(response) => std::borrow::Cow::Owned(response.to_value()),
+            None => std::borrow::Cow::Borrowed(&self.output),
         }
     }
 
     /// The output's JSON text when it is a GenAI span's response fields (written where the
     /// span ended), for a store to keep as it is; `None` for any other output.
     pub(crate) fn genai_output_text(&self) -> Option<&str> {
-        match &self.rare {
-            Some(r) if self.output.is_null() && !r.genai_output.is_empty() => {
-                Some(r.genai_output.as_text())
-            }
-            _ => None,
-        }
+        self.genai_output().map(ResponseFields::as_text)
+    }
+
+    /// A GenAI span's response fields when they are its output (it has no other).
+    fn genai_output(&self) -> Option<&ResponseFields> {
+        self.rare
+            .as_ref()
+            .map(|r| &r.genai_output)
+            .filter(|r| self.output.is_null() && !r.is_empty())
     }
 
     /// A GenAI span's token usage, kept typed ([`RareState::genai_usage`]).

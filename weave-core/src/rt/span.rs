@@ -182,9 +182,10 @@ impl SpanSite {
         opts.parent = parent;
         opts.merged_attributes = Some(attributes);
         let text = inputs.args.finish();
-        if text.len() > self.inputs_room.load(Ordering::Relaxed) {
-            self.inputs_room
-                .fetch_max(text.len().min(MAX_INPUTS_ROOM), Ordering::Relaxed);
+        // Written only when the room grows: a site's spans do not share a written line.
+        let wanted = text.len().min(MAX_INPUTS_ROOM);
+        if wanted > self.inputs_room.load(Ordering::Relaxed) {
+            self.inputs_room.fetch_max(wanted, Ordering::Relaxed);
         }
         let call = client.create_call_inner(&self.op, op_ref, Inputs::json(text), opts)?;
         Ok((call, inputs.genai))
